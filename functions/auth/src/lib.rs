@@ -1,0 +1,175 @@
+//! The `auth` function: OAuth2 password login (RFC 6749 §4.3), refresh-token rotation with reuse
+//! detection (RFC 6749 §6, RFC 9700 §4.14.2), and revocation (RFC 7009). Errors at these
+//! endpoints are RFC 6749 §5.2 bodies, except 413 and the login throttle's 429.
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::{DateTime, Duration, Utc};
+use shared::auth::refresh::{self, MAX_REFRESH_TOKEN_LEN};
+use shared::error::OAuthErrorCode;
+use shared::repo::{RefreshRecord, Rotation};
+use shared::schemas::Token;
+use shared::validate::Email;
+use shared::web::OAuthForm;
+use shared::{ApiError, ApiResult, AppState};
+use uuid::Uuid;
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new().route("/v1/auth/token", post(token)).route("/v1/auth/revoke", post(revoke));
+    shared::web::finish(routes, state)
+}
+
+/// Longest username or password the token endpoint looks at; longer ones cannot be ours.
+const MAX_CREDENTIAL_LEN: usize = 1024;
+
+async fn token(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Response> {
+    // As FastAPI's OAuth2PasswordRequestForm, grant_type may be omitted for the password grant.
+    match form.get("grant_type")? {
+        None | Some("password") => password_grant(&state, &form).await,
+        Some("refresh_token") => refresh_grant(&state, &form).await,
+        Some(_) => Err(ApiError::OAuth {
+            code: OAuthErrorCode::UnsupportedGrantType,
+            description: "grant_type must be password or refresh_token",
+        }),
+    }
+}
+
+async fn password_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Response> {
+    let username = form.get("username")?.ok_or(ApiError::invalid_request("username is required"))?;
+    let password = form.get("password")?.ok_or(ApiError::invalid_request("password is required"))?;
+    if username.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
+        return Err(ApiError::invalid_grant());
+    }
+    let now = state.clock.now();
+    let (max_failures, window) = (state.config.login_max_failures, state.config.login_window_secs);
+    // Unknown emails are throttled exactly like known ones, keyed by what was typed.
+    let throttle_key = username.trim().to_lowercase();
+    let failures = state.repos.throttle.current_failures(&throttle_key, now, window).await?;
+    if let Some(w) = failures.filter(|w| w.count >= max_failures) {
+        let reopens = w.started_at + Duration::seconds(window);
+        return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, reopens) });
+    }
+    let user = match Email::parse(username) {
+        Ok(email) => state.repos.users.find_user_by_email(&email.key()).await?,
+        Err(_) => None,
+    };
+    // Always one argon2 verification, against a dummy hash for unknown emails: a wrong email
+    // and a wrong password cost the same time and get the same answer.
+    let verified = state
+        .hasher
+        .verify(
+            secrecy::SecretString::from(password.to_owned()),
+            user.as_ref().map(|u| u.password_hash.clone()),
+        )
+        .await?;
+    let user = match user {
+        Some(user) if verified => user,
+        _ => {
+            state.repos.throttle.record_failure(&throttle_key, now, window).await?;
+            return Err(ApiError::invalid_grant());
+        }
+    };
+    if !user.is_active {
+        return Err(ApiError::invalid_grant());
+    }
+    if failures.is_some() {
+        state.repos.throttle.clear_failures(&throttle_key).await?;
+    }
+    let (token, first) = issue(state, user.id, Uuid::new_v4(), now)?;
+    state.repos.tokens.create_family(&first).await?;
+    Ok(token_response(token))
+}
+
+async fn refresh_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Response> {
+    let presented =
+        form.get("refresh_token")?.ok_or(ApiError::invalid_request("refresh_token is required"))?;
+    if presented.len() > MAX_REFRESH_TOKEN_LEN {
+        return Err(ApiError::invalid_grant());
+    }
+    let now = state.clock.now();
+    let tokens = &state.repos.tokens;
+    let old = tokens.get_refresh(&refresh::hash(presented)).await?.ok_or_else(ApiError::invalid_grant)?;
+    if old.used {
+        return Err(reuse_detected(state, &old).await);
+    }
+    if old.expires_at <= now {
+        return Err(ApiError::invalid_grant());
+    }
+    let user = state.repos.users.get_user(old.user_id).await?;
+    let Some(user) = user.filter(|u| u.is_active) else {
+        return Err(ApiError::invalid_grant());
+    };
+    let (token, new) = issue(state, user.id, old.family_id, now)?;
+    match tokens.rotate_refresh(&old, &new, now).await? {
+        Rotation::Rotated => Ok(token_response(token)),
+        // Another request exchanged the same token first: that is reuse too.
+        Rotation::AlreadyUsed => Err(reuse_detected(state, &old).await),
+        Rotation::FamilyGone => Err(ApiError::invalid_grant()),
+    }
+}
+
+/// RFC 9700 §4.14.2: a rotated refresh token presented again means it may have been stolen;
+/// revoke every token descended from the same login.
+async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> ApiError {
+    tracing::warn!(user_id = %old.user_id, family_id = %old.family_id, "refresh token reuse: family revoked");
+    match state.repos.tokens.revoke_family(old.user_id, old.family_id).await {
+        Ok(()) => ApiError::invalid_grant(),
+        Err(e) => e.into(),
+    }
+}
+
+/// RFC 7009: 200 whether or not the token was known; a known token's whole family stops working.
+async fn revoke(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Response> {
+    let token = form.get("token")?.ok_or(ApiError::invalid_request("token is required"))?;
+    if token.len() <= MAX_REFRESH_TOKEN_LEN {
+        let tokens = &state.repos.tokens;
+        if let Some(record) = tokens.get_refresh(&refresh::hash(token)).await? {
+            tokens.revoke_family(record.user_id, record.family_id).await?;
+        }
+    }
+    Ok(no_store(StatusCode::OK.into_response()))
+}
+
+fn issue(
+    state: &AppState,
+    user_id: Uuid,
+    family_id: Uuid,
+    now: DateTime<Utc>,
+) -> ApiResult<(Token, RefreshRecord)> {
+    let refresh_token = refresh::generate();
+    let record = RefreshRecord {
+        token_hash: refresh::hash(&refresh_token),
+        user_id,
+        family_id,
+        issued_at: now,
+        expires_at: now + Duration::seconds(state.config.refresh_token_ttl_secs),
+        used: false,
+    };
+    let token = Token {
+        access_token: state.jwt.issue(user_id, now)?,
+        token_type: "bearer",
+        expires_in: state.jwt.access_ttl_secs(),
+        refresh_token,
+    };
+    Ok((token, record))
+}
+
+fn token_response(token: Token) -> Response {
+    no_store(axum::Json(token).into_response())
+}
+
+/// RFC 6749 §5.1: responses carrying tokens must not be cached.
+fn no_store(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+fn seconds_until(now: DateTime<Utc>, then: DateTime<Utc>) -> u64 {
+    let millis = (then - now).num_milliseconds().max(0) as u64;
+    millis.div_ceil(1000).max(1)
+}

@@ -1,0 +1,6 @@
+//! The `auth` Lambda: the router of `lib.rs` on lambda_http.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::run_lambda(auth::router).await
+}

@@ -1,0 +1,255 @@
+//! The `users` function: public signup, the caller's own profile, and superuser administration.
+
+use axum::Router;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+use secrecy::SecretString;
+use shared::auth::{CurrentUser, SuperUser};
+use shared::repo::{CreateUser, UpdateUser, UserChanges, UserRecord};
+use shared::schemas::{
+    Page, UpdatePassword, UserCreate, UserRegister, UserResponse, UserUpdate, UserUpdateMe,
+};
+use shared::validate::{Email, FullName, Password, Patch};
+use shared::web::extract::UserId;
+use shared::web::{Json, PageQuery};
+use shared::{ApiError, ApiResult, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let routes = Router::new()
+        .route("/v1/users/signup", post(signup))
+        .route("/v1/users/me", get(read_me).patch(update_me).delete(delete_me))
+        .route("/v1/users/me/password", patch(update_password))
+        .route("/v1/users", get(list_users).post(create_user))
+        .route("/v1/users/{user_id}", get(read_user).patch(update_user).delete(delete_user));
+    shared::web::finish(routes, state)
+}
+
+const EMAIL_TAKEN: &str = "The user with this email already exists in the system";
+const USER_NOT_FOUND: &str = "User not found";
+const NOT_ENOUGH_PRIVILEGES: &str = "The user doesn't have enough privileges";
+const NO_SELF_DELETE: &str = "Super users are not allowed to delete themselves";
+
+/// Refuses signup with 403 when open registration is switched off, before the body is read.
+struct RegistrationOpen;
+
+impl FromRequestParts<AppState> for RegistrationOpen {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(_parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if state.config.open_registration {
+            Ok(Self)
+        } else {
+            Err(ApiError::Forbidden("Open user registration is forbidden on this server".into()))
+        }
+    }
+}
+
+struct NewUser {
+    email: Email,
+    password: Password,
+    full_name: Option<FullName>,
+    is_active: bool,
+    is_superuser: bool,
+}
+
+async fn create(state: &AppState, new: NewUser) -> ApiResult<Response> {
+    let now = state.clock.now();
+    let user = UserRecord {
+        id: state.ids.new_id(now),
+        email: new.email,
+        full_name: new.full_name.map(FullName::into_inner),
+        password_hash: state.hasher.hash(secret(new.password)).await?,
+        is_active: new.is_active,
+        is_superuser: new.is_superuser,
+        created_at: now,
+        updated_at: now,
+    };
+    match state.repos.users.create_user(&user).await? {
+        CreateUser::Created => Ok(created(&user)),
+        CreateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
+    }
+}
+
+fn secret(password: Password) -> SecretString {
+    SecretString::from(password.into_inner())
+}
+
+fn created(user: &UserRecord) -> Response {
+    let mut response = (StatusCode::CREATED, axum::Json(UserResponse::from(user))).into_response();
+    if let Ok(location) = HeaderValue::from_str(&format!("/v1/users/{}", user.id)) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    response
+}
+
+async fn signup(
+    State(state): State<AppState>,
+    _open: RegistrationOpen,
+    Json(body): Json<UserRegister>,
+) -> ApiResult<Response> {
+    let new = NewUser {
+        email: body.email,
+        password: body.password,
+        full_name: body.full_name,
+        is_active: true,
+        is_superuser: false,
+    };
+    create(&state, new).await
+}
+
+async fn read_me(CurrentUser(me): CurrentUser) -> axum::Json<UserResponse> {
+    axum::Json(UserResponse::from(&me))
+}
+
+/// Applies changes and maps the outcome to the contract's answers.
+async fn apply(state: &AppState, user: &UserRecord, changes: UserChanges) -> ApiResult<UserRecord> {
+    match state.repos.users.update_user(user.id, &changes, state.clock.now()).await? {
+        UpdateUser::Updated(user) => Ok(user),
+        UpdateUser::NotFound => Err(ApiError::NotFound(USER_NOT_FOUND)),
+        UpdateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
+    }
+}
+
+fn full_name_change(patch: Patch<Option<FullName>>) -> Patch<Option<String>> {
+    match patch {
+        Patch::Absent => Patch::Absent,
+        Patch::Set(v) => Patch::Set(v.map(FullName::into_inner)),
+    }
+}
+
+async fn update_me(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Json(body): Json<UserUpdateMe>,
+) -> ApiResult<axum::Json<UserResponse>> {
+    if body.email.is_absent() && body.full_name.is_absent() {
+        return Ok(axum::Json(UserResponse::from(&me)));
+    }
+    let changes = UserChanges {
+        email: body.email.into_option(),
+        full_name: full_name_change(body.full_name),
+        ..UserChanges::default()
+    };
+    Ok(axum::Json(UserResponse::from(&apply(&state, &me, changes).await?)))
+}
+
+async fn update_password(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Json(body): Json<UpdatePassword>,
+) -> ApiResult<StatusCode> {
+    let current = body.current_password.into_inner();
+    let verified =
+        state.hasher.verify(SecretString::from(current.clone()), Some(me.password_hash.clone())).await?;
+    if !verified {
+        return Err(ApiError::BadRequest("Incorrect password".into()));
+    }
+    if body.new_password.as_str() == current {
+        return Err(ApiError::BadRequest("New password cannot be the same as the current one".into()));
+    }
+    let changes = UserChanges {
+        password_hash: Some(state.hasher.hash(secret(body.new_password)).await?),
+        ..UserChanges::default()
+    };
+    apply(&state, &me, changes).await?;
+    // A password change ends every session: all refresh tokens of the user stop working.
+    state.repos.tokens.revoke_user_tokens(me.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn delete_me(State(state): State<AppState>, CurrentUser(me): CurrentUser) -> ApiResult<StatusCode> {
+    if me.is_superuser {
+        return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
+    }
+    state.repos.users.delete_user(me.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+const USERS_LISTING: &str = "users";
+
+async fn list_users(
+    State(state): State<AppState>,
+    _admin: SuperUser,
+    query: PageQuery,
+) -> ApiResult<axum::Json<Page<UserResponse>>> {
+    let after = query.cursor.as_deref().map(|c| state.cursors.decode(USERS_LISTING, c)).transpose()?;
+    let listing = state.repos.users.list_users(query.limit, after).await?;
+    let next_cursor = listing
+        .more
+        .then(|| listing.records.last().map(|u| state.cursors.encode(USERS_LISTING, u.id)))
+        .flatten();
+    Ok(axum::Json(Page { data: listing.records.iter().map(UserResponse::from).collect(), next_cursor }))
+}
+
+async fn create_user(
+    State(state): State<AppState>,
+    _admin: SuperUser,
+    Json(body): Json<UserCreate>,
+) -> ApiResult<Response> {
+    let new = NewUser {
+        email: body.email,
+        password: body.password,
+        full_name: body.full_name,
+        is_active: body.is_active,
+        is_superuser: body.is_superuser,
+    };
+    create(&state, new).await
+}
+
+async fn read_user(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    UserId(id): UserId,
+) -> ApiResult<axum::Json<UserResponse>> {
+    if id == me.id {
+        return Ok(axum::Json(UserResponse::from(&me)));
+    }
+    if !me.is_superuser {
+        return Err(ApiError::Forbidden(NOT_ENOUGH_PRIVILEGES.into()));
+    }
+    let user = state.repos.users.get_user(id).await?.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
+    Ok(axum::Json(UserResponse::from(&user)))
+}
+
+async fn update_user(
+    State(state): State<AppState>,
+    _admin: SuperUser,
+    UserId(id): UserId,
+    Json(body): Json<UserUpdate>,
+) -> ApiResult<axum::Json<UserResponse>> {
+    let user = state.repos.users.get_user(id).await?.ok_or(ApiError::NotFound(USER_NOT_FOUND))?;
+    let password_hash = match body.password {
+        Patch::Set(password) => Some(state.hasher.hash(secret(password)).await?),
+        Patch::Absent => None,
+    };
+    let ends_sessions = password_hash.is_some() || body.is_active == Patch::Set(false);
+    let changes = UserChanges {
+        email: body.email.into_option(),
+        full_name: full_name_change(body.full_name),
+        password_hash,
+        is_active: body.is_active.into_option(),
+        is_superuser: body.is_superuser.into_option(),
+    };
+    let updated = apply(&state, &user, changes).await?;
+    if ends_sessions {
+        state.repos.tokens.revoke_user_tokens(id).await?;
+    }
+    Ok(axum::Json(UserResponse::from(&updated)))
+}
+
+async fn delete_user(
+    State(state): State<AppState>,
+    SuperUser(me): SuperUser,
+    UserId(id): UserId,
+) -> ApiResult<StatusCode> {
+    if id == me.id {
+        return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
+    }
+    if !state.repos.users.delete_user(id).await? {
+        return Err(ApiError::NotFound(USER_NOT_FOUND));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,6 @@
+//! The `users` Lambda: the router of `lib.rs` on lambda_http.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::run_lambda(users::router).await
+}

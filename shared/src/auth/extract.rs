@@ -1,0 +1,58 @@
+//! `CurrentUser` and `SuperUser`, the counterparts of FastAPI's `CurrentUser` dependency: they
+//! read the bearer token (RFC 6750 §2.1), verify it, and load the user on every request, so a
+//! deactivated or deleted user is refused at once rather than when the token expires.
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+
+use crate::error::ApiError;
+use crate::repo::UserRecord;
+use crate::state::AppState;
+
+#[derive(Debug, Clone)]
+pub struct CurrentUser(pub UserRecord);
+
+/// A current user who is a superuser; anyone else gets 403.
+#[derive(Debug, Clone)]
+pub struct SuperUser(pub UserRecord);
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or(ApiError::NotAuthenticated)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken)?;
+    let (scheme, token) = value.trim().split_once(' ').ok_or(ApiError::NotAuthenticated)?;
+    // As FastAPI's OAuth2PasswordBearer: another scheme counts as no credentials at all.
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(ApiError::NotAuthenticated);
+    }
+    let token = token.trim();
+    if token.is_empty() {
+        return Err(ApiError::NotAuthenticated);
+    }
+    Ok(token)
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let user_id = state.jwt.verify(bearer(parts)?, state.clock.now())?;
+        let user = state.repos.users.get_user(user_id).await?.ok_or(ApiError::InvalidToken)?;
+        if !user.is_active {
+            return Err(ApiError::Forbidden("Inactive user".into()));
+        }
+        Ok(Self(user))
+    }
+}
+
+impl FromRequestParts<AppState> for SuperUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let CurrentUser(user) = CurrentUser::from_request_parts(parts, state).await?;
+        if !user.is_superuser {
+            return Err(ApiError::Forbidden("The user doesn't have enough privileges".into()));
+        }
+        Ok(Self(user))
+    }
+}

@@ -1,0 +1,112 @@
+//! Password hashing with argon2id at OWASP's parameters (m=19456 KiB, t=2, p=1).
+//!
+//! Hashing takes tens of milliseconds of pure CPU, so it runs on tokio's blocking pool: on the
+//! async executor it would stall every other request on that worker (see realworld-axum-sqlx's
+//! `hash_password`). Unknown emails are verified against a dummy hash of the same cost, so that
+//! a wrong email and a wrong password take the same time.
+
+use std::sync::{Arc, OnceLock};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use async_trait::async_trait;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::ApiError;
+
+#[async_trait]
+pub trait PasswordHasher: Send + Sync + std::fmt::Debug {
+    async fn hash(&self, password: SecretString) -> Result<String, ApiError>;
+    /// Verifies against `hash`; with `None`, against a dummy hash of the same cost, returning
+    /// false, so that callers spend the same time whether or not the account exists.
+    async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError>;
+}
+
+#[derive(Debug, Clone)]
+pub struct Argon2Hasher {
+    params: Params,
+    dummy: Arc<OnceLock<String>>,
+}
+
+impl Argon2Hasher {
+    /// OWASP's recommended argon2id parameters: 19 MiB, 2 iterations, 1 lane.
+    pub fn owasp() -> Self {
+        Self::with_params(19_456, 2, 1)
+    }
+
+    /// Other costs, for tests that hash many passwords. Production code uses [`Self::owasp`].
+    pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> Self {
+        #[allow(clippy::expect_used)] // constant, valid parameters; a failure is a programming error
+        let params = Params::new(m_cost, t_cost, p_cost, None).expect("valid argon2 parameters");
+        Self { params, dummy: Arc::new(OnceLock::new()) }
+    }
+
+    fn argon2(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    fn hash_blocking(&self, password: &str) -> Result<String, ApiError> {
+        let salt = SaltString::generate(&mut OsRng);
+        self.argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| ApiError::Internal(format!("argon2 hash: {e}")))
+    }
+
+    fn dummy_hash(&self) -> Result<String, ApiError> {
+        if let Some(h) = self.dummy.get() {
+            return Ok(h.clone());
+        }
+        let h = self.hash_blocking("dummy password for unknown accounts")?;
+        Ok(self.dummy.get_or_init(|| h).clone())
+    }
+
+    fn verify_blocking(&self, password: &str, hash: Option<&str>) -> Result<bool, ApiError> {
+        let (hash, known) = match hash {
+            Some(h) => (h.to_owned(), true),
+            None => (self.dummy_hash()?, false),
+        };
+        let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::Internal(format!("stored hash: {e}")))?;
+        // Verify with the parameters recorded in the hash itself (the `argon2` verifier reads them).
+        let ok = self.argon2().verify_password(password.as_bytes(), &parsed).is_ok();
+        Ok(ok && known)
+    }
+}
+
+#[async_trait]
+impl PasswordHasher for Argon2Hasher {
+    async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.hash_blocking(password.expose_secret()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
+    }
+
+    async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.verify_blocking(password.expose_secret(), hash.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("verifying task: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn hashes_with_owasp_argon2id_parameters_and_verifies() {
+        let hasher = Argon2Hasher::owasp();
+        let hash = hasher.hash("correct horse".into()).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(hasher.verify("correct horse".into(), Some(hash.clone())).await.expect("verify"));
+        assert!(!hasher.verify("wrong horse".into(), Some(hash)).await.expect("verify"));
+    }
+
+    #[tokio::test]
+    async fn the_dummy_hash_never_verifies() {
+        let hasher = Argon2Hasher::with_params(64, 1, 1);
+        assert!(!hasher.verify("dummy password for unknown accounts".into(), None).await.expect("verify"));
+    }
+}

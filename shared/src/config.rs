@@ -1,0 +1,156 @@
+//! Typed configuration read once from the environment at cold start. It fails fast, with a
+//! message that says what to set, and wraps the JWT secret so it cannot reach a log line.
+
+use std::collections::HashMap;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// The smallest JWT secret we accept: HS256 wants a key of at least its 256-bit output.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub table_name: String,
+    pub jwt_secret: SecretString,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub login_max_failures: u32,
+    pub login_window_secs: i64,
+    pub open_registration: bool,
+    /// For DynamoDB Local; unset in AWS.
+    pub dynamodb_endpoint: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error(
+        "JWT_SECRET is not set: set it to a random secret of at least {MIN_JWT_SECRET_BYTES} bytes, e.g. `export JWT_SECRET=$(openssl rand -base64 48)`"
+    )]
+    MissingSecret,
+    #[error(
+        "JWT_SECRET is {0} bytes long: it must be at least {MIN_JWT_SECRET_BYTES} bytes, e.g. `export JWT_SECRET=$(openssl rand -base64 48)`"
+    )]
+    ShortSecret(usize),
+    #[error("{name} is {value:?}: {expected}")]
+    Invalid { name: &'static str, value: String, expected: &'static str },
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// Reads the configuration from a map of variables (the environment, or a test's own).
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
+        let secret = get("JWT_SECRET").ok_or(ConfigError::MissingSecret)?;
+        if secret.len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::ShortSecret(secret.len()));
+        }
+        let config = Self {
+            table_name: get("TABLE_NAME").unwrap_or("api").to_owned(),
+            jwt_secret: SecretString::from(secret.to_owned()),
+            jwt_issuer: get("JWT_ISSUER").unwrap_or("lambda-api").to_owned(),
+            jwt_audience: get("JWT_AUDIENCE").unwrap_or("lambda-api").to_owned(),
+            access_token_ttl_secs: number(get, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
+            refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * 24 * 3600)?,
+            login_max_failures: number(get, "LOGIN_MAX_FAILURES", 5)?,
+            login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 15 * 60)?,
+            open_registration: match get("OPEN_REGISTRATION") {
+                None => true,
+                Some(v) => match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => {
+                        return Err(ConfigError::Invalid {
+                            name: "OPEN_REGISTRATION",
+                            value: v.to_owned(),
+                            expected: "expected true or false",
+                        });
+                    }
+                },
+            },
+            dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
+        };
+        Ok(config)
+    }
+
+    /// A configuration for tests and tools: everything default, the given secret.
+    pub fn for_tests(secret: &str) -> Self {
+        let vars = HashMap::from([("JWT_SECRET".to_owned(), secret.to_owned())]);
+        Self::from_vars(&vars).unwrap_or_else(|e| panic!("test configuration: {e}"))
+    }
+
+    pub fn jwt_secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+fn number<'a, T: std::str::FromStr + PartialOrd + Default>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => match v.parse::<T>() {
+            Ok(n) if n > T::default() => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: v.to_owned(),
+                expected: "expected a positive integer",
+            }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn a_missing_secret_says_what_to_set() {
+        let err = Config::from_vars(&vars(&[])).unwrap_err();
+        assert_eq!(err, ConfigError::MissingSecret);
+        assert!(err.to_string().contains("JWT_SECRET"));
+    }
+
+    #[test]
+    fn a_short_secret_is_refused() {
+        let err = Config::from_vars(&vars(&[("JWT_SECRET", "too-short")])).unwrap_err();
+        assert_eq!(err, ConfigError::ShortSecret(9));
+        assert!(err.to_string().contains("at least 32 bytes"));
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_vars(&vars(&[("JWT_SECRET", &"s".repeat(32))])).expect("valid");
+        assert_eq!(c.access_token_ttl_secs, 900);
+        assert_eq!(c.refresh_token_ttl_secs, 604_800);
+        assert_eq!((c.login_max_failures, c.login_window_secs), (5, 900));
+        assert!(c.open_registration);
+        assert_eq!(c.dynamodb_endpoint, None);
+    }
+
+    #[test]
+    fn the_secret_never_shows_in_debug_output() {
+        let secret = "a-very-secret-value-that-is-long-enough";
+        let c = Config::from_vars(&vars(&[("JWT_SECRET", secret)])).expect("valid");
+        assert!(!format!("{c:?}").contains(secret));
+    }
+
+    #[test]
+    fn bad_numbers_and_flags_are_refused() {
+        let s = "s".repeat(32);
+        assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("LOGIN_MAX_FAILURES", "0")])).is_err());
+        assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "maybe")])).is_err());
+        let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "false")])).expect("ok");
+        assert!(!c.open_registration);
+    }
+}

@@ -1,0 +1,81 @@
+//! Outside dependencies a handler uses besides the repositories: the clock and id generation.
+//! Both come through `AppState` as trait objects so that a test can replace them, as FastAPI's
+//! `dependency_overrides` allows: expiry and throttle windows are tested by moving a
+//! [`TestClock`], never by sleeping.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use uuid::Uuid;
+
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The wall clock, truncated to microseconds (the precision of the timestamps we return).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now().trunc_subsecs(6)
+    }
+}
+
+/// A clock that only moves when told to.
+#[derive(Debug)]
+pub struct TestClock(Mutex<DateTime<Utc>>);
+
+impl TestClock {
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self(Mutex::new(start.trunc_subsecs(6)))
+    }
+
+    pub fn advance(&self, by: Duration) {
+        let mut now = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        *now += by;
+    }
+}
+
+impl Default for TestClock {
+    fn default() -> Self {
+        Self::new(Utc::now())
+    }
+}
+
+impl Clock for TestClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+pub trait IdGenerator: Send + Sync + std::fmt::Debug {
+    /// A new UUIDv7 for the given instant, so ids sort by creation time.
+    fn new_id(&self, at: DateTime<Utc>) -> Uuid;
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct UuidV7;
+
+impl IdGenerator for UuidV7 {
+    fn new_id(&self, at: DateTime<Utc>) -> Uuid {
+        let ts =
+            uuid::Timestamp::from_unix(uuid::NoContext, at.timestamp() as u64, at.timestamp_subsec_nanos());
+        Uuid::new_v7(ts)
+    }
+}
+
+/// RFC 3339 in UTC with `Z` and microseconds, as Pydantic serialises `datetime`.
+pub fn format_timestamp(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Serde adapter for [`format_timestamp`].
+pub mod rfc3339 {
+    use chrono::{DateTime, Utc};
+    use serde::Serializer;
+
+    pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::format_timestamp(t))
+    }
+}

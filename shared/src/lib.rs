@@ -1,0 +1,32 @@
+//! The library every function shares: configuration, errors, schemas, validation, auth,
+//! repositories (DynamoDB and in-memory), the application state, and the web layer.
+
+pub mod auth;
+pub mod config;
+pub mod deps;
+pub mod error;
+pub mod repo;
+pub mod schemas;
+pub mod state;
+pub mod telemetry;
+pub mod validate;
+pub mod web;
+
+pub use config::Config;
+pub use error::{ApiError, ApiResult};
+pub use state::AppState;
+
+/// Runs a function's router on Lambda: the whole of each function's `main`. A configuration
+/// error stops the function at start with a message that says what to set.
+pub async fn run_lambda(router: fn(AppState) -> axum::Router) -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let state = match AppState::from_env().await {
+        Ok(state) => state,
+        Err(e) => {
+            tracing::error!("configuration error: {e}");
+            eprintln!("configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
+    lambda_http::run(router(state)).await
+}

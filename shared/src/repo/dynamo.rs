@@ -1,0 +1,934 @@
+//! The DynamoDB store: one table, the single-table design of `shared/TABLE.md`. Every
+//! multi-record write is a transaction, every write that must not race carries a condition, and
+//! every listing is a Query on a key or an index (never a Scan).
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
+};
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::table::{GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL};
+use super::*;
+use crate::validate::{Email, Patch};
+
+type Attrs = HashMap<String, AttributeValue>;
+
+/// How often a transaction that lost a conflict with a concurrent one is tried again before the
+/// request gives up with a 503. Conflicts clear in milliseconds.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    async fn get(&self, pk: String, sk: &str) -> RepoResult<Option<Attrs>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    /// Runs a transaction. `Ok(None)` when it committed; `Ok(Some(codes))` when a condition
+    /// failed, with one cancellation code per action (`"ConditionalCheckFailed"`, `"None"`).
+    /// Conflicts with a concurrent transaction are retried with a short jittered back-off.
+    async fn transact(&self, actions: Vec<TransactWriteItem>) -> RepoResult<Option<Vec<String>>> {
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            let result =
+                self.client.transact_write_items().set_transact_items(Some(actions.clone())).send().await;
+            let err = match result {
+                Ok(_) => return Ok(None),
+                Err(err) => err,
+            };
+            if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
+                let codes: Vec<String> =
+                    e.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
+                let conflict = codes.iter().any(|c| c == "TransactionConflict");
+                let failed_condition = codes.iter().any(|c| c == "ConditionalCheckFailed");
+                if failed_condition {
+                    return Ok(Some(codes));
+                }
+                if conflict && attempt < TRANSACTION_ATTEMPTS {
+                    backoff(attempt).await;
+                    continue;
+                }
+            }
+            if err.code() == Some("TransactionInProgressException") && attempt < TRANSACTION_ATTEMPTS {
+                backoff(attempt).await;
+                continue;
+            }
+            return Err(sdk_error("TransactWriteItems", err));
+        }
+        Err(RepoError::Unavailable("transaction kept conflicting with concurrent writes".into()))
+    }
+
+    /// Keys (PK, SK) of every record in a user's partition whose SK starts with `prefix`.
+    async fn partition_keys(&self, user_id: Uuid, prefix: &str) -> RepoResult<Vec<Attrs>> {
+        let mut keys = Vec::new();
+        let mut start: Option<Attrs> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(user_pk(user_id)))
+                .expression_attribute_values(":prefix", s(prefix))
+                .projection_expression("#pk, #sk")
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            keys.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(keys);
+            }
+        }
+    }
+
+    /// Deletes records by key, 25 at a time, re-sending what DynamoDB left unprocessed.
+    async fn delete_keys(&self, keys: Vec<Attrs>) -> RepoResult<()> {
+        for chunk in keys.chunks(25) {
+            let mut requests = chunk
+                .iter()
+                .map(|key| {
+                    DeleteRequest::builder()
+                        .set_key(Some(key.clone()))
+                        .build()
+                        .map(|d| WriteRequest::builder().delete_request(d).build())
+                        .map_err(|e| RepoError::Internal(e.to_string()))
+                })
+                .collect::<RepoResult<Vec<_>>>()?;
+            for attempt in 1..=TRANSACTION_ATTEMPTS {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, requests)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchWriteItem", e))?;
+                requests = out.unprocessed_items.and_then(|mut m| m.remove(&self.table)).unwrap_or_default();
+                if requests.is_empty() {
+                    break;
+                }
+                if attempt == TRANSACTION_ATTEMPTS {
+                    return Err(RepoError::Unavailable("batch delete left items unprocessed".into()));
+                }
+                backoff(attempt).await;
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&self, item: Attrs, condition: Option<&str>) -> RepoResult<TransactWriteItem> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned))
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn key(pk: String, sk: &str) -> Attrs {
+        HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn user_pk(id: Uuid) -> String {
+    format!("USER#{id}")
+}
+const USER_SK: &str = "USER";
+fn email_pk(key: &str) -> String {
+    format!("EMAIL#{key}")
+}
+const EMAIL_SK: &str = "EMAIL";
+fn item_sk(id: Uuid) -> String {
+    format!("ITEM#{id}")
+}
+const ITEM_PREFIX: &str = "ITEM#";
+fn family_sk(id: Uuid) -> String {
+    format!("FAMILY#{id}")
+}
+const FAMILY_PREFIX: &str = "FAMILY#";
+fn refresh_pk(hash: &str) -> String {
+    format!("REFRESH#{hash}")
+}
+const REFRESH_SK: &str = "REFRESH";
+fn failures_pk(key: &str) -> String {
+    format!("LOGINFAIL#{key}")
+}
+const FAILURES_SK: &str = "LOGINFAIL";
+const USERS_INDEX_PK: &str = "USERS";
+
+/// Epoch seconds for DynamoDB's TTL, which deletes the record some time after it passes; code
+/// checks expiry itself, since TTL deletion can lag by days.
+fn ttl(at: DateTime<Utc>) -> AttributeValue {
+    n(at.timestamp())
+}
+
+async fn backoff(attempt: u32) {
+    // Jitter from the random bits of a v4 UUID keeps racing requests from retrying in lockstep.
+    let jitter = (Uuid::new_v4().as_u128() % 20) as u64;
+    tokio::time::sleep(StdDuration::from_millis(5 * u64::from(attempt) + jitter)).await;
+}
+
+fn build_error(e: impl std::fmt::Display) -> RepoError {
+    RepoError::Internal(format!("building a DynamoDB request: {e}"))
+}
+
+/// Error codes that mean "try again later" rather than "this request is wrong".
+const TRANSIENT_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "InternalServerError",
+    "ServiceUnavailable",
+    "LimitExceededException",
+    "TransactionInProgressException",
+];
+
+fn sdk_error<E, R>(op: &str, err: SdkError<E, R>) -> RepoError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let transient = match &err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => true,
+        SdkError::ServiceError(_) => err.code().is_some_and(|c| TRANSIENT_CODES.contains(&c)),
+        _ => false,
+    };
+    let message = format!("{op}: {}", DisplayErrorContext(&err));
+    if transient { RepoError::Unavailable(message) } else { RepoError::Internal(message) }
+}
+
+fn corrupt(what: &str) -> RepoError {
+    RepoError::Internal(format!("malformed record: {what}"))
+}
+
+fn get_s<'a>(item: &'a Attrs, name: &str) -> RepoResult<&'a str> {
+    item.get(name).and_then(|v| v.as_s().ok()).map(String::as_str).ok_or_else(|| corrupt(name))
+}
+
+fn get_opt_s(item: &Attrs, name: &str) -> Option<String> {
+    item.get(name).and_then(|v| v.as_s().ok()).cloned()
+}
+
+fn get_n<T: std::str::FromStr>(item: &Attrs, name: &str) -> RepoResult<T> {
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name))
+}
+
+fn get_bool(item: &Attrs, name: &str) -> RepoResult<bool> {
+    item.get(name).and_then(|v| v.as_bool().ok()).copied().ok_or_else(|| corrupt(name))
+}
+
+fn get_uuid(item: &Attrs, name: &str) -> RepoResult<Uuid> {
+    get_s(item, name)?.parse().map_err(|_| corrupt(name))
+}
+
+fn get_time(item: &Attrs, name: &str) -> RepoResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(get_s(item, name)?).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(name))
+}
+
+fn get_millis(item: &Attrs, name: &str) -> RepoResult<DateTime<Utc>> {
+    DateTime::from_timestamp_millis(get_n(item, name)?).ok_or_else(|| corrupt(name))
+}
+
+fn time(t: &DateTime<Utc>) -> AttributeValue {
+    s(crate::deps::format_timestamp(t))
+}
+
+fn user_to_item(u: &UserRecord) -> Attrs {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(user_pk(u.id))),
+        (SK.to_owned(), s(USER_SK)),
+        (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
+        (GSI1_SK.to_owned(), s(u.id.to_string())),
+        ("type".to_owned(), s("user")),
+        ("id".to_owned(), s(u.id.to_string())),
+        ("email".to_owned(), s(u.email.as_str())),
+        ("email_key".to_owned(), s(u.email.key())),
+        ("password_hash".to_owned(), s(&u.password_hash)),
+        ("is_active".to_owned(), AttributeValue::Bool(u.is_active)),
+        ("is_superuser".to_owned(), AttributeValue::Bool(u.is_superuser)),
+        ("created_at".to_owned(), time(&u.created_at)),
+        ("updated_at".to_owned(), time(&u.updated_at)),
+    ]);
+    if let Some(name) = &u.full_name {
+        item.insert("full_name".to_owned(), s(name));
+    }
+    item
+}
+
+fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
+    Ok(UserRecord {
+        id: get_uuid(item, "id")?,
+        email: Email::from_trusted(get_s(item, "email")?.to_owned()),
+        full_name: get_opt_s(item, "full_name"),
+        password_hash: get_s(item, "password_hash")?.to_owned(),
+        is_active: get_bool(item, "is_active")?,
+        is_superuser: get_bool(item, "is_superuser")?,
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+    })
+}
+
+fn reservation(email_key: &str, user_id: Uuid) -> Attrs {
+    HashMap::from([
+        (PK.to_owned(), s(email_pk(email_key))),
+        (SK.to_owned(), s(EMAIL_SK)),
+        ("type".to_owned(), s("email")),
+        ("user_id".to_owned(), s(user_id.to_string())),
+    ])
+}
+
+fn item_to_attrs(i: &ItemRecord) -> Attrs {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(user_pk(i.owner_id))),
+        (SK.to_owned(), s(item_sk(i.id))),
+        (GSI1_PK.to_owned(), s(item_sk(i.id))),
+        (GSI1_SK.to_owned(), s(user_pk(i.owner_id))),
+        ("type".to_owned(), s("item")),
+        ("id".to_owned(), s(i.id.to_string())),
+        ("owner_id".to_owned(), s(i.owner_id.to_string())),
+        ("title".to_owned(), s(&i.title)),
+        ("version".to_owned(), n(i.version)),
+        ("created_at".to_owned(), time(&i.created_at)),
+        ("updated_at".to_owned(), time(&i.updated_at)),
+    ]);
+    if let Some(d) = &i.description {
+        item.insert("description".to_owned(), s(d));
+    }
+    item
+}
+
+fn item_from_attrs(item: &Attrs) -> RepoResult<ItemRecord> {
+    Ok(ItemRecord {
+        id: get_uuid(item, "id")?,
+        owner_id: get_uuid(item, "owner_id")?,
+        title: get_s(item, "title")?.to_owned(),
+        description: get_opt_s(item, "description"),
+        version: get_n(item, "version")?,
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+    })
+}
+
+fn refresh_to_item(r: &RefreshRecord) -> Attrs {
+    HashMap::from([
+        (PK.to_owned(), s(refresh_pk(&r.token_hash))),
+        (SK.to_owned(), s(REFRESH_SK)),
+        ("type".to_owned(), s("refresh_token")),
+        ("user_id".to_owned(), s(r.user_id.to_string())),
+        ("family_id".to_owned(), s(r.family_id.to_string())),
+        ("issued_at".to_owned(), time(&r.issued_at)),
+        ("expires_at_ms".to_owned(), n(r.expires_at.timestamp_millis())),
+        ("used".to_owned(), AttributeValue::Bool(r.used)),
+        (TTL.to_owned(), ttl(r.expires_at)),
+    ])
+}
+
+fn refresh_from_item(hash: &str, item: &Attrs) -> RepoResult<RefreshRecord> {
+    Ok(RefreshRecord {
+        token_hash: hash.to_owned(),
+        user_id: get_uuid(item, "user_id")?,
+        family_id: get_uuid(item, "family_id")?,
+        issued_at: get_time(item, "issued_at")?,
+        expires_at: get_millis(item, "expires_at_ms")?,
+        used: get_bool(item, "used")?,
+    })
+}
+
+fn family_to_item(user_id: Uuid, family_id: Uuid, expires_at: DateTime<Utc>) -> Attrs {
+    HashMap::from([
+        (PK.to_owned(), s(user_pk(user_id))),
+        (SK.to_owned(), s(family_sk(family_id))),
+        ("type".to_owned(), s("token_family")),
+        ("expires_at_ms".to_owned(), n(expires_at.timestamp_millis())),
+        (TTL.to_owned(), ttl(expires_at)),
+    ])
+}
+
+#[async_trait]
+impl UserRepo for DynamoStore {
+    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
+        let cond = Some("attribute_not_exists(#pk)");
+        let actions = vec![
+            self.put(user_to_item(user), cond)?,
+            self.put(reservation(&user.email.key(), user.id), cond)?,
+        ];
+        Ok(match self.transact(actions).await? {
+            None => CreateUser::Created,
+            Some(_) => CreateUser::EmailTaken,
+        })
+    }
+
+    async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>> {
+        self.get(user_pk(id), USER_SK).await?.as_ref().map(user_from_item).transpose()
+    }
+
+    async fn find_user_by_email(&self, email_key: &str) -> RepoResult<Option<UserRecord>> {
+        let Some(reservation) = self.get(email_pk(email_key), EMAIL_SK).await? else {
+            return Ok(None);
+        };
+        self.get_user(get_uuid(&reservation, "user_id")?).await
+    }
+
+    async fn update_user(
+        &self,
+        id: Uuid,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<UpdateUser> {
+        let Some(current) = self.get_user(id).await? else {
+            return Ok(UpdateUser::NotFound);
+        };
+        let mut sets = vec!["#updated_at = :updated_at"];
+        let mut removes = vec![];
+        let mut values: Attrs = HashMap::from([(":updated_at".to_owned(), time(&now))]);
+        let mut names: HashMap<String, String> = HashMap::from([
+            ("#pk".to_owned(), PK.to_owned()),
+            ("#updated_at".to_owned(), "updated_at".to_owned()),
+        ]);
+        let mut name = |placeholder: &str, attribute: &str| {
+            names.insert(placeholder.to_owned(), attribute.to_owned());
+        };
+        if let Some(email) = &changes.email {
+            sets.extend(["#email = :email", "#email_key = :email_key"]);
+            name("#email", "email");
+            name("#email_key", "email_key");
+            values.insert(":email".into(), s(email.as_str()));
+            values.insert(":email_key".into(), s(email.key()));
+        }
+        match &changes.full_name {
+            Patch::Set(Some(full_name)) => {
+                sets.push("#full_name = :full_name");
+                values.insert(":full_name".into(), s(full_name));
+                name("#full_name", "full_name");
+            }
+            Patch::Set(None) => {
+                removes.push("#full_name");
+                name("#full_name", "full_name");
+            }
+            Patch::Absent => {}
+        }
+        if let Some(hash) = &changes.password_hash {
+            sets.push("#password_hash = :password_hash");
+            values.insert(":password_hash".into(), s(hash));
+            name("#password_hash", "password_hash");
+        }
+        if let Some(active) = changes.is_active {
+            sets.push("#is_active = :is_active");
+            values.insert(":is_active".into(), AttributeValue::Bool(active));
+            name("#is_active", "is_active");
+        }
+        if let Some(superuser) = changes.is_superuser {
+            sets.push("#is_superuser = :is_superuser");
+            values.insert(":is_superuser".into(), AttributeValue::Bool(superuser));
+            name("#is_superuser", "is_superuser");
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        // The update is conditional on the email we read, so a concurrent email change cannot
+        // leave the reservation pointing at an address the user no longer has.
+        values.insert(":current_email_key".into(), s(current.email.key()));
+        names.insert("#current_email_key".into(), "email_key".into());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_pk(id), USER_SK)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk) AND #current_email_key = :current_email_key")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)?;
+        let mut actions = vec![TransactWriteItem::builder().update(update).build()];
+        let moving_email = changes.email.as_ref().filter(|e| e.key() != current.email.key());
+        if let Some(email) = moving_email {
+            actions.push(self.put(reservation(&email.key(), id), Some("attribute_not_exists(#pk)"))?);
+            let delete_old = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(email_pk(&current.email.key()), EMAIL_SK)))
+                .condition_expression("#user_id = :user_id")
+                .expression_attribute_names("#user_id", "user_id")
+                .expression_attribute_values(":user_id", s(id.to_string()))
+                .build()
+                .map_err(build_error)?;
+            actions.push(TransactWriteItem::builder().delete(delete_old).build());
+        }
+        match self.transact(actions).await? {
+            None => {}
+            Some(codes) if codes.get(1).is_some_and(|c| c == "ConditionalCheckFailed") => {
+                return Ok(UpdateUser::EmailTaken);
+            }
+            Some(_) => {
+                // The user was deleted or changed its email concurrently: report what is now true.
+                return match self.get_user(id).await? {
+                    None => Ok(UpdateUser::NotFound),
+                    Some(_) => Err(RepoError::Unavailable("user changed concurrently".into())),
+                };
+            }
+        }
+        self.get_user(id).await?.map(UpdateUser::Updated).map_or(Ok(UpdateUser::NotFound), Ok)
+    }
+
+    async fn delete_user(&self, id: Uuid) -> RepoResult<bool> {
+        // Children first, then the user and its reservation in one transaction, then one more
+        // sweep for anything created meanwhile (item creation is conditional on the user, so
+        // nothing can be added after the transaction). Retrying after a failure completes it.
+        self.delete_keys(self.owned_keys(id).await?).await?;
+        let Some(user) = self.get_user(id).await? else {
+            return Ok(false);
+        };
+        let delete_user = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_pk(id), USER_SK)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(build_error)?;
+        let delete_reservation = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(email_pk(&user.email.key()), EMAIL_SK)))
+            .condition_expression("#user_id = :user_id")
+            .expression_attribute_names("#user_id", "user_id")
+            .expression_attribute_values(":user_id", s(id.to_string()))
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().delete(delete_user).build(),
+            TransactWriteItem::builder().delete(delete_reservation).build(),
+        ];
+        let deleted = self.transact(actions).await?.is_none();
+        self.delete_keys(self.owned_keys(id).await?).await?;
+        Ok(deleted)
+    }
+
+    async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {
+        let start = after.map(|id| {
+            HashMap::from([
+                (PK.to_owned(), s(user_pk(id))),
+                (SK.to_owned(), s(USER_SK)),
+                (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
+                (GSI1_SK.to_owned(), s(id.to_string())),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_values(":pk", s(USERS_INDEX_PK))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        let records = out.items().iter().map(user_from_item).collect::<RepoResult<Vec<_>>>()?;
+        Ok(listing(records, limit))
+    }
+}
+
+impl DynamoStore {
+    /// Everything in the user's partition but the user record: items and token families.
+    async fn owned_keys(&self, id: Uuid) -> RepoResult<Vec<Attrs>> {
+        let mut keys = self.partition_keys(id, ITEM_PREFIX).await?;
+        keys.extend(self.partition_keys(id, FAMILY_PREFIX).await?);
+        Ok(keys)
+    }
+}
+
+#[async_trait]
+impl ItemRepo for DynamoStore {
+    async fn create_item(&self, item: &ItemRecord) -> RepoResult<bool> {
+        let owner_exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_pk(item.owner_id), USER_SK)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().condition_check(owner_exists).build(),
+            self.put(item_to_attrs(item), Some("attribute_not_exists(#pk)"))?,
+        ];
+        Ok(self.transact(actions).await?.is_none())
+    }
+
+    async fn get_item(&self, owner_id: Uuid, id: Uuid) -> RepoResult<Option<ItemRecord>> {
+        self.get(user_pk(owner_id), &item_sk(id)).await?.as_ref().map(item_from_attrs).transpose()
+    }
+
+    async fn find_item_owner(&self, id: Uuid) -> RepoResult<Option<Uuid>> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_values(":pk", s(item_sk(id)))
+            .limit(1)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        out.items().first().map(|item| get_uuid(item, "owner_id")).transpose()
+    }
+
+    async fn update_item(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        changes: &ItemChanges,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Conditional<ItemRecord>> {
+        // One UpdateItem: `ADD version 1` is atomic, so blind concurrent updates never lose a
+        // write and each bumps the version by exactly one; If-Match adds a condition on it.
+        let mut sets = vec!["#updated_at = :updated_at"];
+        let mut expression_tail = String::new();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(owner_id)))
+            .key(SK, s(item_sk(id)))
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#version", "version")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":updated_at", time(&now));
+        if let Some(title) = &changes.title {
+            sets.push("#title = :title");
+            request = request
+                .expression_attribute_names("#title", "title")
+                .expression_attribute_values(":title", s(title));
+        }
+        match &changes.description {
+            Patch::Set(Some(d)) => {
+                sets.push("#description = :description");
+                request = request
+                    .expression_attribute_names("#description", "description")
+                    .expression_attribute_values(":description", s(d));
+            }
+            Patch::Set(None) => {
+                expression_tail = " REMOVE #description".to_owned();
+                request = request.expression_attribute_names("#description", "description");
+            }
+            Patch::Absent => {}
+        }
+        let mut condition = "attribute_exists(#pk)".to_owned();
+        if let Some(v) = expected_version {
+            condition.push_str(" AND #version = :expected");
+            request = request.expression_attribute_values(":expected", n(v));
+        }
+        let result = request
+            .update_expression(format!("SET {} ADD #version :one{expression_tail}", sets.join(", ")))
+            .condition_expression(condition)
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let attrs = out.attributes.ok_or_else(|| corrupt("UpdateItem returned nothing"))?;
+                Ok(Conditional::Done(item_from_attrs(&attrs)?))
+            }
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(e)) => Ok(match e.item() {
+                    Some(_) => Conditional::VersionMismatch,
+                    None => Conditional::NotFound,
+                }),
+                _ => Err(sdk_error("UpdateItem", err)),
+            },
+        }
+    }
+
+    async fn delete_item(
+        &self,
+        owner_id: Uuid,
+        id: Uuid,
+        expected_version: Option<u64>,
+    ) -> RepoResult<Conditional<()>> {
+        let mut request = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(owner_id)))
+            .key(SK, s(item_sk(id)))
+            .expression_attribute_names("#pk", PK)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        let mut condition = "attribute_exists(#pk)".to_owned();
+        if let Some(v) = expected_version {
+            condition.push_str(" AND #version = :expected");
+            request = request
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":expected", n(v));
+        }
+        match request.condition_expression(condition).send().await {
+            Ok(_) => Ok(Conditional::Done(())),
+            Err(err) => {
+                use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+                match err.as_service_error() {
+                    Some(DeleteItemError::ConditionalCheckFailedException(e)) => Ok(match e.item() {
+                        Some(_) => Conditional::VersionMismatch,
+                        None => Conditional::NotFound,
+                    }),
+                    _ => Err(sdk_error("DeleteItem", err)),
+                }
+            }
+        }
+    }
+
+    async fn list_items(
+        &self,
+        owner_id: Uuid,
+        limit: usize,
+        before: Option<Uuid>,
+    ) -> RepoResult<Listing<ItemRecord>> {
+        let start = before.map(|id| Self::key(user_pk(owner_id), &item_sk(id)));
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(user_pk(owner_id)))
+            .expression_attribute_values(":prefix", s(ITEM_PREFIX))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        let records = out.items().iter().map(item_from_attrs).collect::<RepoResult<Vec<_>>>()?;
+        Ok(listing(records, limit))
+    }
+}
+
+#[async_trait]
+impl TokenRepo for DynamoStore {
+    async fn create_family(&self, first: &RefreshRecord) -> RepoResult<()> {
+        let actions = vec![
+            self.put(family_to_item(first.user_id, first.family_id, first.expires_at), None)?,
+            self.put(refresh_to_item(first), Some("attribute_not_exists(#pk)"))?,
+        ];
+        match self.transact(actions).await? {
+            None => Ok(()),
+            Some(_) => Err(RepoError::Internal("refresh token hash collision".into())),
+        }
+    }
+
+    async fn get_refresh(&self, token_hash: &str) -> RepoResult<Option<RefreshRecord>> {
+        self.get(refresh_pk(token_hash), REFRESH_SK)
+            .await?
+            .as_ref()
+            .map(|item| refresh_from_item(token_hash, item))
+            .transpose()
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &RefreshRecord,
+        new: &RefreshRecord,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Rotation> {
+        let mark_used = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(refresh_pk(&old.token_hash), REFRESH_SK)))
+            .update_expression("SET #used = :true")
+            .condition_expression("attribute_exists(#pk) AND #used = :false")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#used", "used")
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .expression_attribute_values(":false", AttributeValue::Bool(false))
+            .build()
+            .map_err(build_error)?;
+        let extend_family = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_pk(old.user_id), &family_sk(old.family_id))))
+            .update_expression("SET #exp = :exp, #ttl = :ttl")
+            .condition_expression("attribute_exists(#pk) AND #exp > :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#exp", "expires_at_ms")
+            .expression_attribute_names("#ttl", TTL)
+            .expression_attribute_values(":exp", n(new.expires_at.timestamp_millis()))
+            .expression_attribute_values(":ttl", ttl(new.expires_at))
+            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().update(mark_used).build(),
+            TransactWriteItem::builder().update(extend_family).build(),
+            self.put(refresh_to_item(new), Some("attribute_not_exists(#pk)"))?,
+        ];
+        Ok(match self.transact(actions).await? {
+            None => Rotation::Rotated,
+            Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => {
+                Rotation::AlreadyUsed
+            }
+            Some(_) => Rotation::FamilyGone,
+        })
+    }
+
+    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(user_pk(user_id)))
+            .key(SK, s(family_sk(family_id)))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        Ok(())
+    }
+
+    async fn revoke_user_tokens(&self, user_id: Uuid) -> RepoResult<()> {
+        self.delete_keys(self.partition_keys(user_id, FAMILY_PREFIX).await?).await
+    }
+}
+
+#[async_trait]
+impl ThrottleRepo for DynamoStore {
+    async fn current_failures(
+        &self,
+        email_key: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+    ) -> RepoResult<Option<FailureWindow>> {
+        let Some(item) = self.get(failures_pk(email_key), FAILURES_SK).await? else {
+            return Ok(None);
+        };
+        let window =
+            FailureWindow { count: get_n(&item, "count")?, started_at: get_millis(&item, "started_at_ms")? };
+        Ok(Some(window).filter(|w| w.started_at + Duration::seconds(window_secs) > now))
+    }
+
+    async fn record_failure(
+        &self,
+        email_key: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+    ) -> RepoResult<FailureWindow> {
+        let cutoff = (now - Duration::seconds(window_secs)).timestamp_millis();
+        for _ in 0..TRANSACTION_ATTEMPTS {
+            // Count into the open window...
+            let counted = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(PK, s(failures_pk(email_key)))
+                .key(SK, s(FAILURES_SK))
+                .update_expression("ADD #count :one")
+                .condition_expression("attribute_exists(#pk) AND #started > :cutoff")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#count", "count")
+                .expression_attribute_names("#started", "started_at_ms")
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":cutoff", n(cutoff))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            match counted {
+                Ok(out) => {
+                    let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned nothing"))?;
+                    return Ok(FailureWindow {
+                        count: get_n(&item, "count")?,
+                        started_at: get_millis(&item, "started_at_ms")?,
+                    });
+                }
+                Err(err)
+                    if err
+                        .as_service_error()
+                        .is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
+                Err(err) => return Err(sdk_error("UpdateItem", err)),
+            }
+            // ...or open a new one, unless a concurrent failure just did.
+            let started = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item(PK, s(failures_pk(email_key)))
+                .item(SK, s(FAILURES_SK))
+                .item("type", s("login_failures"))
+                .item("count", n(1))
+                .item("started_at_ms", n(now.timestamp_millis()))
+                .item(TTL, ttl(now + Duration::seconds(window_secs)))
+                .condition_expression("attribute_not_exists(#pk) OR #started <= :cutoff")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#started", "started_at_ms")
+                .expression_attribute_values(":cutoff", n(cutoff))
+                .send()
+                .await;
+            match started {
+                Ok(_) => return Ok(FailureWindow { count: 1, started_at: now }),
+                Err(err)
+                    if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                Err(err) => return Err(sdk_error("PutItem", err)),
+            }
+        }
+        Err(RepoError::Unavailable("login failure counter kept racing".into()))
+    }
+
+    async fn clear_failures(&self, email_key: &str) -> RepoResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(failures_pk(email_key)))
+            .key(SK, s(FAILURES_SK))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! The table's definition in code, for DynamoDB Local in tests and local runs. In AWS the table
+//! exists only through `template.yaml`; `tests/tests/template.rs` proves the two agree.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+};
+
+use super::{RepoError, RepoResult};
+
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1_PK: &str = "GSI1PK";
+pub const GSI1_SK: &str = "GSI1SK";
+pub const TTL: &str = "ttl";
+
+/// The key schema as (attribute, HASH|RANGE) pairs: the table's, then each index's by name.
+pub const TABLE_KEYS: [(&str, &str); 2] = [(PK, "HASH"), (SK, "RANGE")];
+pub const INDEXES: [(&str, [(&str, &str); 2]); 1] = [(GSI1, [(GSI1_PK, "HASH"), (GSI1_SK, "RANGE")])];
+
+fn key(name: &str, kind: KeyType) -> RepoResult<KeySchemaElement> {
+    KeySchemaElement::builder()
+        .attribute_name(name)
+        .key_type(kind)
+        .build()
+        .map_err(|e| RepoError::Internal(e.to_string()))
+}
+
+fn string_attribute(name: &str) -> RepoResult<AttributeDefinition> {
+    AttributeDefinition::builder()
+        .attribute_name(name)
+        .attribute_type(ScalarAttributeType::S)
+        .build()
+        .map_err(|e| RepoError::Internal(e.to_string()))
+}
+
+fn key_type(kind: &str) -> KeyType {
+    if kind == "HASH" { KeyType::Hash } else { KeyType::Range }
+}
+
+/// Creates the table (on-demand, with its index and TTL), as `template.yaml` declares it.
+pub async fn create_table(client: &Client, name: &str) -> RepoResult<()> {
+    let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    for (attribute, kind) in TABLE_KEYS {
+        request = request
+            .attribute_definitions(string_attribute(attribute)?)
+            .key_schema(key(attribute, key_type(kind))?);
+    }
+    for (index, keys) in INDEXES {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(index)
+            .projection(Projection::builder().projection_type(ProjectionType::All).build());
+        for (attribute, kind) in keys {
+            request = request.attribute_definitions(string_attribute(attribute)?);
+            gsi = gsi.key_schema(key(attribute, key_type(kind))?);
+        }
+        request =
+            request.global_secondary_indexes(gsi.build().map_err(|e| RepoError::Internal(e.to_string()))?);
+    }
+    request.send().await.map_err(|e| {
+        RepoError::Internal(format!("CreateTable: {}", aws_sdk_dynamodb::error::DisplayErrorContext(&e)))
+    })?;
+    let ttl = TimeToLiveSpecification::builder()
+        .enabled(true)
+        .attribute_name(TTL)
+        .build()
+        .map_err(|e| RepoError::Internal(e.to_string()))?;
+    client.update_time_to_live().table_name(name).time_to_live_specification(ttl).send().await.map_err(
+        |e| {
+            RepoError::Internal(format!(
+                "UpdateTimeToLive: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            ))
+        },
+    )?;
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! What every function's router shares: typed extractors whose rejections use the API's own
+//! error format, opaque cursors, and [`finish`], which wraps a router with the contract's
+//! cross-cutting behaviour (JSON 404/405, `x-request-id`, panics as 500, one log line a request).
+
+pub mod extract;
+pub mod pagination;
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+pub use extract::{IfMatch, Json, OAuthForm, PageQuery};
+pub use pagination::CursorCodec;
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Finishes a function's router: state, fallback, and the layers every response goes through.
+pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn(request_context))
+        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+            // The panic payload may hold request data: it is not logged.
+            ApiError::Internal("handler panicked".into()).into_response()
+        }))
+        .with_state(state)
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "detail": "Not Found" }))).into_response()
+}
+
+/// Request id, the JSON 405, and the access-log line.
+async fn request_context(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let request_id = request
+        .extensions()
+        .get::<lambda_http::Context>()
+        .map(|ctx| ctx.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let mut response = next.run(request).await;
+    // axum answers a known path with an unknown method itself, with an empty body and a
+    // complete `Allow`; give it the contract's JSON body, keeping the header.
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED && !is_json(&response) {
+        let allow = response.headers().get(header::ALLOW).cloned().unwrap_or(HeaderValue::from_static(""));
+        response = ApiError::MethodNotAllowed(allow).into_response();
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
+    }
+    tracing::info!(
+        request_id,
+        method = %method,
+        route = route.as_deref().unwrap_or("<unmatched>"),
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+fn is_json(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+}
