@@ -1,1 +1,248 @@
-//! placeholder
+//! Test support shared by every cross-function test: [`TestApp`], the three functions' routers
+//! behind one path-prefix dispatch (as API Gateway routes them), called in-process with
+//! `oneshot`; and [`dynamo`], which starts DynamoDB Local for the tests that need it.
+
+pub mod dynamo;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use http_body_util::BodyExt;
+use serde_json::{Value, json};
+use shared::auth::Argon2Hasher;
+use shared::deps::TestClock;
+use shared::repo::memory::MemoryStore;
+use shared::repo::{Repos, UserRecord};
+use shared::validate::Email;
+use shared::{AppState, Config};
+use tower::ServiceExt;
+use uuid::Uuid;
+
+/// A JWT secret for tests: long enough, and recognisable if it ever leaked.
+pub const SECRET: &str = "test-secret-for-the-in-process-tests-0123456789";
+pub const PASSWORD: &str = "correct horse battery";
+
+/// A configuration for tests.
+pub fn config() -> Config {
+    Config::for_tests(SECRET)
+}
+
+/// Argon2id at a tiny cost: in-process tests hash hundreds of passwords. The real parameters are
+/// tested in `shared::auth::password` and used by the DynamoDB end-to-end tests.
+pub fn fast_hasher() -> Arc<Argon2Hasher> {
+    Arc::new(Argon2Hasher::with_params(256, 1, 1))
+}
+
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    pub state: AppState,
+    pub clock: Arc<TestClock>,
+    auth: Router,
+    users: Router,
+    items: Router,
+}
+
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// `detail` of an error body.
+    pub fn detail(&self) -> Value {
+        self.json()["detail"].clone()
+    }
+
+    /// The `type` of each FastAPI-shaped validation error, with its `loc`.
+    pub fn validation_errors(&self) -> Vec<(Value, String)> {
+        assert_eq!(self.status, StatusCode::UNPROCESSABLE_ENTITY, "body: {}", self.text());
+        self.detail()
+            .as_array()
+            .unwrap_or_else(|| panic!("detail is not a list: {}", self.text()))
+            .iter()
+            .map(|e| {
+                assert!(e["msg"].is_string(), "every error has a msg: {e}");
+                (e["loc"].clone(), e["type"].as_str().unwrap_or_default().to_owned())
+            })
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A logged-in user: the user as the API returned it, and its tokens.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: Uuid,
+    pub email: String,
+    pub access: String,
+    pub refresh: String,
+}
+
+impl TestApp {
+    /// In-memory stores, a test clock and a fast hasher.
+    pub fn memory() -> Self {
+        Self::with_config(config())
+    }
+
+    pub fn with_config(config: Config) -> Self {
+        let state =
+            AppState::new(config, Repos::from_store(Arc::new(MemoryStore::new()))).with_hasher(fast_hasher());
+        Self::from_state(state)
+    }
+
+    /// Builds the routers over `state`, replacing its clock with a [`TestClock`].
+    pub fn from_state(state: AppState) -> Self {
+        let clock = Arc::new(TestClock::default());
+        let state = state.with_clock(clock.clone());
+        Self {
+            auth: auth::router(state.clone()),
+            users: users::router(state.clone()),
+            items: items::router(state.clone()),
+            state,
+            clock,
+        }
+    }
+
+    /// The function API Gateway would route this path to.
+    fn route(&self, path: &str) -> Router {
+        let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
+        if under("/v1/auth") {
+            self.auth.clone()
+        } else if under("/v1/users") {
+            self.users.clone()
+        } else {
+            self.items.clone()
+        }
+    }
+
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let router = self.route(request.uri().path());
+        let response = router.oneshot(request).await.unwrap_or_else(|e| match e {});
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("read body").to_bytes();
+        TestResponse { status: parts.status, headers: parts.headers, body }
+    }
+
+    fn builder(method: Method, path: &str, token: Option<&str>) -> axum::http::request::Builder {
+        let mut builder = Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        builder
+    }
+
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>) -> TestResponse {
+        self.send(Self::builder(method, path, token).body(Body::empty()).expect("request")).await
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::GET, path, Some(token)).await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.call(Method::DELETE, path, Some(token)).await
+    }
+
+    pub async fn json(&self, method: Method, path: &str, token: Option<&str>, body: Value) -> TestResponse {
+        self.raw(method, path, token, "application/json", body.to_string()).await
+    }
+
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        content_type: &str,
+        body: impl Into<Body>,
+    ) -> TestResponse {
+        let request = Self::builder(method, path, token)
+            .header(header::CONTENT_TYPE, content_type)
+            .body(body.into())
+            .expect("request");
+        self.send(request).await
+    }
+
+    pub async fn form(&self, path: &str, pairs: &[(&str, &str)]) -> TestResponse {
+        let body = serde_urlencoded::to_string(pairs).expect("form");
+        self.raw(Method::POST, path, None, "application/x-www-form-urlencoded", body).await
+    }
+
+    pub async fn signup(&self, email: &str, password: &str) -> TestResponse {
+        self.json(Method::POST, "/v1/users/signup", None, json!({"email": email, "password": password})).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.form(
+            "/v1/auth/token",
+            &[("grant_type", "password"), ("username", email), ("password", password)],
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
+        self.form("/v1/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+            .await
+    }
+
+    fn session_from(id: Uuid, email: &str, token: &TestResponse) -> Session {
+        assert_eq!(token.status, StatusCode::OK, "login failed: {}", token.text());
+        let body = token.json();
+        Session {
+            id,
+            email: email.to_owned(),
+            access: body["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        }
+    }
+
+    /// Signs a new user up through the API and logs it in.
+    pub async fn user(&self) -> Session {
+        let email = format!("user-{}@example.com", Uuid::new_v4().simple());
+        let created = self.signup(&email, PASSWORD).await;
+        assert_eq!(created.status, StatusCode::CREATED, "signup failed: {}", created.text());
+        let id = created.json()["id"].as_str().expect("id").parse().expect("uuid");
+        Self::session_from(id, &email, &self.login(&email, PASSWORD).await)
+    }
+
+    /// Creates a superuser directly in the store (as the admin command will) and logs it in.
+    pub async fn superuser(&self) -> Session {
+        let email = format!("admin-{}@example.com", Uuid::new_v4().simple());
+        let now = shared::deps::Clock::now(self.clock.as_ref());
+        let hash = self.state.hasher.hash(PASSWORD.into()).await.expect("hash");
+        let record = UserRecord {
+            id: Uuid::now_v7(),
+            email: Email::parse(&email).expect("email"),
+            full_name: Some("Admin".into()),
+            password_hash: hash,
+            is_active: true,
+            is_superuser: true,
+            created_at: now,
+            updated_at: now,
+        };
+        self.state.repos.users.create_user(&record).await.expect("create superuser");
+        Self::session_from(record.id, &email, &self.login(&email, PASSWORD).await)
+    }
+
+    /// Creates an item through the API and returns its JSON.
+    pub async fn item(&self, token: &str, title: &str) -> Value {
+        let created = self.json(Method::POST, "/v1/items", Some(token), json!({"title": title})).await;
+        assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+        created.json()
+    }
+}

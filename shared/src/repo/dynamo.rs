@@ -156,13 +156,11 @@ impl DynamoStore {
     }
 
     fn put(&self, item: Attrs, condition: Option<&str>) -> RepoResult<TransactWriteItem> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .set_condition_expression(condition.map(str::to_owned))
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(build_error)?;
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(item));
+        if let Some(condition) = condition {
+            put = put.condition_expression(condition).expression_attribute_names("#pk", PK);
+        }
+        let put = put.build().map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
@@ -274,8 +272,8 @@ fn get_time(item: &Attrs, name: &str) -> RepoResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(get_s(item, name)?).map(|t| t.with_timezone(&Utc)).map_err(|_| corrupt(name))
 }
 
-fn get_millis(item: &Attrs, name: &str) -> RepoResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(get_n(item, name)?).ok_or_else(|| corrupt(name))
+fn get_micros(item: &Attrs, name: &str) -> RepoResult<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(get_n(item, name)?).ok_or_else(|| corrupt(name))
 }
 
 fn time(t: &DateTime<Utc>) -> AttributeValue {
@@ -366,7 +364,7 @@ fn refresh_to_item(r: &RefreshRecord) -> Attrs {
         ("user_id".to_owned(), s(r.user_id.to_string())),
         ("family_id".to_owned(), s(r.family_id.to_string())),
         ("issued_at".to_owned(), time(&r.issued_at)),
-        ("expires_at_ms".to_owned(), n(r.expires_at.timestamp_millis())),
+        ("expires_at_us".to_owned(), n(r.expires_at.timestamp_micros())),
         ("used".to_owned(), AttributeValue::Bool(r.used)),
         (TTL.to_owned(), ttl(r.expires_at)),
     ])
@@ -378,7 +376,7 @@ fn refresh_from_item(hash: &str, item: &Attrs) -> RepoResult<RefreshRecord> {
         user_id: get_uuid(item, "user_id")?,
         family_id: get_uuid(item, "family_id")?,
         issued_at: get_time(item, "issued_at")?,
-        expires_at: get_millis(item, "expires_at_ms")?,
+        expires_at: get_micros(item, "expires_at_us")?,
         used: get_bool(item, "used")?,
     })
 }
@@ -388,7 +386,7 @@ fn family_to_item(user_id: Uuid, family_id: Uuid, expires_at: DateTime<Utc>) -> 
         (PK.to_owned(), s(user_pk(user_id))),
         (SK.to_owned(), s(family_sk(family_id))),
         ("type".to_owned(), s("token_family")),
-        ("expires_at_ms".to_owned(), n(expires_at.timestamp_millis())),
+        ("expires_at_us".to_owned(), n(expires_at.timestamp_micros())),
         (TTL.to_owned(), ttl(expires_at)),
     ])
 }
@@ -800,11 +798,11 @@ impl TokenRepo for DynamoStore {
             .update_expression("SET #exp = :exp, #ttl = :ttl")
             .condition_expression("attribute_exists(#pk) AND #exp > :now")
             .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#exp", "expires_at_ms")
+            .expression_attribute_names("#exp", "expires_at_us")
             .expression_attribute_names("#ttl", TTL)
-            .expression_attribute_values(":exp", n(new.expires_at.timestamp_millis()))
+            .expression_attribute_values(":exp", n(new.expires_at.timestamp_micros()))
             .expression_attribute_values(":ttl", ttl(new.expires_at))
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            .expression_attribute_values(":now", n(now.timestamp_micros()))
             .build()
             .map_err(build_error)?;
         let actions = vec![
@@ -850,7 +848,7 @@ impl ThrottleRepo for DynamoStore {
             return Ok(None);
         };
         let window =
-            FailureWindow { count: get_n(&item, "count")?, started_at: get_millis(&item, "started_at_ms")? };
+            FailureWindow { count: get_n(&item, "count")?, started_at: get_micros(&item, "started_at_us")? };
         Ok(Some(window).filter(|w| w.started_at + Duration::seconds(window_secs) > now))
     }
 
@@ -860,7 +858,7 @@ impl ThrottleRepo for DynamoStore {
         now: DateTime<Utc>,
         window_secs: i64,
     ) -> RepoResult<FailureWindow> {
-        let cutoff = (now - Duration::seconds(window_secs)).timestamp_millis();
+        let cutoff = (now - Duration::seconds(window_secs)).timestamp_micros();
         for _ in 0..TRANSACTION_ATTEMPTS {
             // Count into the open window...
             let counted = self
@@ -873,7 +871,7 @@ impl ThrottleRepo for DynamoStore {
                 .condition_expression("attribute_exists(#pk) AND #started > :cutoff")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#count", "count")
-                .expression_attribute_names("#started", "started_at_ms")
+                .expression_attribute_names("#started", "started_at_us")
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":cutoff", n(cutoff))
                 .return_values(ReturnValue::AllNew)
@@ -884,7 +882,7 @@ impl ThrottleRepo for DynamoStore {
                     let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned nothing"))?;
                     return Ok(FailureWindow {
                         count: get_n(&item, "count")?,
-                        started_at: get_millis(&item, "started_at_ms")?,
+                        started_at: get_micros(&item, "started_at_us")?,
                     });
                 }
                 Err(err)
@@ -902,11 +900,11 @@ impl ThrottleRepo for DynamoStore {
                 .item(SK, s(FAILURES_SK))
                 .item("type", s("login_failures"))
                 .item("count", n(1))
-                .item("started_at_ms", n(now.timestamp_millis()))
+                .item("started_at_us", n(now.timestamp_micros()))
                 .item(TTL, ttl(now + Duration::seconds(window_secs)))
                 .condition_expression("attribute_not_exists(#pk) OR #started <= :cutoff")
                 .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#started", "started_at_ms")
+                .expression_attribute_names("#started", "started_at_us")
                 .expression_attribute_values(":cutoff", n(cutoff))
                 .send()
                 .await;
