@@ -26,19 +26,34 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Finishes a function's router: state, fallback, and the layers every response goes through.
+///
+/// The request-level middleware wraps the *whole* router (as its fallback service), not each
+/// route: axum adds `Allow` to a 405 outside per-route layers, and the 405 body must keep it.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
-    router
-        .fallback(not_found)
-        .layer(middleware::from_fn(request_context))
-        .layer(CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+    let inner = router.fallback(not_found).layer(middleware::from_fn(record_route)).with_state(state);
+    Router::new().fallback_service(inner).layer(middleware::from_fn(request_context)).layer(
+        CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
             // The panic payload may hold request data: it is not logged.
             ApiError::Internal("handler panicked".into()).into_response()
-        }))
-        .with_state(state)
+        }),
+    )
 }
 
 async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, axum::Json(serde_json::json!({ "detail": "Not Found" }))).into_response()
+}
+
+/// The route template that matched, carried out to [`request_context`] for the log line.
+#[derive(Debug, Clone)]
+struct Route(MatchedPath);
+
+async fn record_route(request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(route) = route {
+        response.extensions_mut().insert(Route(route));
+    }
+    response
 }
 
 /// Request id, the JSON 405, and the access-log line.
@@ -51,8 +66,8 @@ async fn request_context(request: Request, next: Next) -> Response {
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let mut response = next.run(request).await;
+    let route = response.extensions().get::<Route>().map(|r| r.0.as_str().to_owned());
     // axum answers a known path with an unknown method itself, with an empty body and a
     // complete `Allow`; give it the contract's JSON body, keeping the header.
     if response.status() == StatusCode::METHOD_NOT_ALLOWED && !is_json(&response) {
