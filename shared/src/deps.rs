@@ -54,13 +54,16 @@ pub trait IdGenerator: Send + Sync + std::fmt::Debug {
     fn new_id(&self, at: DateTime<Utc>) -> Uuid;
 }
 
-#[derive(Debug, Default, Clone, Copy)]
-pub struct UuidV7;
+/// UUIDv7 ids, monotonic within this process: ids minted in the same millisecond still sort in
+/// the order they were made (RFC 9562 §6.2, method 1, via `ContextV7`), so "newest first" holds
+/// for items created together.
+#[derive(Debug, Default)]
+pub struct UuidV7(Mutex<uuid::ContextV7>);
 
 impl IdGenerator for UuidV7 {
     fn new_id(&self, at: DateTime<Utc>) -> Uuid {
-        let ts =
-            uuid::Timestamp::from_unix(uuid::NoContext, at.timestamp() as u64, at.timestamp_subsec_nanos());
+        let context = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let ts = uuid::Timestamp::from_unix(&*context, at.timestamp() as u64, at.timestamp_subsec_nanos());
         Uuid::new_v7(ts)
     }
 }
@@ -77,5 +80,21 @@ pub mod rfc3339 {
 
     pub fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&super::format_timestamp(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_made_at_one_instant_still_sort_in_creation_order() {
+        let ids = UuidV7::default();
+        let at = Utc::now();
+        let made: Vec<Uuid> = (0..1000).map(|_| ids.new_id(at)).collect();
+        let mut sorted = made.clone();
+        sorted.sort();
+        assert_eq!(made, sorted);
+        assert!(made.iter().all(|id| id.get_version_num() == 7));
     }
 }

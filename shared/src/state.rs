@@ -39,7 +39,7 @@ impl AppState {
             config: Arc::new(config),
             repos,
             clock: Arc::new(SystemClock),
-            ids: Arc::new(UuidV7),
+            ids: Arc::new(UuidV7::default()),
             hasher: Arc::new(Argon2Hasher::owasp()),
         }
     }
