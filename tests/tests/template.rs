@@ -1,0 +1,116 @@
+//! `template.yaml` and the code agree: the table's keys, index and TTL are the ones the code
+//! creates locally, and every route of the HTTP API reaches the function that serves it, with
+//! exactly the methods that function answers on that path.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use api_tests::TestApp;
+use axum::http::{Method, StatusCode};
+use serde_norway::Value;
+use shared::repo::table::{INDEXES, TABLE_KEYS, TTL};
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("read template.yaml");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn keys(schema: &Value) -> Vec<(String, String)> {
+    schema
+        .as_sequence()
+        .expect("key schema")
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap().to_owned(), k["KeyType"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+#[test]
+fn the_table_in_the_template_is_the_one_the_code_creates() {
+    let t = template();
+    let table = &t["Resources"]["Table"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(keys(&table["KeySchema"]), owned(&TABLE_KEYS));
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().expect("indexes");
+    assert_eq!(indexes.len(), INDEXES.len());
+    for (index, (name, schema)) in indexes.iter().zip(INDEXES) {
+        assert_eq!(index["IndexName"], name);
+        assert_eq!(keys(&index["KeySchema"]), owned(&schema));
+        assert_eq!(index["Projection"]["ProjectionType"], "ALL");
+    }
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL);
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+}
+
+#[test]
+fn the_jwt_secret_is_never_in_plain_text() {
+    let t = template();
+    let secret = &t["Globals"]["Function"]["Environment"]["Variables"]["JWT_SECRET"];
+    let text = serde_norway::to_string(secret).unwrap();
+    assert!(text.contains("resolve:secretsmanager"), "{text}");
+    assert!(t["Parameters"].as_mapping().unwrap().keys().all(|k| !k.as_str().unwrap().contains("Secret")));
+}
+
+/// (function binary) → path → methods, from the HttpApi events.
+fn routes() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    let t = template();
+    let mut out: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for (_, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
+        for (_, event) in resource["Properties"]["Events"].as_mapping().unwrap() {
+            assert_eq!(event["Type"], "HttpApi");
+            let path = event["Properties"]["Path"].as_str().unwrap().to_owned();
+            let method = event["Properties"]["Method"].as_str().unwrap().to_uppercase();
+            out.entry(binary.clone()).or_default().entry(path).or_default().insert(method);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_route_of_the_template_is_served_with_exactly_its_methods() {
+    let app = TestApp::memory();
+    let routes = routes();
+    assert_eq!(routes.keys().cloned().collect::<Vec<_>>(), ["auth", "items", "users"]);
+    let mut count = 0;
+    for (function, paths) in &routes {
+        for (path, methods) in paths {
+            let concrete = path
+                .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
+                .replace("{item_id}", &uuid::Uuid::now_v7().to_string());
+            assert!(concrete.starts_with(&format!("/v1/{function}")), "{function} serves {path}");
+            for method in methods {
+                let response =
+                    app.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None).await;
+                // Unauthenticated and bodiless, a served route answers 400/401/415, never 404/405.
+                assert!(
+                    ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status),
+                    "{method} {path}: {}",
+                    response.status
+                );
+                count += 1;
+            }
+            // The 405 of an unlisted method names exactly the template's methods (and HEAD,
+            // which axum answers wherever GET is).
+            let probe = app.call(Method::PUT, &concrete, None).await;
+            assert_eq!(probe.status, StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
+            let allow: BTreeSet<String> = probe
+                .header("allow")
+                .unwrap()
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .filter(|m| m != "HEAD")
+                .collect();
+            assert_eq!(&allow, methods, "{path}");
+        }
+    }
+    assert_eq!(count, 17, "every route of API.md's auth, users and items groups");
+}
