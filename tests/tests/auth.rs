@@ -2,6 +2,9 @@
 //! revocation, throttling, and the bearer-token checks every protected route relies on. Time
 //! moves by the test clock, never by sleeping.
 
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use api_tests::{PASSWORD, SECRET, TestApp};
 use axum::http::{Method, StatusCode};
 use base64::Engine;

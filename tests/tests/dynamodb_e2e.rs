@@ -1,6 +1,9 @@
 //! End to end against DynamoDB Local: the three functions' routers over a real table, with the
 //! production argon2 parameters, including the races API.md promises to win.
 
+// Test bodies shared by several #[tokio::test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use api_tests::{PASSWORD, TestApp, TestResponse, dynamo};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

@@ -1,6 +1,9 @@
 //! The `items` function in-process: CRUD, ETag / If-Match, ownership without existence leaks,
 //! listings with owner-bound cursors, and the superuser's reach.
 
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use api_tests::{TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};

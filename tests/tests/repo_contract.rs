@@ -1,6 +1,9 @@
 //! The repository contract: the same test bodies run against the in-memory store (`memory::`)
 //! and DynamoDB Local (`dynamodb::`), so the in-memory store cannot drift from DynamoDB.
 
+// Test bodies shared by several #[tokio::test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};

@@ -2,6 +2,9 @@
 //! creates locally, and every route of the HTTP API reaches the function that serves it, with
 //! exactly the methods that function answers on that path.
 
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use api_tests::TestApp;

@@ -1,6 +1,9 @@
 //! The `users` function in-process: signup, the caller's profile and password, account deletion
 //! and its cascade, and the superuser routes; with every error path API.md names.
 
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use api_tests::{PASSWORD, TestApp, TestResponse};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
