@@ -149,6 +149,24 @@ async fn five_failures_throttle_an_email_until_the_window_passes() {
     assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::OK, "the window passed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_guesses_cannot_exceed_the_limit() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..20 {
+        let (app, email) = (app.clone(), user.email.clone());
+        set.spawn(async move { app.login(&email, &format!("guess number {n}")).await.status });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = set.join_next().await {
+        statuses.push(status.unwrap());
+    }
+    let checked = statuses.iter().filter(|s| **s == StatusCode::BAD_REQUEST).count();
+    let throttled = statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!((checked, throttled), (5, 15), "{statuses:?}");
+}
+
 #[tokio::test]
 async fn unknown_emails_are_throttled_the_same_way() {
     let app = TestApp::memory();

@@ -180,6 +180,16 @@ async fn login_throttling_counts_in_dynamodb() {
     );
     app.clock.advance(chrono::Duration::minutes(15));
     assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::OK);
+    let guesses = concurrently(20, |n| {
+        let (app, email) = (app.clone(), user.email.clone());
+        async move { app.login(&email, &format!("guess number {n}")).await }
+    })
+    .await;
+    assert_eq!(
+        (count(&guesses, StatusCode::BAD_REQUEST), count(&guesses, StatusCode::TOO_MANY_REQUESTS)),
+        (5, 15),
+        "concurrent guesses cannot exceed the limit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,7 +50,8 @@ contract!(
     a_refresh_token_rotates_once,
     a_revoked_or_expired_family_cannot_rotate,
     revoking_a_users_tokens_ends_every_family,
-    login_failures_count_within_a_window_and_reset_after_it,
+    login_attempts_count_within_a_window_and_reset_after_it,
+    concurrent_login_attempts_are_each_counted_once,
 );
 
 fn now() -> DateTime<Utc> {
@@ -357,21 +358,33 @@ async fn revoking_a_users_tokens_ends_every_family<S: Store>(s: Arc<S>) {
     assert_eq!(s.rotate_refresh(&keep, &next, now()).await.unwrap(), Rotation::Rotated);
 }
 
-async fn login_failures_count_within_a_window_and_reset_after_it<S: Store>(s: Arc<S>) {
+async fn login_attempts_count_within_a_window_and_reset_after_it<S: Store>(s: Arc<S>) {
     let key = unique_email();
     let start = now();
-    assert_eq!(s.current_failures(&key, start, 900).await.unwrap(), None);
     for n in 1..=3 {
-        let w = s.record_failure(&key, start + Duration::seconds(n), 900).await.unwrap();
-        assert_eq!(w, FailureWindow { count: n as u32, started_at: start + Duration::seconds(1) });
+        let w = s.count_attempt(&key, start + Duration::seconds(n), 900).await.unwrap();
+        assert_eq!(w, AttemptWindow { count: n as u32, started_at: start + Duration::seconds(1) });
     }
-    let open = s.current_failures(&key, start + Duration::seconds(100), 900).await.unwrap();
-    assert_eq!(open.map(|w| w.count), Some(3));
     let after = start + Duration::seconds(902);
-    assert_eq!(s.current_failures(&key, after, 900).await.unwrap(), None, "the window closed");
-    let fresh = s.record_failure(&key, after, 900).await.unwrap();
-    assert_eq!(fresh, FailureWindow { count: 1, started_at: after });
-    s.clear_failures(&key).await.unwrap();
-    assert_eq!(s.current_failures(&key, after, 900).await.unwrap(), None);
-    assert_eq!(s.current_failures("other@example.com", after, 900).await.unwrap(), None);
+    let fresh = s.count_attempt(&key, after, 900).await.unwrap();
+    assert_eq!(fresh, AttemptWindow { count: 1, started_at: after }, "the window closed");
+    s.clear_attempts(&key).await.unwrap();
+    assert_eq!(s.count_attempt(&key, after, 900).await.unwrap().count, 1, "cleared");
+    assert_eq!(s.count_attempt("other@example.com", after, 900).await.unwrap().count, 1, "per key");
+}
+
+async fn concurrent_login_attempts_are_each_counted_once<S: Store>(s: Arc<S>) {
+    let key = unique_email();
+    let start = now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (s, key) = (s.clone(), key.clone());
+        set.spawn(async move { s.count_attempt(&key, start, 900).await.unwrap().count });
+    }
+    let mut counts = Vec::new();
+    while let Some(count) = set.join_next().await {
+        counts.push(count.unwrap());
+    }
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
 }

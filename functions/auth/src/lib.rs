@@ -44,12 +44,14 @@ async fn password_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Respons
         return Err(ApiError::invalid_grant());
     }
     let now = state.clock.now();
-    let (max_failures, window) = (state.config.login_max_failures, state.config.login_window_secs);
-    // Unknown emails are throttled exactly like known ones, keyed by what was typed.
+    let window = state.config.login_window_secs;
+    // Unknown emails are throttled exactly like known ones, keyed by what was typed. The attempt
+    // is counted before the password is checked, atomically: concurrent guesses cannot all pass
+    // under the limit while their hashes are being verified.
     let throttle_key = username.trim().to_lowercase();
-    let failures = state.repos.throttle.current_failures(&throttle_key, now, window).await?;
-    if let Some(w) = failures.filter(|w| w.count >= max_failures) {
-        let reopens = w.started_at + Duration::seconds(window);
+    let attempts = state.repos.throttle.count_attempt(&throttle_key, now, window).await?;
+    if attempts.count > state.config.login_max_failures {
+        let reopens = attempts.started_at + Duration::seconds(window);
         return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, reopens) });
     }
     let user = match Email::parse(username) {
@@ -58,26 +60,12 @@ async fn password_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Respons
     };
     // Always one argon2 verification, against a dummy hash for unknown emails: a wrong email
     // and a wrong password cost the same time and get the same answer.
-    let verified = state
-        .hasher
-        .verify(
-            secrecy::SecretString::from(password.to_owned()),
-            user.as_ref().map(|u| u.password_hash.clone()),
-        )
-        .await?;
-    let user = match user {
-        Some(user) if verified => user,
-        _ => {
-            state.repos.throttle.record_failure(&throttle_key, now, window).await?;
-            return Err(ApiError::invalid_grant());
-        }
-    };
-    if !user.is_active {
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let verified = state.hasher.verify(secrecy::SecretString::from(password.to_owned()), hash).await?;
+    let Some(user) = user.filter(|u| verified && u.is_active) else {
         return Err(ApiError::invalid_grant());
-    }
-    if failures.is_some() {
-        state.repos.throttle.clear_failures(&throttle_key).await?;
-    }
+    };
+    state.repos.throttle.clear_attempts(&throttle_key).await?;
     let (token, first) = issue(state, user.id, Uuid::new_v4(), now)?;
     state.repos.tokens.create_family(&first).await?;
     Ok(token_response(token))

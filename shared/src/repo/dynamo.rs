@@ -197,10 +197,10 @@ fn refresh_pk(hash: &str) -> String {
     format!("REFRESH#{hash}")
 }
 const REFRESH_SK: &str = "REFRESH";
-fn failures_pk(key: &str) -> String {
-    format!("LOGINFAIL#{key}")
+fn attempts_pk(key: &str) -> String {
+    format!("LOGIN#{key}")
 }
-const FAILURES_SK: &str = "LOGINFAIL";
+const ATTEMPTS_SK: &str = "ATTEMPTS";
 const USERS_INDEX_PK: &str = "USERS";
 
 /// Epoch seconds for DynamoDB's TTL, which deletes the record some time after it passes; code
@@ -838,26 +838,12 @@ impl TokenRepo for DynamoStore {
 
 #[async_trait]
 impl ThrottleRepo for DynamoStore {
-    async fn current_failures(
+    async fn count_attempt(
         &self,
         email_key: &str,
         now: DateTime<Utc>,
         window_secs: i64,
-    ) -> RepoResult<Option<FailureWindow>> {
-        let Some(item) = self.get(failures_pk(email_key), FAILURES_SK).await? else {
-            return Ok(None);
-        };
-        let window =
-            FailureWindow { count: get_n(&item, "count")?, started_at: get_micros(&item, "started_at_us")? };
-        Ok(Some(window).filter(|w| w.started_at + Duration::seconds(window_secs) > now))
-    }
-
-    async fn record_failure(
-        &self,
-        email_key: &str,
-        now: DateTime<Utc>,
-        window_secs: i64,
-    ) -> RepoResult<FailureWindow> {
+    ) -> RepoResult<AttemptWindow> {
         let cutoff = (now - Duration::seconds(window_secs)).timestamp_micros();
         for _ in 0..TRANSACTION_ATTEMPTS {
             // Count into the open window...
@@ -865,8 +851,8 @@ impl ThrottleRepo for DynamoStore {
                 .client
                 .update_item()
                 .table_name(&self.table)
-                .key(PK, s(failures_pk(email_key)))
-                .key(SK, s(FAILURES_SK))
+                .key(PK, s(attempts_pk(email_key)))
+                .key(SK, s(ATTEMPTS_SK))
                 .update_expression("ADD #count :one")
                 .condition_expression("attribute_exists(#pk) AND #started > :cutoff")
                 .expression_attribute_names("#pk", PK)
@@ -880,7 +866,7 @@ impl ThrottleRepo for DynamoStore {
             match counted {
                 Ok(out) => {
                     let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned nothing"))?;
-                    return Ok(FailureWindow {
+                    return Ok(AttemptWindow {
                         count: get_n(&item, "count")?,
                         started_at: get_micros(&item, "started_at_us")?,
                     });
@@ -896,9 +882,9 @@ impl ThrottleRepo for DynamoStore {
                 .client
                 .put_item()
                 .table_name(&self.table)
-                .item(PK, s(failures_pk(email_key)))
-                .item(SK, s(FAILURES_SK))
-                .item("type", s("login_failures"))
+                .item(PK, s(attempts_pk(email_key)))
+                .item(SK, s(ATTEMPTS_SK))
+                .item("type", s("login_attempts"))
                 .item("count", n(1))
                 .item("started_at_us", n(now.timestamp_micros()))
                 .item(TTL, ttl(now + Duration::seconds(window_secs)))
@@ -909,21 +895,21 @@ impl ThrottleRepo for DynamoStore {
                 .send()
                 .await;
             match started {
-                Ok(_) => return Ok(FailureWindow { count: 1, started_at: now }),
+                Ok(_) => return Ok(AttemptWindow { count: 1, started_at: now }),
                 Err(err)
                     if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
                 Err(err) => return Err(sdk_error("PutItem", err)),
             }
         }
-        Err(RepoError::Unavailable("login failure counter kept racing".into()))
+        Err(RepoError::Unavailable("login attempt counter kept racing".into()))
     }
 
-    async fn clear_failures(&self, email_key: &str) -> RepoResult<()> {
+    async fn clear_attempts(&self, email_key: &str) -> RepoResult<()> {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .key(PK, s(failures_pk(email_key)))
-            .key(SK, s(FAILURES_SK))
+            .key(PK, s(attempts_pk(email_key)))
+            .key(SK, s(ATTEMPTS_SK))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;

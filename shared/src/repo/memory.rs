@@ -25,7 +25,7 @@ struct State {
     /// (user, family) → the family's expiry.
     families: BTreeMap<(Uuid, Uuid), DateTime<Utc>>,
     refresh: HashMap<String, RefreshRecord>,
-    failures: HashMap<String, FailureWindow>,
+    attempts: HashMap<String, AttemptWindow>,
 }
 
 #[derive(Debug, Default)]
@@ -265,35 +265,25 @@ impl TokenRepo for MemoryStore {
 
 #[async_trait]
 impl ThrottleRepo for MemoryStore {
-    async fn current_failures(
+    async fn count_attempt(
         &self,
         email_key: &str,
         now: DateTime<Utc>,
         window_secs: i64,
-    ) -> RepoResult<Option<FailureWindow>> {
-        let s = self.lock();
-        Ok(s.failures.get(email_key).copied().filter(|w| w.started_at + Duration::seconds(window_secs) > now))
-    }
-
-    async fn record_failure(
-        &self,
-        email_key: &str,
-        now: DateTime<Utc>,
-        window_secs: i64,
-    ) -> RepoResult<FailureWindow> {
+    ) -> RepoResult<AttemptWindow> {
         let mut s = self.lock();
-        let window = match s.failures.get(email_key) {
+        let window = match s.attempts.get(email_key) {
             Some(w) if w.started_at + Duration::seconds(window_secs) > now => {
-                FailureWindow { count: w.count + 1, started_at: w.started_at }
+                AttemptWindow { count: w.count + 1, started_at: w.started_at }
             }
-            _ => FailureWindow { count: 1, started_at: now },
+            _ => AttemptWindow { count: 1, started_at: now },
         };
-        s.failures.insert(email_key.to_owned(), window);
+        s.attempts.insert(email_key.to_owned(), window);
         Ok(window)
     }
 
-    async fn clear_failures(&self, email_key: &str) -> RepoResult<()> {
-        self.lock().failures.remove(email_key);
+    async fn clear_attempts(&self, email_key: &str) -> RepoResult<()> {
+        self.lock().attempts.remove(email_key);
         Ok(())
     }
 }

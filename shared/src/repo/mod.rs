@@ -79,9 +79,9 @@ pub struct RefreshRecord {
     pub used: bool,
 }
 
-/// Failed logins for one email within the current window.
+/// Login attempts for one email within the current window that no successful login has cleared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FailureWindow {
+pub struct AttemptWindow {
     pub count: u32,
     pub started_at: DateTime<Utc>,
 }
@@ -203,23 +203,18 @@ pub trait TokenRepo: Send + Sync + std::fmt::Debug {
     async fn revoke_user_tokens(&self, user_id: Uuid) -> RepoResult<()>;
 }
 
+/// The login throttle. An attempt is counted *before* its password is checked, atomically, so
+/// concurrent guesses cannot all slip in under the limit; a successful login clears the count.
 #[async_trait]
 pub trait ThrottleRepo: Send + Sync + std::fmt::Debug {
-    /// The failures of the window still open at `now`, if any.
-    async fn current_failures(
+    /// Counts one attempt, in the window open at `now` or in a new one, and returns the window.
+    async fn count_attempt(
         &self,
         email_key: &str,
         now: DateTime<Utc>,
         window_secs: i64,
-    ) -> RepoResult<Option<FailureWindow>>;
-    /// Counts one failure: in the open window, or starting a new one.
-    async fn record_failure(
-        &self,
-        email_key: &str,
-        now: DateTime<Utc>,
-        window_secs: i64,
-    ) -> RepoResult<FailureWindow>;
-    async fn clear_failures(&self, email_key: &str) -> RepoResult<()>;
+    ) -> RepoResult<AttemptWindow>;
+    async fn clear_attempts(&self, email_key: &str) -> RepoResult<()>;
 }
 
 /// Every repository a handler may use. Each is its own `Arc<dyn ...>` so a test can replace one.
