@@ -31,12 +31,13 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// route: axum adds `Allow` to a 405 outside per-route layers, and the 405 body must keep it.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     let inner = router.fallback(not_found).layer(middleware::from_fn(record_route)).with_state(state);
-    Router::new().fallback_service(inner).layer(middleware::from_fn(request_context)).layer(
-        CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
-            // The panic payload may hold request data: it is not logged.
-            ApiError::Internal("handler panicked".into()).into_response()
-        }),
-    )
+    // Layers wrap outwards: the panic catcher sits inside the request context, so a panic's 500
+    // still gets its `x-request-id` and its access-log line.
+    let catch_panic = CatchPanicLayer::custom(|_panic: Box<dyn std::any::Any + Send>| {
+        // The panic payload may hold request data: it is not logged.
+        ApiError::Internal("handler panicked".into()).into_response()
+    });
+    Router::new().fallback_service(inner).layer(catch_panic).layer(middleware::from_fn(request_context))
 }
 
 async fn not_found() -> Response {
