@@ -154,9 +154,11 @@ async fn update_password(
         password_hash: Some(state.hasher.hash(secret(body.new_password)).await?),
         ..UserChanges::default()
     };
-    apply(&state, &me, changes).await?;
-    // A password change ends every session: all refresh tokens of the user stop working.
+    // A password change ends every session. Revoke first: if that fails the password is
+    // unchanged and the request can be repeated; the other order could leave a new password
+    // with the old sessions alive, and a retry refused as "Incorrect password".
     state.repos.tokens.revoke_user_tokens(me.id).await?;
+    apply(&state, &me, changes).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -234,6 +236,8 @@ async fn update_user(
         is_superuser: body.is_superuser.into_option(),
     };
     let updated = apply(&state, &user, changes).await?;
+    // After the update, so a refused one (409) ends no sessions; if revoking fails, repeating
+    // the same admin request is harmless and completes it.
     if ends_sessions {
         state.repos.tokens.revoke_user_tokens(id).await?;
     }

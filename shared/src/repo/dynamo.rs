@@ -8,12 +8,15 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, DeleteRequest, Put, ReturnValue,
     ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update, WriteRequest,
 };
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction};
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
@@ -74,14 +77,16 @@ impl DynamoStore {
             if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
                 let codes: Vec<String> =
                     e.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None").to_owned()).collect();
-                let conflict = codes.iter().any(|c| c == "TransactionConflict");
-                let failed_condition = codes.iter().any(|c| c == "ConditionalCheckFailed");
-                if failed_condition {
+                if codes.iter().any(|c| c == "ConditionalCheckFailed") {
                     return Ok(Some(codes));
                 }
-                if conflict && attempt < TRANSACTION_ATTEMPTS {
-                    backoff(attempt).await;
-                    continue;
+                // Lost to a concurrent transaction, or throttled: nothing was written.
+                if codes.iter().any(|c| TRANSIENT_CANCELLATIONS.contains(&c.as_str())) {
+                    if attempt < TRANSACTION_ATTEMPTS {
+                        backoff(attempt).await;
+                        continue;
+                    }
+                    return Err(RepoError::Unavailable(format!("transaction cancelled: {codes:?}")));
                 }
             }
             if err.code() == Some("TransactionInProgressException") && attempt < TRANSACTION_ATTEMPTS {
@@ -215,9 +220,58 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(StdDuration::from_millis(5 * u64::from(attempt) + jitter)).await;
 }
 
+/// Error codes with which DynamoDB refused a request without applying it.
+const REJECTED_CODES: &[&str] = &[
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+    "TransactionConflictException",
+];
+
+/// Lets the SDK retry a non-idempotent write (`ADD version 1`, a conditional delete) only when
+/// DynamoDB refused it. After a timeout, a lost response or a 500 the write may have landed, and
+/// sending it again would bump a version twice or turn a successful delete into a 404; the
+/// client gets a 503 instead and decides. (Transactions need no such care: the SDK gives each
+/// an idempotency token, so their retries are safe.)
+#[derive(Debug)]
+struct RetryOnlyRejected<E>(std::marker::PhantomData<fn() -> E>);
+
+impl<E> ClassifyRetry for RetryOnlyRejected<E>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(error)) = ctx.output_or_error() else {
+            return RetryAction::NoActionIndicated;
+        };
+        let code = error.as_operation_error().and_then(|e| e.downcast_ref::<E>()).and_then(|e| e.code());
+        if code.is_some_and(|c| REJECTED_CODES.contains(&c)) {
+            RetryAction::NoActionIndicated
+        } else {
+            RetryAction::RetryForbidden
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "RetryOnlyRejected"
+    }
+}
+
+fn retry_only_rejected<E>() -> aws_sdk_dynamodb::config::Builder
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    aws_sdk_dynamodb::config::Builder::default()
+        .retry_classifier(RetryOnlyRejected::<E>(std::marker::PhantomData))
+}
+
 fn build_error(e: impl std::fmt::Display) -> RepoError {
     RepoError::Internal(format!("building a DynamoDB request: {e}"))
 }
+
+/// Cancellation reasons of a transaction that wrote nothing and may simply be tried again.
+const TRANSIENT_CANCELLATIONS: &[&str] =
+    &["TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"];
 
 /// Error codes that mean "try again later" rather than "this request is wrong".
 const TRANSIENT_CODES: &[&str] = &[
@@ -521,31 +575,38 @@ impl UserRepo for DynamoStore {
         // sweep for anything created meanwhile (item creation is conditional on the user, so
         // nothing can be added after the transaction). Retrying after a failure completes it.
         self.delete_keys(self.owned_keys(id).await?).await?;
-        let Some(user) = self.get_user(id).await? else {
-            return Ok(false);
-        };
-        let delete_user = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(user_pk(id), USER_SK)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(build_error)?;
-        let delete_reservation = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(email_pk(&user.email.key()), EMAIL_SK)))
-            .condition_expression("#user_id = :user_id")
-            .expression_attribute_names("#user_id", "user_id")
-            .expression_attribute_values(":user_id", s(id.to_string()))
-            .build()
-            .map_err(build_error)?;
-        let actions = vec![
-            TransactWriteItem::builder().delete(delete_user).build(),
-            TransactWriteItem::builder().delete(delete_reservation).build(),
-        ];
-        let deleted = self.transact(actions).await?.is_none();
-        self.delete_keys(self.owned_keys(id).await?).await?;
-        Ok(deleted)
+        for _ in 0..TRANSACTION_ATTEMPTS {
+            let Some(user) = self.get_user(id).await? else {
+                return Ok(false);
+            };
+            let delete_user = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(user_pk(id), USER_SK)))
+                .condition_expression("attribute_exists(#pk) AND #email_key = :email_key")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#email_key", "email_key")
+                .expression_attribute_values(":email_key", s(user.email.key()))
+                .build()
+                .map_err(build_error)?;
+            let delete_reservation = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(email_pk(&user.email.key()), EMAIL_SK)))
+                .condition_expression("#user_id = :user_id")
+                .expression_attribute_names("#user_id", "user_id")
+                .expression_attribute_values(":user_id", s(id.to_string()))
+                .build()
+                .map_err(build_error)?;
+            let actions = vec![
+                TransactWriteItem::builder().delete(delete_user).build(),
+                TransactWriteItem::builder().delete(delete_reservation).build(),
+            ];
+            if self.transact(actions).await?.is_none() {
+                self.delete_keys(self.owned_keys(id).await?).await?;
+                return Ok(true);
+            }
+            // The user changed its email (or was deleted) since we read it: read it again.
+        }
+        Err(RepoError::Unavailable("user kept changing while being deleted".into()))
     }
 
     async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {
@@ -673,6 +734,8 @@ impl ItemRepo for DynamoStore {
             .condition_expression(condition)
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .customize()
+            .config_override(retry_only_rejected::<UpdateItemError>())
             .send()
             .await;
         match result {
@@ -711,18 +774,21 @@ impl ItemRepo for DynamoStore {
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":expected", n(v));
         }
-        match request.condition_expression(condition).send().await {
+        let result = request
+            .condition_expression(condition)
+            .customize()
+            .config_override(retry_only_rejected::<DeleteItemError>())
+            .send()
+            .await;
+        match result {
             Ok(_) => Ok(Conditional::Done(())),
-            Err(err) => {
-                use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-                match err.as_service_error() {
-                    Some(DeleteItemError::ConditionalCheckFailedException(e)) => Ok(match e.item() {
-                        Some(_) => Conditional::VersionMismatch,
-                        None => Conditional::NotFound,
-                    }),
-                    _ => Err(sdk_error("DeleteItem", err)),
-                }
-            }
+            Err(err) => match err.as_service_error() {
+                Some(DeleteItemError::ConditionalCheckFailedException(e)) => Ok(match e.item() {
+                    Some(_) => Conditional::VersionMismatch,
+                    None => Conditional::NotFound,
+                }),
+                _ => Err(sdk_error("DeleteItem", err)),
+            },
         }
     }
 

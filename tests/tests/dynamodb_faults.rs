@@ -1,0 +1,135 @@
+//! Faults from DynamoDB, served by a fake endpoint on loopback that answers every request with
+//! one error and counts the requests: throttling and 5xx become 503 (never 500), reads and
+//! refused writes are retried, and a write that may have landed is never sent twice.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::Utc;
+use shared::repo::dynamo::DynamoStore;
+use shared::repo::{ItemChanges, ItemRepo, RepoError, UserRepo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use uuid::Uuid;
+
+/// A fake DynamoDB that answers every request with `status` and the error `kind`.
+async fn failing_dynamodb(status: u16, kind: &'static str) -> (DynamoStore, Arc<AtomicUsize>) {
+    failing_dynamodb_with(status, kind, "").await
+}
+
+/// As [`failing_dynamodb`], with `extra` JSON members in the error body.
+async fn failing_dynamodb_with(
+    status: u16,
+    kind: &'static str,
+    extra: &'static str,
+) -> (DynamoStore, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buffer = Vec::new();
+                let mut chunk = [0u8; 4096];
+                // Read the head, then as much body as Content-Length announces.
+                loop {
+                    let n = socket.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buffer.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buffer).to_string();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text[..head_end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buffer.len() >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = format!(
+                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected"{extra}}}"#
+                );
+                let response = format!(
+                    "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-requestid: fake\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    let mut config = api_tests::config();
+    config.dynamodb_endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let client = api_tests::dynamo::client(&config).await;
+    (DynamoStore::new(client, "faulty"), requests)
+}
+
+fn change() -> ItemChanges {
+    ItemChanges { title: Some("t".into()), ..Default::default() }
+}
+
+#[tokio::test]
+async fn a_version_bump_that_may_have_landed_is_sent_once_and_is_a_503() {
+    let (store, requests) = failing_dynamodb(500, "InternalServerError").await;
+    let result = store.update_item(Uuid::now_v7(), Uuid::now_v7(), &change(), None, Utc::now()).await;
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried: it may have been applied");
+    let deleted = store.delete_item(Uuid::now_v7(), Uuid::now_v7(), Some(1)).await;
+    assert!(matches!(deleted, Err(RepoError::Unavailable(_))), "{deleted:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn a_throttled_write_is_retried_then_a_503() {
+    let (store, requests) = failing_dynamodb(400, "ThrottlingException").await;
+    let result = store.update_item(Uuid::now_v7(), Uuid::now_v7(), &change(), None, Utc::now()).await;
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 3, "refused, so safe to retry: 3 attempts in all");
+}
+
+#[tokio::test]
+async fn reads_are_retried_and_5xx_is_a_503() {
+    let (store, requests) = failing_dynamodb(500, "InternalServerError").await;
+    let result = store.get_user(Uuid::now_v7()).await;
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_transaction_cancelled_by_throttling_is_retried_then_a_503() {
+    let reasons =
+        r#","CancellationReasons":[{"Code":"None"},{"Code":"ThrottlingError","Message":"slow down"}]"#;
+    let (store, requests) = failing_dynamodb_with(400, "TransactionCanceledException", reasons).await;
+    let item = shared::repo::ItemRecord {
+        id: Uuid::now_v7(),
+        owner_id: Uuid::now_v7(),
+        title: "t".into(),
+        description: None,
+        version: 1,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+    };
+    let result = store.create_item(&item).await;
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 8, "nothing was written, so every attempt was safe");
+}
+
+#[tokio::test]
+async fn an_unexpected_validation_error_is_a_500_not_a_503() {
+    let (store, requests) = failing_dynamodb(400, "ValidationException").await;
+    let result = store.get_user(Uuid::now_v7()).await;
+    assert!(matches!(result, Err(RepoError::Internal(_))), "{result:?}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+}
