@@ -5,7 +5,7 @@
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use api_tests::TestApp;
 use axum::http::{Method, StatusCode};
@@ -58,10 +58,23 @@ fn the_jwt_secret_is_never_in_plain_text() {
     assert!(t["Parameters"].as_mapping().unwrap().keys().all(|k| !k.as_str().unwrap().contains("Secret")));
 }
 
-/// (function binary) → path → methods, from the HttpApi events.
-fn routes() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+/// The routes of API.md's auth, users and items groups: (function, path, methods).
+const API_ROUTES: &[(&str, &str, &[&str])] = &[
+    ("auth", "/v1/auth/token", &["POST"]),
+    ("auth", "/v1/auth/revoke", &["POST"]),
+    ("users", "/v1/users/signup", &["POST"]),
+    ("users", "/v1/users/me", &["GET", "PATCH", "DELETE"]),
+    ("users", "/v1/users/me/password", &["PATCH"]),
+    ("users", "/v1/users", &["GET", "POST"]),
+    ("users", "/v1/users/{user_id}", &["GET", "PATCH", "DELETE"]),
+    ("items", "/v1/items", &["GET", "POST"]),
+    ("items", "/v1/items/{item_id}", &["GET", "PATCH", "DELETE"]),
+];
+
+/// (function binary, path) of every HttpApi event; every event must route `ANY`.
+fn template_routes() -> BTreeSet<(String, String)> {
     let t = template();
-    let mut out: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    let mut out = BTreeSet::new();
     for (_, resource) in t["Resources"].as_mapping().unwrap() {
         if resource["Type"] != "AWS::Serverless::Function" {
             continue;
@@ -70,50 +83,50 @@ fn routes() -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
         assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
         for (_, event) in resource["Properties"]["Events"].as_mapping().unwrap() {
             assert_eq!(event["Type"], "HttpApi");
-            let path = event["Properties"]["Path"].as_str().unwrap().to_owned();
-            let method = event["Properties"]["Method"].as_str().unwrap().to_uppercase();
-            out.entry(binary.clone()).or_default().entry(path).or_default().insert(method);
+            // ANY: the router, not API Gateway, answers unserved methods (405 with Allow).
+            assert_eq!(event["Properties"]["Method"], "ANY", "{binary}");
+            out.insert((binary.clone(), event["Properties"]["Path"].as_str().unwrap().to_owned()));
         }
     }
     out
 }
 
+#[test]
+fn the_template_routes_every_path_of_api_md_to_its_function_and_unknown_paths_to_a_router() {
+    let mut expected: BTreeSet<(String, String)> =
+        API_ROUTES.iter().map(|(f, p, _)| ((*f).to_owned(), (*p).to_owned())).collect();
+    expected.insert(("items".to_owned(), "$default".to_owned()));
+    assert_eq!(template_routes(), expected);
+}
+
 #[tokio::test]
-async fn every_route_of_the_template_is_served_with_exactly_its_methods() {
+async fn every_function_serves_exactly_the_methods_of_api_md() {
     let app = TestApp::memory();
-    let routes = routes();
-    assert_eq!(routes.keys().cloned().collect::<Vec<_>>(), ["auth", "items", "users"]);
     let mut count = 0;
-    for (function, paths) in &routes {
-        for (path, methods) in paths {
-            let concrete = path
-                .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
-                .replace("{item_id}", &uuid::Uuid::now_v7().to_string());
-            assert!(concrete.starts_with(&format!("/v1/{function}")), "{function} serves {path}");
-            for method in methods {
-                let response =
-                    app.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None).await;
-                // Unauthenticated and bodiless, a served route answers 400/401/415, never 404/405.
-                assert!(
-                    ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status),
-                    "{method} {path}: {}",
-                    response.status
-                );
-                count += 1;
-            }
-            // The 405 of an unlisted method names exactly the template's methods (and HEAD,
-            // which axum answers wherever GET is).
-            let probe = app.call(Method::PUT, &concrete, None).await;
-            assert_eq!(probe.status, StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
-            let allow: BTreeSet<String> = probe
-                .header("allow")
-                .unwrap()
-                .split(',')
-                .map(|m| m.trim().to_owned())
-                .filter(|m| m != "HEAD")
-                .collect();
-            assert_eq!(&allow, methods, "{path}");
+    for (function, path, methods) in API_ROUTES {
+        let concrete = path
+            .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{item_id}", &uuid::Uuid::now_v7().to_string());
+        assert!(concrete.starts_with(&format!("/v1/{function}")), "{function} serves {path}");
+        for method in *methods {
+            let response = app.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None).await;
+            // Unauthenticated and bodiless, a served route answers 400/401/415, never 404/405.
+            assert!(
+                ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status),
+                "{method} {path}: {}",
+                response.status
+            );
+            count += 1;
         }
+        // The 405 of an unserved method names exactly these methods (and HEAD, which axum
+        // answers wherever GET is).
+        let probe = app.call(Method::PUT, &concrete, None).await;
+        assert_eq!(probe.status, StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
+        let allow: BTreeSet<&str> =
+            probe.header("allow").unwrap().split(',').map(str::trim).filter(|m| *m != "HEAD").collect();
+        assert_eq!(allow, methods.iter().copied().collect(), "{path}");
     }
     assert_eq!(count, 17, "every route of API.md's auth, users and items groups");
+    let unknown = app.call(Method::GET, "/v1/nothing/here", None).await;
+    assert_eq!((unknown.status, unknown.detail()), (StatusCode::NOT_FOUND, serde_json::json!("Not Found")));
 }
