@@ -54,10 +54,10 @@ impl Config {
             jwt_secret: SecretString::from(secret.to_owned()),
             jwt_issuer: get("JWT_ISSUER").unwrap_or("lambda-api").to_owned(),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or("lambda-api").to_owned(),
-            access_token_ttl_secs: number(get, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60)?,
-            refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * 24 * 3600)?,
-            login_max_failures: number(get, "LOGIN_MAX_FAILURES", 5)?,
-            login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 15 * 60)?,
+            access_token_ttl_secs: number(get, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60, DAY)?,
+            refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * DAY, 365 * DAY)?,
+            login_max_failures: number(get, "LOGIN_MAX_FAILURES", 5, 1_000)?,
+            login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 15 * 60, DAY)?,
             open_registration: match get("OPEN_REGISTRATION") {
                 None => true,
                 Some(v) => match v.to_ascii_lowercase().as_str() {
@@ -88,21 +88,29 @@ impl Config {
     }
 }
 
-fn number<'a, T: std::str::FromStr + PartialOrd + Default>(
+const DAY: i64 = 24 * 3600;
+
+/// A positive integer no larger than `max`: lifetimes beyond it are a mistake, and would overflow
+/// date arithmetic long before they made sense.
+fn number<'a, T>(
     get: impl Fn(&str) -> Option<&'a str>,
     name: &'static str,
     default: T,
-) -> Result<T, ConfigError> {
-    match get(name) {
-        None => Ok(default),
-        Some(v) => match v.parse::<T>() {
-            Ok(n) if n > T::default() => Ok(n),
-            _ => Err(ConfigError::Invalid {
-                name,
-                value: v.to_owned(),
-                expected: "expected a positive integer",
-            }),
-        },
+    max: i64,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + Into<i64> + Copy,
+{
+    let Some(v) = get(name) else {
+        return Ok(default);
+    };
+    match v.parse::<T>() {
+        Ok(n) if n.into() > 0 && n.into() <= max => Ok(n),
+        _ => Err(ConfigError::Invalid {
+            name,
+            value: v.to_owned(),
+            expected: "expected a positive integer within bounds",
+        }),
     }
 }
 
@@ -149,6 +157,13 @@ mod tests {
     fn bad_numbers_and_flags_are_refused() {
         let s = "s".repeat(32);
         assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("LOGIN_MAX_FAILURES", "0")])).is_err());
+        let huge = i64::MAX.to_string();
+        assert!(
+            Config::from_vars(&vars(&[("JWT_SECRET", &s), ("REFRESH_TOKEN_TTL_SECONDS", &huge)])).is_err()
+        );
+        assert!(
+            Config::from_vars(&vars(&[("JWT_SECRET", &s), ("ACCESS_TOKEN_TTL_SECONDS", "86401")])).is_err()
+        );
         assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "maybe")])).is_err());
         let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "false")])).expect("ok");
         assert!(!c.open_registration);
