@@ -141,11 +141,33 @@ impl ObjectReader {
     }
 }
 
+/// Booleans as Pydantic v2's lax mode reads them: JSON booleans, 0 and 1, and the strings it
+/// accepts (`"true"`, `"false"`, `"yes"`, `"off"`, ...).
 impl FieldValue for bool {
     fn parse(value: &Value, loc: &[Value]) -> Result<Self, FieldError> {
-        value
-            .as_bool()
-            .ok_or_else(|| FieldError::new(loc.to_vec(), "bool_type", "Input should be a valid boolean"))
+        let type_error = || FieldError::new(loc.to_vec(), "bool_type", "Input should be a valid boolean");
+        match value {
+            Value::Bool(b) => Ok(*b),
+            Value::Number(n) => match n.as_f64() {
+                Some(0.0) => Ok(false),
+                Some(1.0) => Ok(true),
+                _ => Err(FieldError::new(
+                    loc.to_vec(),
+                    "bool_parsing",
+                    "Input should be a valid boolean, unable to interpret input",
+                )),
+            },
+            Value::String(s) => match s.to_ascii_lowercase().as_str() {
+                "1" | "on" | "t" | "true" | "y" | "yes" => Ok(true),
+                "0" | "off" | "f" | "false" | "n" | "no" => Ok(false),
+                _ => Err(FieldError::new(
+                    loc.to_vec(),
+                    "bool_parsing",
+                    "Input should be a valid boolean, unable to interpret input",
+                )),
+            },
+            _ => Err(type_error()),
+        }
     }
 }
 
@@ -333,6 +355,28 @@ mod tests {
         assert!(Title::parse("").is_err());
         assert!(Title::parse(&"x".repeat(255)).is_ok());
         assert!(Title::parse(&"x".repeat(256)).is_err());
+    }
+
+    #[test]
+    fn booleans_are_read_as_pydantic_lax_mode_reads_them() {
+        let loc = [json!("body"), json!("flag")];
+        for (input, expected) in
+            [(json!(true), true), (json!(0), false), (json!("YES"), true), (json!("off"), false)]
+        {
+            assert_eq!(<bool as FieldValue>::parse(&input, &loc), Ok(expected), "{input}");
+        }
+        for (input, kind) in [
+            (json!(2), "bool_parsing"),
+            (json!("maybe"), "bool_parsing"),
+            (json!(null), "bool_type"),
+            (json!([]), "bool_type"),
+        ] {
+            assert_eq!(
+                <bool as FieldValue>::parse(&input, &loc).map_err(|e| e.kind),
+                Err(kind.to_owned()),
+                "{input}"
+            );
+        }
     }
 
     #[test]

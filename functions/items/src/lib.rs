@@ -12,7 +12,7 @@ use shared::repo::{Conditional, ItemChanges, ItemRecord, UserRecord};
 use shared::schemas::{ItemCreate, ItemResponse, ItemUpdate, Page};
 use shared::validate::{Description, Patch, Title};
 use shared::web::extract::ItemId;
-use shared::web::{IfMatch, Json, PageQuery};
+use shared::web::{IfMatch, ItemsQuery, Json};
 use shared::{ApiError, ApiResult, AppState};
 use uuid::Uuid;
 
@@ -67,9 +67,9 @@ async fn create_item(
 async fn list_items(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
-    query: PageQuery,
+    ItemsQuery { page: query, owner_id }: ItemsQuery,
 ) -> ApiResult<axum::Json<Page<ItemResponse>>> {
-    let owner = query.owner_id.unwrap_or(me.id);
+    let owner = owner_id.unwrap_or(me.id);
     if owner != me.id && !me.is_superuser {
         return Err(ApiError::Forbidden("The user doesn't have enough privileges".into()));
     }

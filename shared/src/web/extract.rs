@@ -27,7 +27,12 @@ fn media_type(headers: &HeaderMap) -> Option<(String, Option<String>)> {
     Some((essence, charset))
 }
 
+/// JSON, as FastAPI decides it: `application/json` or `application/*+json` (with a UTF-8
+/// charset, if one is named), or no `Content-Type` at all.
 fn is_json_media(headers: &HeaderMap) -> bool {
+    if !headers.contains_key(header::CONTENT_TYPE) {
+        return true;
+    }
     match media_type(headers) {
         Some((essence, charset)) => {
             let json = essence == "application/json"
@@ -190,58 +195,80 @@ fn query_pairs(parts: &Parts) -> HashMap<String, String> {
 pub struct PageQuery {
     pub limit: usize,
     pub cursor: Option<String>,
-    /// `owner_id`, read by the items listing only.
+}
+
+/// The items listing's query: the page, and `owner_id` (superusers only).
+#[derive(Debug, Clone)]
+pub struct ItemsQuery {
+    pub page: PageQuery,
     pub owner_id: Option<Uuid>,
 }
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
 
+/// Reads the page parameters, adding any errors to `errors` (FastAPI reports every query
+/// parameter's error at once). Parameters a listing does not declare are ignored, as FastAPI does.
+fn page_query(query: &HashMap<String, String>, errors: &mut Vec<FieldError>) -> PageQuery {
+    let limit = match query.get("limit").map(|s| s.trim()) {
+        None => DEFAULT_LIMIT,
+        Some(raw) => match raw.parse::<i64>() {
+            Err(_) => {
+                errors.push(FieldError::at(
+                    "query",
+                    "limit",
+                    "int_parsing",
+                    "Input should be a valid integer, unable to parse string as an integer",
+                ));
+                DEFAULT_LIMIT
+            }
+            Ok(n) if n < 1 => {
+                errors.push(
+                    FieldError::at(
+                        "query",
+                        "limit",
+                        "greater_than_equal",
+                        "Input should be greater than or equal to 1",
+                    )
+                    .with_ctx(json!({ "ge": 1 })),
+                );
+                DEFAULT_LIMIT
+            }
+            Ok(n) if n > MAX_LIMIT as i64 => {
+                errors.push(
+                    FieldError::at(
+                        "query",
+                        "limit",
+                        "less_than_equal",
+                        "Input should be less than or equal to 100",
+                    )
+                    .with_ctx(json!({ "le": MAX_LIMIT })),
+                );
+                DEFAULT_LIMIT
+            }
+            Ok(n) => n as usize,
+        },
+    };
+    PageQuery { limit, cursor: query.get("cursor").filter(|c| !c.is_empty()).cloned() }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let mut errors = Vec::new();
+        let page = page_query(&query_pairs(parts), &mut errors);
+        if errors.is_empty() { Ok(page) } else { Err(ApiError::Validation(errors)) }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ItemsQuery {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
         let query = query_pairs(parts);
         let mut errors = Vec::new();
-        let limit = match query.get("limit").map(|s| s.trim()) {
-            None => DEFAULT_LIMIT,
-            Some(raw) => match raw.parse::<i64>() {
-                Err(_) => {
-                    errors.push(FieldError::at(
-                        "query",
-                        "limit",
-                        "int_parsing",
-                        "Input should be a valid integer, unable to parse string as an integer",
-                    ));
-                    DEFAULT_LIMIT
-                }
-                Ok(n) if n < 1 => {
-                    errors.push(
-                        FieldError::at(
-                            "query",
-                            "limit",
-                            "greater_than_equal",
-                            "Input should be greater than or equal to 1",
-                        )
-                        .with_ctx(json!({ "ge": 1 })),
-                    );
-                    DEFAULT_LIMIT
-                }
-                Ok(n) if n > MAX_LIMIT as i64 => {
-                    errors.push(
-                        FieldError::at(
-                            "query",
-                            "limit",
-                            "less_than_equal",
-                            "Input should be less than or equal to 100",
-                        )
-                        .with_ctx(json!({ "le": MAX_LIMIT })),
-                    );
-                    DEFAULT_LIMIT
-                }
-                Ok(n) => n as usize,
-            },
-        };
+        let page = page_query(&query, &mut errors);
         let owner_id = match query.get("owner_id") {
             None => None,
             Some(raw) => match Uuid::parse_str(raw) {
@@ -257,10 +284,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
                 }
             },
         };
-        if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
-        }
-        Ok(Self { limit, cursor: query.get("cursor").filter(|c| !c.is_empty()).cloned(), owner_id })
+        if errors.is_empty() { Ok(Self { page, owner_id }) } else { Err(ApiError::Validation(errors)) }
     }
 }
 

@@ -17,7 +17,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use extract::{IfMatch, Json, OAuthForm, PageQuery};
+pub use extract::{IfMatch, ItemsQuery, Json, OAuthForm, PageQuery};
 pub use pagination::CursorCodec;
 
 /// Bodies above this are refused with 413 before they are parsed.
