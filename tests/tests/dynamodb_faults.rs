@@ -5,8 +5,7 @@
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use shared::repo::dynamo::DynamoStore;
@@ -15,8 +14,22 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use uuid::Uuid;
 
+/// The bodies of the requests the fake received.
+#[derive(Clone, Default)]
+struct Requests(Arc<Mutex<Vec<String>>>);
+
+impl Requests {
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.0.lock().unwrap().iter().map(|b| serde_json::from_str(b).unwrap()).collect()
+    }
+}
+
 /// A fake DynamoDB that answers every request with `status` and the error `kind`.
-async fn failing_dynamodb(status: u16, kind: &'static str) -> (DynamoStore, Arc<AtomicUsize>) {
+async fn failing_dynamodb(status: u16, kind: &'static str) -> (DynamoStore, Requests) {
     failing_dynamodb_with(status, kind, "").await
 }
 
@@ -25,10 +38,10 @@ async fn failing_dynamodb_with(
     status: u16,
     kind: &'static str,
     extra: &'static str,
-) -> (DynamoStore, Arc<AtomicUsize>) {
+) -> (DynamoStore, Requests) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let requests = Arc::new(AtomicUsize::new(0));
+    let requests = Requests::default();
     let counter = requests.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
@@ -58,7 +71,9 @@ async fn failing_dynamodb_with(
                         }
                     }
                 }
-                counter.fetch_add(1, Ordering::SeqCst);
+                let text = String::from_utf8_lossy(&buffer).to_string();
+                let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+                counter.0.lock().unwrap().push(body);
                 let body = format!(
                     r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{kind}","message":"injected"{extra}}}"#
                 );
@@ -85,10 +100,18 @@ async fn a_version_bump_that_may_have_landed_is_sent_once_and_is_a_503() {
     let (store, requests) = failing_dynamodb(500, "InternalServerError").await;
     let result = store.update_item(Uuid::now_v7(), Uuid::now_v7(), &change(), None, Utc::now()).await;
     assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
-    assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried: it may have been applied");
+    assert_eq!(requests.count(), 1, "not retried: it may have been applied");
+}
+
+#[tokio::test]
+async fn a_transaction_that_may_have_landed_is_resent_under_its_idempotency_token() {
+    let (store, requests) = failing_dynamodb(500, "InternalServerError").await;
     let deleted = store.delete_item(Uuid::now_v7(), Uuid::now_v7(), Some(1)).await;
     assert!(matches!(deleted, Err(RepoError::Unavailable(_))), "{deleted:?}");
-    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    assert_eq!(requests.count(), 3, "retried by the SDK");
+    let tokens: Vec<_> =
+        requests.bodies().iter().map(|b| b["ClientRequestToken"].as_str().unwrap().to_owned()).collect();
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "under one idempotency token: {tokens:?}");
 }
 
 #[tokio::test]
@@ -96,7 +119,7 @@ async fn a_throttled_write_is_retried_then_a_503() {
     let (store, requests) = failing_dynamodb(400, "ThrottlingException").await;
     let result = store.update_item(Uuid::now_v7(), Uuid::now_v7(), &change(), None, Utc::now()).await;
     assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
-    assert_eq!(requests.load(Ordering::SeqCst), 3, "refused, so safe to retry: 3 attempts in all");
+    assert_eq!(requests.count(), 3, "refused, so safe to retry: 3 attempts in all");
 }
 
 #[tokio::test]
@@ -104,7 +127,7 @@ async fn reads_are_retried_and_5xx_is_a_503() {
     let (store, requests) = failing_dynamodb(500, "InternalServerError").await;
     let result = store.get_user(Uuid::now_v7()).await;
     assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
-    assert_eq!(requests.load(Ordering::SeqCst), 3);
+    assert_eq!(requests.count(), 3);
 }
 
 #[tokio::test]
@@ -123,7 +146,7 @@ async fn a_transaction_cancelled_by_throttling_is_retried_then_a_503() {
     };
     let result = store.create_item(&item).await;
     assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
-    assert_eq!(requests.load(Ordering::SeqCst), 8, "nothing was written, so every attempt was safe");
+    assert_eq!(requests.count(), 8, "nothing was written, so every attempt was safe");
 }
 
 #[tokio::test]
@@ -131,5 +154,5 @@ async fn an_unexpected_validation_error_is_a_500_not_a_503() {
     let (store, requests) = failing_dynamodb(400, "ValidationException").await;
     let result = store.get_user(Uuid::now_v7()).await;
     assert!(matches!(result, Err(RepoError::Internal(_))), "{result:?}");
-    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    assert_eq!(requests.count(), 1);
 }

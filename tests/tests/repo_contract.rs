@@ -200,6 +200,7 @@ async fn deleting_a_user_removes_everything_it_owns<S: Store>(s: Arc<S>) {
     assert_eq!(s.get_user(u.id).await.unwrap(), None);
     assert_eq!(s.find_user_by_email(&u.email.key()).await.unwrap(), None);
     assert_eq!(s.get_item(u.id, mine.id).await.unwrap(), None);
+    assert_eq!(s.find_item_owner(mine.id).await.unwrap(), None, "no pointer left behind");
     assert_eq!(s.list_items(u.id, 10, None).await.unwrap().records, vec![]);
     let next = refresh(u.id, token.family_id, Duration::days(7));
     assert_ne!(s.rotate_refresh(&token, &next, now()).await.unwrap(), Rotation::Rotated);

@@ -8,7 +8,6 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -194,6 +193,9 @@ fn item_sk(id: Uuid) -> String {
     format!("ITEM#{id}")
 }
 const ITEM_PREFIX: &str = "ITEM#";
+/// The owner pointer of an item lives at `ITEM#<id>` / `OWNER`, so a superuser's lookup by id
+/// alone is a consistent GetItem (an index would be eventually consistent).
+const OWNER_SK: &str = "OWNER";
 fn family_sk(id: Uuid) -> String {
     format!("FAMILY#{id}")
 }
@@ -382,8 +384,6 @@ fn item_to_attrs(i: &ItemRecord) -> Attrs {
     let mut item = HashMap::from([
         (PK.to_owned(), s(user_pk(i.owner_id))),
         (SK.to_owned(), s(item_sk(i.id))),
-        (GSI1_PK.to_owned(), s(item_sk(i.id))),
-        (GSI1_SK.to_owned(), s(user_pk(i.owner_id))),
         ("type".to_owned(), s("item")),
         ("id".to_owned(), s(i.id.to_string())),
         ("owner_id".to_owned(), s(i.owner_id.to_string())),
@@ -396,6 +396,15 @@ fn item_to_attrs(i: &ItemRecord) -> Attrs {
         item.insert("description".to_owned(), s(d));
     }
     item
+}
+
+fn owner_pointer(i: &ItemRecord) -> Attrs {
+    HashMap::from([
+        (PK.to_owned(), s(item_sk(i.id))),
+        (SK.to_owned(), s(OWNER_SK)),
+        ("type".to_owned(), s("item_owner")),
+        ("owner_id".to_owned(), s(i.owner_id.to_string())),
+    ])
 }
 
 fn item_from_attrs(item: &Attrs) -> RepoResult<ItemRecord> {
@@ -574,7 +583,7 @@ impl UserRepo for DynamoStore {
         // Children first, then the user and its reservation in one transaction, then one more
         // sweep for anything created meanwhile (item creation is conditional on the user, so
         // nothing can be added after the transaction). Retrying after a failure completes it.
-        self.delete_keys(self.owned_keys(id).await?).await?;
+        self.delete_owned(id).await?;
         for _ in 0..TRANSACTION_ATTEMPTS {
             let Some(user) = self.get_user(id).await? else {
                 return Ok(false);
@@ -601,7 +610,7 @@ impl UserRepo for DynamoStore {
                 TransactWriteItem::builder().delete(delete_reservation).build(),
             ];
             if self.transact(actions).await?.is_none() {
-                self.delete_keys(self.owned_keys(id).await?).await?;
+                self.delete_owned(id).await?;
                 return Ok(true);
             }
             // The user changed its email (or was deleted) since we read it: read it again.
@@ -637,11 +646,22 @@ impl UserRepo for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Everything in the user's partition but the user record: items and token families.
-    async fn owned_keys(&self, id: Uuid) -> RepoResult<Vec<Attrs>> {
-        let mut keys = self.partition_keys(id, ITEM_PREFIX).await?;
+    /// Deletes everything a user owns but the user record: the owner pointers of its items, then
+    /// its items and token families. Pointers go first, so a failure in between leaves items that
+    /// the next attempt finds (by their partition) and completes; never a pointer to nothing.
+    async fn delete_owned(&self, id: Uuid) -> RepoResult<()> {
+        let items = self.partition_keys(id, ITEM_PREFIX).await?;
+        let pointers = items
+            .iter()
+            .map(|key| {
+                let sk = get_s(key, SK)?;
+                Ok(Self::key(sk.to_owned(), OWNER_SK))
+            })
+            .collect::<RepoResult<Vec<_>>>()?;
+        self.delete_keys(pointers).await?;
+        let mut keys = items;
         keys.extend(self.partition_keys(id, FAMILY_PREFIX).await?);
-        Ok(keys)
+        self.delete_keys(keys).await
     }
 }
 
@@ -658,6 +678,7 @@ impl ItemRepo for DynamoStore {
         let actions = vec![
             TransactWriteItem::builder().condition_check(owner_exists).build(),
             self.put(item_to_attrs(item), Some("attribute_not_exists(#pk)"))?,
+            self.put(owner_pointer(item), Some("attribute_not_exists(#pk)"))?,
         ];
         Ok(self.transact(actions).await?.is_none())
     }
@@ -667,19 +688,7 @@ impl ItemRepo for DynamoStore {
     }
 
     async fn find_item_owner(&self, id: Uuid) -> RepoResult<Option<Uuid>> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1_PK)
-            .expression_attribute_values(":pk", s(item_sk(id)))
-            .limit(1)
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query", e))?;
-        out.items().first().map(|item| get_uuid(item, "owner_id")).transpose()
+        self.get(item_sk(id), OWNER_SK).await?.map(|pointer| get_uuid(&pointer, "owner_id")).transpose()
     }
 
     async fn update_item(
@@ -759,36 +768,36 @@ impl ItemRepo for DynamoStore {
         id: Uuid,
         expected_version: Option<u64>,
     ) -> RepoResult<Conditional<()>> {
-        let mut request = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PK, s(user_pk(owner_id)))
-            .key(SK, s(item_sk(id)))
-            .expression_attribute_names("#pk", PK)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        // The item and its owner pointer go together. As a transaction the delete carries an
+        // idempotency token, so the SDK may safely resend it.
         let mut condition = "attribute_exists(#pk)".to_owned();
+        let mut delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(user_pk(owner_id), &item_sk(id))))
+            .expression_attribute_names("#pk", PK);
         if let Some(v) = expected_version {
             condition.push_str(" AND #version = :expected");
-            request = request
+            delete = delete
                 .expression_attribute_names("#version", "version")
                 .expression_attribute_values(":expected", n(v));
         }
-        let result = request
-            .condition_expression(condition)
-            .customize()
-            .config_override(retry_only_rejected::<DeleteItemError>())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Conditional::Done(())),
-            Err(err) => match err.as_service_error() {
-                Some(DeleteItemError::ConditionalCheckFailedException(e)) => Ok(match e.item() {
-                    Some(_) => Conditional::VersionMismatch,
-                    None => Conditional::NotFound,
-                }),
-                _ => Err(sdk_error("DeleteItem", err)),
-            },
+        let delete_item = delete.condition_expression(condition).build().map_err(build_error)?;
+        let delete_pointer = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(item_sk(id), OWNER_SK)))
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().delete(delete_item).build(),
+            TransactWriteItem::builder().delete(delete_pointer).build(),
+        ];
+        match self.transact(actions).await? {
+            None => Ok(Conditional::Done(())),
+            // Gone, or at another version: what is true now decides the answer.
+            Some(_) => Ok(match self.get_item(owner_id, id).await? {
+                Some(_) => Conditional::VersionMismatch,
+                None => Conditional::NotFound,
+            }),
         }
     }
 
