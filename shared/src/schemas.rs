@@ -129,7 +129,7 @@ impl FromJsonBody for ItemCreate {
     }
 }
 
-/// An item update; `{}` is valid and changes nothing but the version.
+/// An item update; `{}` is valid and changes nothing, the version included.
 #[derive(Debug, Clone)]
 pub struct ItemUpdate {
     pub title: Patch<Title>,

@@ -52,7 +52,7 @@ fn start() -> String {
     // The shell stays between us and Java: it waits on its stdin (our pipe) and kills Java once
     // the pipe closes, however this process ends.
     let script = r#"java -Xms64m -Djava.library.path="$1/DynamoDBLocal_lib" -jar "$1/DynamoDBLocal.jar" \
-        -inMemory -port "$2" >/dev/null 2>&1 &
+        -inMemory -disableTelemetry -port "$2" >/dev/null 2>&1 &
         pid=$!
         read -r _ignored
         kill "$pid" 2>/dev/null"#;

@@ -46,7 +46,11 @@ async fn the_whole_api_works_on_dynamodb() {
     let path = item.header("location").expect("location").to_owned();
     let updated = app.json(Method::PATCH, &path, Some(&user.access), json!({"description": "2 l"})).await;
     assert_eq!((updated.status, updated.header("etag")), (StatusCode::OK, Some("\"2\"")));
-    assert_eq!(app.get(&path, &admin.access).await.json()["description"], "2 l", "superuser via the index");
+    assert_eq!(
+        app.get(&path, &admin.access).await.json()["description"],
+        "2 l",
+        "superuser via the owner pointer"
+    );
     for n in 0..3 {
         app.item(&user.access, &format!("more {n}")).await;
     }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use shared::repo::dynamo::DynamoStore;
-use shared::repo::{ItemChanges, ItemRepo, RepoError, UserRepo};
+use shared::repo::{ItemChanges, ItemRepo, RepoError, ThrottleRepo, TokenRepo, UserRepo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use uuid::Uuid;
@@ -155,4 +155,23 @@ async fn an_unexpected_validation_error_is_a_500_not_a_503() {
     let result = store.get_user(Uuid::now_v7()).await;
     assert!(matches!(result, Err(RepoError::Internal(_))), "{result:?}");
     assert_eq!(requests.count(), 1);
+}
+
+#[tokio::test]
+async fn a_login_attempt_that_may_have_been_counted_is_not_counted_again() {
+    let (store, requests) = failing_dynamodb(500, "InternalServerError").await;
+    let result = store.count_attempt("someone@example.com", Utc::now(), 900).await;
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert_eq!(requests.count(), 1, "an ADD that may have landed is not resent");
+}
+
+#[tokio::test]
+async fn a_conflict_with_a_transaction_is_retried_then_a_503_for_every_kind_of_write() {
+    let (store, requests) = failing_dynamodb(400, "TransactionConflictException").await;
+    let result = store.update_item(Uuid::now_v7(), Uuid::now_v7(), &change(), None, Utc::now()).await;
+    assert!(matches!(result, Err(RepoError::Unavailable(_))), "{result:?}");
+    assert_eq!(requests.count(), 3, "a conflict wrote nothing: safe to resend");
+    let revoked = store.revoke_family(Uuid::now_v7(), Uuid::now_v7()).await;
+    assert!(matches!(revoked, Err(RepoError::Unavailable(_))), "{revoked:?}");
+    assert_eq!(requests.count(), 6);
 }

@@ -8,6 +8,9 @@ use std::time::Duration as StdDuration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
@@ -143,6 +146,8 @@ impl DynamoStore {
                     .client
                     .batch_write_item()
                     .request_items(&self.table, requests)
+                    .customize()
+                    .config_override(resend::<BatchWriteItemError>(Resend::Idempotent))
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchWriteItem", e))?;
@@ -223,22 +228,30 @@ async fn backoff(attempt: u32) {
 }
 
 /// Error codes with which DynamoDB refused a request without applying it.
-const REJECTED_CODES: &[&str] = &[
+const REFUSED_CODES: &[&str] = &[
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "TransactionConflictException",
 ];
 
-/// Lets the SDK retry a non-idempotent write (`ADD version 1`, a conditional delete) only when
-/// DynamoDB refused it. After a timeout, a lost response or a 500 the write may have landed, and
-/// sending it again would bump a version twice or turn a successful delete into a 404; the
-/// client gets a 503 instead and decides. (Transactions need no such care: the SDK gives each
-/// an idempotency token, so their retries are safe.)
-#[derive(Debug)]
-struct RetryOnlyRejected<E>(std::marker::PhantomData<fn() -> E>);
+/// How the SDK may resend a single-item write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resend {
+    /// A write that must not apply twice (`ADD`, a counter's conditional put): resent only when
+    /// DynamoDB refused it. After a timeout, a lost response or a 500 it may have landed, and
+    /// sending it again would bump a version or a counter twice; the client gets a 503 instead.
+    /// (Transactions need no such care: the SDK gives each an idempotency token.)
+    OnlyRefused,
+    /// A write that may apply twice (an unconditional delete): the SDK's own retries, and also
+    /// after a conflict with a transaction on the same item, which the SDK does not retry.
+    Idempotent,
+}
 
-impl<E> ClassifyRetry for RetryOnlyRejected<E>
+#[derive(Debug)]
+struct ResendClassifier<E>(Resend, std::marker::PhantomData<fn() -> E>);
+
+impl<E> ClassifyRetry for ResendClassifier<E>
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
@@ -247,24 +260,25 @@ where
             return RetryAction::NoActionIndicated;
         };
         let code = error.as_operation_error().and_then(|e| e.downcast_ref::<E>()).and_then(|e| e.code());
-        if code.is_some_and(|c| REJECTED_CODES.contains(&c)) {
-            RetryAction::NoActionIndicated
-        } else {
-            RetryAction::RetryForbidden
+        match (self.0, code) {
+            (_, Some("TransactionConflictException")) => RetryAction::throttling_error(),
+            (Resend::OnlyRefused, Some(c)) if REFUSED_CODES.contains(&c) => RetryAction::throttling_error(),
+            (Resend::OnlyRefused, _) => RetryAction::RetryForbidden,
+            (Resend::Idempotent, _) => RetryAction::NoActionIndicated,
         }
     }
 
     fn name(&self) -> &'static str {
-        "RetryOnlyRejected"
+        "ResendClassifier"
     }
 }
 
-fn retry_only_rejected<E>() -> aws_sdk_dynamodb::config::Builder
+fn resend<E>(mode: Resend) -> aws_sdk_dynamodb::config::Builder
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
     aws_sdk_dynamodb::config::Builder::default()
-        .retry_classifier(RetryOnlyRejected::<E>(std::marker::PhantomData))
+        .retry_classifier(ResendClassifier::<E>(mode, std::marker::PhantomData))
 }
 
 fn build_error(e: impl std::fmt::Display) -> RepoError {
@@ -284,6 +298,7 @@ const TRANSIENT_CODES: &[&str] = &[
     "ServiceUnavailable",
     "LimitExceededException",
     "TransactionInProgressException",
+    "TransactionConflictException",
 ];
 
 fn sdk_error<E, R>(op: &str, err: SdkError<E, R>) -> RepoError
@@ -744,7 +759,7 @@ impl ItemRepo for DynamoStore {
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .customize()
-            .config_override(retry_only_rejected::<UpdateItemError>())
+            .config_override(resend::<UpdateItemError>(Resend::OnlyRefused))
             .send()
             .await;
         match result {
@@ -900,6 +915,8 @@ impl TokenRepo for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(user_pk(user_id)))
             .key(SK, s(family_sk(family_id)))
+            .customize()
+            .config_override(resend::<DeleteItemError>(Resend::Idempotent))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;
@@ -936,6 +953,8 @@ impl ThrottleRepo for DynamoStore {
                 .expression_attribute_values(":one", n(1))
                 .expression_attribute_values(":cutoff", n(cutoff))
                 .return_values(ReturnValue::AllNew)
+                .customize()
+                .config_override(resend::<UpdateItemError>(Resend::OnlyRefused))
                 .send()
                 .await;
             match counted {
@@ -967,6 +986,8 @@ impl ThrottleRepo for DynamoStore {
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#started", "started_at_us")
                 .expression_attribute_values(":cutoff", n(cutoff))
+                .customize()
+                .config_override(resend::<PutItemError>(Resend::OnlyRefused))
                 .send()
                 .await;
             match started {
@@ -985,6 +1006,8 @@ impl ThrottleRepo for DynamoStore {
             .table_name(&self.table)
             .key(PK, s(attempts_pk(email_key)))
             .key(SK, s(ATTEMPTS_SK))
+            .customize()
+            .config_override(resend::<DeleteItemError>(Resend::Idempotent))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;
