@@ -377,3 +377,51 @@ async fn the_oauth_endpoints_only_accept_post() {
     assert_eq!(response.detail(), "Method Not Allowed");
     assert_eq!(response.header("allow"), Some("POST"));
 }
+
+/// A hasher that counts its verifications, wrapped around the real one: a dependency override.
+#[derive(Debug)]
+struct CountingHasher {
+    inner: shared::auth::Argon2Hasher,
+    against_dummy: std::sync::atomic::AtomicUsize,
+    against_user: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl shared::auth::PasswordHasher for CountingHasher {
+    async fn hash(&self, password: secrecy::SecretString) -> Result<String, shared::ApiError> {
+        self.inner.hash(password).await
+    }
+
+    async fn verify(
+        &self,
+        password: secrecy::SecretString,
+        hash: Option<String>,
+    ) -> Result<bool, shared::ApiError> {
+        let counter = if hash.is_some() { &self.against_user } else { &self.against_dummy };
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.verify(password, hash).await
+    }
+}
+
+#[tokio::test]
+async fn every_login_costs_exactly_one_verification_even_for_unknown_or_malformed_emails() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let hasher = std::sync::Arc::new(CountingHasher {
+        inner: shared::auth::Argon2Hasher::with_params(256, 1, 1),
+        against_dummy: 0.into(),
+        against_user: 0.into(),
+    });
+    let state = shared::AppState::in_memory(api_tests::config()).with_hasher(hasher.clone());
+    let app = TestApp::from_state(state);
+    let user = app.user().await;
+    let counts = || (hasher.against_user.load(SeqCst), hasher.against_dummy.load(SeqCst));
+    let before = counts();
+    app.login(&user.email, "wrong password").await;
+    assert_eq!(counts(), (before.0 + 1, before.1), "a known email: its own hash");
+    for unknown in ["nobody@example.com", "not an email at all", "a@b"] {
+        let at = counts();
+        let response = app.login(unknown, "wrong password").await;
+        assert_eq!(oauth_error(&response), "invalid_grant");
+        assert_eq!(counts(), (at.0, at.1 + 1), "{unknown:?}: one verification, against the dummy hash");
+    }
+}

@@ -98,7 +98,7 @@ fn item(owner: Uuid, title: &str) -> ItemRecord {
 fn refresh(user_id: Uuid, family_id: Uuid, expires_in: Duration) -> RefreshRecord {
     let now = now();
     RefreshRecord {
-        token_hash: shared::auth::refresh::hash(&shared::auth::refresh::generate()),
+        token_hash: shared::auth::refresh::hash(&shared::auth::refresh::generate(user_id)),
         user_id,
         family_id,
         issued_at: now,
@@ -202,6 +202,7 @@ async fn deleting_a_user_removes_everything_it_owns<S: Store>(s: Arc<S>) {
     assert_eq!(s.get_item(u.id, mine.id).await.unwrap(), None);
     assert_eq!(s.find_item_owner(mine.id).await.unwrap(), None, "no pointer left behind");
     assert_eq!(s.list_items(u.id, 10, None).await.unwrap().records, vec![]);
+    assert_eq!(s.get_refresh(u.id, &token.token_hash).await.unwrap(), None, "refresh tokens are gone");
     let next = refresh(u.id, token.family_id, Duration::days(7));
     assert_ne!(s.rotate_refresh(&token, &next, now()).await.unwrap(), Rotation::Rotated);
     assert_eq!(s.get_item(other.id, theirs.id).await.unwrap(), Some(theirs), "others keep theirs");
@@ -315,15 +316,20 @@ async fn a_refresh_token_rotates_once<S: Store>(s: Arc<S>) {
     let u = created_user(s.as_ref()).await;
     let first = refresh(u.id, Uuid::new_v4(), Duration::days(7));
     s.create_family(&first).await.unwrap();
-    assert_eq!(s.get_refresh(&first.token_hash).await.unwrap(), Some(first.clone()));
+    assert_eq!(s.get_refresh(first.user_id, &first.token_hash).await.unwrap(), Some(first.clone()));
     let second = refresh(u.id, first.family_id, Duration::days(7));
     assert_eq!(s.rotate_refresh(&first, &second, now()).await.unwrap(), Rotation::Rotated);
-    assert!(s.get_refresh(&first.token_hash).await.unwrap().expect("kept").used);
-    assert_eq!(s.get_refresh(&second.token_hash).await.unwrap(), Some(second.clone()));
+    assert!(s.get_refresh(first.user_id, &first.token_hash).await.unwrap().expect("kept").used);
+    assert_eq!(s.get_refresh(second.user_id, &second.token_hash).await.unwrap(), Some(second.clone()));
     let third = refresh(u.id, first.family_id, Duration::days(7));
     assert_eq!(s.rotate_refresh(&first, &third, now()).await.unwrap(), Rotation::AlreadyUsed);
-    assert_eq!(s.get_refresh(&third.token_hash).await.unwrap(), None, "the loser writes nothing");
-    assert_eq!(s.get_refresh("0".repeat(64).as_str()).await.unwrap(), None);
+    assert_eq!(
+        s.get_refresh(third.user_id, &third.token_hash).await.unwrap(),
+        None,
+        "the loser writes nothing"
+    );
+    assert_eq!(s.get_refresh(u.id, "0".repeat(64).as_str()).await.unwrap(), None);
+    assert_eq!(s.get_refresh(Uuid::now_v7(), &second.token_hash).await.unwrap(), None, "only under its user");
 }
 
 async fn a_revoked_or_expired_family_cannot_rotate<S: Store>(s: Arc<S>) {
@@ -333,7 +339,7 @@ async fn a_revoked_or_expired_family_cannot_rotate<S: Store>(s: Arc<S>) {
     s.revoke_family(u.id, revoked.family_id).await.unwrap();
     let next = refresh(u.id, revoked.family_id, Duration::days(7));
     assert_eq!(s.rotate_refresh(&revoked, &next, now()).await.unwrap(), Rotation::FamilyGone);
-    assert_eq!(s.get_refresh(&next.token_hash).await.unwrap(), None);
+    assert_eq!(s.get_refresh(next.user_id, &next.token_hash).await.unwrap(), None);
 
     let expiring = refresh(u.id, Uuid::new_v4(), Duration::seconds(60));
     s.create_family(&expiring).await.unwrap();

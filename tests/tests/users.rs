@@ -476,3 +476,20 @@ async fn unknown_methods_get_405_with_a_complete_allow_and_unknown_paths_404() {
     let missing = app.call(Method::GET, "/v1/users/me/nothing/here", None).await;
     assert_eq!((missing.status, missing.detail()), (StatusCode::NOT_FOUND, json!("Not Found")));
 }
+
+#[tokio::test]
+async fn an_admin_delete_cascades_like_a_self_delete() {
+    let app = TestApp::memory();
+    let (user, admin) = (app.user().await, app.superuser().await);
+    let item = app.item(&user.access, "owned").await;
+    let deleted = app.delete(&format!("/v1/users/{}", user.id), &admin.access).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.get(&format!("/v1/items/{}", item["id"].as_str().unwrap()), &admin.access).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&user.refresh).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.signup(&user.email, PASSWORD).await.status, StatusCode::CREATED, "email released");
+}

@@ -66,7 +66,7 @@ async fn password_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Respons
         return Err(ApiError::invalid_grant());
     };
     state.repos.throttle.clear_attempts(&throttle_key).await?;
-    let (token, first) = issue(state, user.id, Uuid::new_v4(), now)?;
+    let (token, first) = issue(state, user.id, state.ids.new_id(now), now)?;
     state.repos.tokens.create_family(&first).await?;
     Ok(token_response(token))
 }
@@ -79,7 +79,9 @@ async fn refresh_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Response
     }
     let now = state.clock.now();
     let tokens = &state.repos.tokens;
-    let old = tokens.get_refresh(&refresh::hash(presented)).await?.ok_or_else(ApiError::invalid_grant)?;
+    let user_id = refresh::user_of(presented).ok_or_else(ApiError::invalid_grant)?;
+    let old =
+        tokens.get_refresh(user_id, &refresh::hash(presented)).await?.ok_or_else(ApiError::invalid_grant)?;
     if old.used {
         return Err(reuse_detected(state, &old).await);
     }
@@ -114,7 +116,11 @@ async fn revoke(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Res
     let token = form.get("token")?.ok_or(ApiError::invalid_request("token is required"))?;
     if token.len() <= MAX_REFRESH_TOKEN_LEN {
         let tokens = &state.repos.tokens;
-        if let Some(record) = tokens.get_refresh(&refresh::hash(token)).await? {
+        let record = match refresh::user_of(token) {
+            Some(user_id) => tokens.get_refresh(user_id, &refresh::hash(token)).await?,
+            None => None,
+        };
+        if let Some(record) = record {
             tokens.revoke_family(record.user_id, record.family_id).await?;
         }
     }
@@ -127,7 +133,7 @@ fn issue(
     family_id: Uuid,
     now: DateTime<Utc>,
 ) -> ApiResult<(Token, RefreshRecord)> {
-    let refresh_token = refresh::generate();
+    let refresh_token = refresh::generate(user_id);
     let record = RefreshRecord {
         token_hash: refresh::hash(&refresh_token),
         user_id,

@@ -205,10 +205,10 @@ fn family_sk(id: Uuid) -> String {
     format!("FAMILY#{id}")
 }
 const FAMILY_PREFIX: &str = "FAMILY#";
-fn refresh_pk(hash: &str) -> String {
+fn refresh_sk(hash: &str) -> String {
     format!("REFRESH#{hash}")
 }
-const REFRESH_SK: &str = "REFRESH";
+const REFRESH_PREFIX: &str = "REFRESH#";
 fn attempts_pk(key: &str) -> String {
     format!("LOGIN#{key}")
 }
@@ -436,8 +436,8 @@ fn item_from_attrs(item: &Attrs) -> RepoResult<ItemRecord> {
 
 fn refresh_to_item(r: &RefreshRecord) -> Attrs {
     HashMap::from([
-        (PK.to_owned(), s(refresh_pk(&r.token_hash))),
-        (SK.to_owned(), s(REFRESH_SK)),
+        (PK.to_owned(), s(user_pk(r.user_id))),
+        (SK.to_owned(), s(refresh_sk(&r.token_hash))),
         ("type".to_owned(), s("refresh_token")),
         ("user_id".to_owned(), s(r.user_id.to_string())),
         ("family_id".to_owned(), s(r.family_id.to_string())),
@@ -662,7 +662,7 @@ impl UserRepo for DynamoStore {
 
 impl DynamoStore {
     /// Deletes everything a user owns but the user record: the owner pointers of its items, then
-    /// its items and token families. Pointers go first, so a failure in between leaves items that
+    /// its items, token families and refresh tokens. Pointers go first, so a failure in between leaves items that
     /// the next attempt finds (by their partition) and completes; never a pointer to nothing.
     async fn delete_owned(&self, id: Uuid) -> RepoResult<()> {
         let items = self.partition_keys(id, ITEM_PREFIX).await?;
@@ -676,6 +676,7 @@ impl DynamoStore {
         self.delete_keys(pointers).await?;
         let mut keys = items;
         keys.extend(self.partition_keys(id, FAMILY_PREFIX).await?);
+        keys.extend(self.partition_keys(id, REFRESH_PREFIX).await?);
         self.delete_keys(keys).await
     }
 }
@@ -857,8 +858,8 @@ impl TokenRepo for DynamoStore {
         }
     }
 
-    async fn get_refresh(&self, token_hash: &str) -> RepoResult<Option<RefreshRecord>> {
-        self.get(refresh_pk(token_hash), REFRESH_SK)
+    async fn get_refresh(&self, user_id: Uuid, token_hash: &str) -> RepoResult<Option<RefreshRecord>> {
+        self.get(user_pk(user_id), &refresh_sk(token_hash))
             .await?
             .as_ref()
             .map(|item| refresh_from_item(token_hash, item))
@@ -873,7 +874,7 @@ impl TokenRepo for DynamoStore {
     ) -> RepoResult<Rotation> {
         let mark_used = Update::builder()
             .table_name(&self.table)
-            .set_key(Some(Self::key(refresh_pk(&old.token_hash), REFRESH_SK)))
+            .set_key(Some(Self::key(user_pk(old.user_id), &refresh_sk(&old.token_hash))))
             .update_expression("SET #used = :true")
             .condition_expression("attribute_exists(#pk) AND #used = :false")
             .expression_attribute_names("#pk", PK)

@@ -118,8 +118,7 @@ impl UserRepo for MemoryStore {
             s.item_owners.remove(&key.1);
         }
         s.families.retain(|(user_id, _), _| *user_id != id);
-        // Refresh records of the user's families are dead once the family is gone, as in
-        // DynamoDB, where they expire by TTL.
+        s.refresh.retain(|_, r| r.user_id != id);
         Ok(true)
     }
 
@@ -224,8 +223,8 @@ impl TokenRepo for MemoryStore {
         Ok(())
     }
 
-    async fn get_refresh(&self, token_hash: &str) -> RepoResult<Option<RefreshRecord>> {
-        Ok(self.lock().refresh.get(token_hash).cloned())
+    async fn get_refresh(&self, user_id: Uuid, token_hash: &str) -> RepoResult<Option<RefreshRecord>> {
+        Ok(self.lock().refresh.get(token_hash).filter(|r| r.user_id == user_id).cloned())
     }
 
     async fn rotate_refresh(

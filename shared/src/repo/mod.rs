@@ -144,8 +144,9 @@ pub trait UserRepo: Send + Sync + std::fmt::Debug {
         changes: &UserChanges,
         now: DateTime<Utc>,
     ) -> RepoResult<UpdateUser>;
-    /// Deletes the user with everything it owns: items, refresh-token families, then (last, in
-    /// one step) the user and its email reservation, so a failure part-way can be retried.
+    /// Deletes the user with everything it owns: items, refresh tokens and their families, then
+    /// (last, in one step) the user and its email reservation, so a failure part-way can be
+    /// retried.
     /// Returns false when there was no such user.
     async fn delete_user(&self, id: Uuid) -> RepoResult<bool>;
     /// Users in creation order, after `after`.
@@ -188,7 +189,8 @@ pub trait ItemRepo: Send + Sync + std::fmt::Debug {
 pub trait TokenRepo: Send + Sync + std::fmt::Debug {
     /// Starts a family (one login) with its first refresh token.
     async fn create_family(&self, first: &RefreshRecord) -> RepoResult<()>;
-    async fn get_refresh(&self, token_hash: &str) -> RepoResult<Option<RefreshRecord>>;
+    /// The refresh token with this hash, recorded for this user.
+    async fn get_refresh(&self, user_id: Uuid, token_hash: &str) -> RepoResult<Option<RefreshRecord>>;
     /// Marks `old` used and records `new` in one conditional step: of two concurrent rotations
     /// of one token, exactly one wins.
     async fn rotate_refresh(
