@@ -173,6 +173,19 @@ impl DynamoStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
+    /// Deletes an email reservation, only while it still belongs to `user_id`.
+    fn release_email(&self, email_key: &str, user_id: Uuid) -> RepoResult<TransactWriteItem> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(email_pk(email_key), EMAIL_SK)))
+            .condition_expression("#user_id = :user_id")
+            .expression_attribute_names("#user_id", "user_id")
+            .expression_attribute_values(":user_id", s(user_id.to_string()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
+    }
+
     fn key(pk: String, sk: &str) -> Attrs {
         HashMap::from([(PK.to_owned(), s(pk)), (SK.to_owned(), s(sk))])
     }
@@ -568,15 +581,7 @@ impl UserRepo for DynamoStore {
         let moving_email = changes.email.as_ref().filter(|e| e.key() != current.email.key());
         if let Some(email) = moving_email {
             actions.push(self.put(reservation(&email.key(), id), Some("attribute_not_exists(#pk)"))?);
-            let delete_old = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(email_pk(&current.email.key()), EMAIL_SK)))
-                .condition_expression("#user_id = :user_id")
-                .expression_attribute_names("#user_id", "user_id")
-                .expression_attribute_values(":user_id", s(id.to_string()))
-                .build()
-                .map_err(build_error)?;
-            actions.push(TransactWriteItem::builder().delete(delete_old).build());
+            actions.push(self.release_email(&current.email.key(), id)?);
         }
         match self.transact(actions).await? {
             None => {}
@@ -612,17 +617,9 @@ impl UserRepo for DynamoStore {
                 .expression_attribute_values(":email_key", s(user.email.key()))
                 .build()
                 .map_err(build_error)?;
-            let delete_reservation = Delete::builder()
-                .table_name(&self.table)
-                .set_key(Some(Self::key(email_pk(&user.email.key()), EMAIL_SK)))
-                .condition_expression("#user_id = :user_id")
-                .expression_attribute_names("#user_id", "user_id")
-                .expression_attribute_values(":user_id", s(id.to_string()))
-                .build()
-                .map_err(build_error)?;
             let actions = vec![
                 TransactWriteItem::builder().delete(delete_user).build(),
-                TransactWriteItem::builder().delete(delete_reservation).build(),
+                self.release_email(&user.email.key(), id)?,
             ];
             if self.transact(actions).await?.is_none() {
                 self.delete_owned(id).await?;
