@@ -77,6 +77,17 @@ impl Config {
         Ok(config)
     }
 
+    /// For local runs: the environment as [`Config::from_env`] reads it, but when `JWT_SECRET` is
+    /// unset, a random one for this process (tokens then die with it). Returns whether it made one.
+    pub fn from_env_or_random_secret() -> Result<(Self, bool), ConfigError> {
+        let mut vars: HashMap<String, String> = std::env::vars().collect();
+        let generate = vars.get("JWT_SECRET").is_none_or(|v| v.trim().is_empty());
+        if generate {
+            vars.insert("JWT_SECRET".to_owned(), random_secret());
+        }
+        Ok((Self::from_vars(&vars)?, generate))
+    }
+
     /// A configuration for tests and tools: everything default, the given secret.
     pub fn for_tests(secret: &str) -> Self {
         let vars = HashMap::from([("JWT_SECRET".to_owned(), secret.to_owned())]);
@@ -89,6 +100,15 @@ impl Config {
 }
 
 const DAY: i64 = 24 * 3600;
+
+/// 384 random bits, base64url: as `openssl rand -base64 48` would make.
+fn random_secret() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    use base64::Engine;
+    let mut bytes = [0u8; 48];
+    OsRng.fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
 
 /// A positive integer no larger than `max`: lifetimes beyond it are a mistake, and would overflow
 /// date arithmetic long before they made sense.

@@ -1,10 +1,12 @@
 //! The library every function shares: configuration, errors, schemas, validation, auth,
 //! repositories (DynamoDB and in-memory), the application state, and the web layer.
 
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod deps;
 pub mod error;
+pub mod migrate;
 pub mod repo;
 pub mod schemas;
 pub mod state;

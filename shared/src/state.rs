@@ -51,10 +51,14 @@ impl AppState {
 
     /// The Lambda cold start: configuration from the environment, DynamoDB as the store.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        Ok(Self::dynamodb(Config::from_env()?).await)
+    }
+
+    /// DynamoDB as the store: the table and (optional) endpoint of `config`.
+    pub async fn dynamodb(config: Config) -> Self {
         let client = dynamodb_client(&config).await;
         let store = DynamoStore::new(client, config.table_name.clone());
-        Ok(Self::new(config, Repos::from_store(Arc::new(store))))
+        Self::new(config, Repos::from_store(Arc::new(store)))
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {

@@ -35,18 +35,78 @@ pub fn filter(requested: &str) -> EnvFilter {
     filter
 }
 
-pub fn init() {
-    let requested = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+/// How log lines are written. Lambda says which through `AWS_LAMBDA_LOG_FORMAT` (`JSON` or
+/// `Text`, from the function's `LoggingConfig`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line: what CloudWatch Logs Insights queries.
+    Json,
+    /// One human-readable line per event, for a terminal.
+    Text,
+}
+
+impl LogFormat {
+    /// `AWS_LAMBDA_LOG_FORMAT` when it is set, otherwise `default`.
+    pub fn from_env(default: LogFormat) -> LogFormat {
+        match std::env::var("AWS_LAMBDA_LOG_FORMAT") {
+            Ok(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+            Ok(v) if v.eq_ignore_ascii_case("text") => LogFormat::Text,
+            _ => default,
+        }
+    }
+}
+
+/// The requested level: `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging config), else `RUST_LOG`, else
+/// `info`.
+pub fn requested_level() -> String {
+    std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))
-        .unwrap_or_else(|_| "info".to_owned());
-    // Lambda already stamps every line with the time.
-    let _ = tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter(&requested))
-        .with_current_span(false)
-        .with_target(false)
-        .without_time()
-        .try_init();
+        .unwrap_or_else(|_| "info".into())
+}
+
+/// The subscriber every host installs, writing to `writer`; tests capture its output.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    match format {
+        // Lambda stamps every line with the time and the request id already.
+        LogFormat::Json => Box::new(
+            tracing_subscriber::fmt()
+                .json()
+                .with_env_filter(filter)
+                .with_current_span(false)
+                .with_target(false)
+                .without_time()
+                .with_writer(writer)
+                .finish(),
+        ),
+        LogFormat::Text => Box::new(
+            tracing_subscriber::fmt()
+                .compact()
+                .with_env_filter(filter)
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_writer(writer)
+                .finish(),
+        ),
+    }
+}
+
+/// Logging for a host: the format from `AWS_LAMBDA_LOG_FORMAT` or `default`, the level from
+/// [`requested_level`], to stdout.
+pub fn init_with(default: LogFormat) {
+    let subscriber = subscriber(LogFormat::from_env(default), filter(&requested_level()), std::io::stdout);
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
+/// Logging on Lambda: JSON lines unless the function's logging config says `Text`.
+pub fn init() {
+    init_with(LogFormat::Json);
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Test support shared by every cross-function test: [`TestApp`], the three functions' routers
-//! behind one path-prefix dispatch (as API Gateway routes them), called in-process with
+//! Test support shared by every cross-function test: [`TestApp`], every function's router on the
+//! routes of `template.yaml` (as the local server mounts them), called in-process with
 //! `oneshot`; and [`dynamo`], which starts DynamoDB Local for the tests that need it.
 
 pub mod dynamo;
@@ -39,9 +39,9 @@ pub fn fast_hasher() -> Arc<Argon2Hasher> {
 pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<TestClock>,
-    auth: Router,
-    users: Router,
-    items: Router,
+    /// The whole API as the local server mounts it: each function's router on the routes of
+    /// `template.yaml`.
+    app: Router,
 }
 
 #[derive(Debug)]
@@ -110,30 +110,12 @@ impl TestApp {
     pub fn from_state(state: AppState) -> Self {
         let clock = Arc::new(TestClock::default());
         let state = state.with_clock(clock.clone());
-        Self {
-            auth: auth::router(state.clone()),
-            users: users::router(state.clone()),
-            items: items::router(state.clone()),
-            state,
-            clock,
-        }
-    }
-
-    /// The function API Gateway would route this path to.
-    fn route(&self, path: &str) -> Router {
-        let under = |prefix: &str| path == prefix || path.starts_with(&format!("{prefix}/"));
-        if under("/v1/auth") {
-            self.auth.clone()
-        } else if under("/v1/users") {
-            self.users.clone()
-        } else {
-            self.items.clone()
-        }
+        let app = server::app(state.clone(), &server::Cors::default()).expect("the template's routes");
+        Self { app, state, clock }
     }
 
     pub async fn send(&self, request: Request<Body>) -> TestResponse {
-        let router = self.route(request.uri().path());
-        let response = router.oneshot(request).await.unwrap_or_else(|e| match e {});
+        let response = self.app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("read body").to_bytes();
         TestResponse { status: parts.status, headers: parts.headers, body }

@@ -227,6 +227,10 @@ fn attempts_pk(key: &str) -> String {
 }
 const ATTEMPTS_SK: &str = "ATTEMPTS";
 const USERS_INDEX_PK: &str = "USERS";
+/// Data migrations live in one partition: `MIGRATION#<id>` records and the `LEASE`.
+const MIGRATIONS_PK: &str = "MIGRATIONS";
+const MIGRATION_PREFIX: &str = "MIGRATION#";
+const LEASE_SK: &str = "LEASE";
 
 /// Epoch seconds for DynamoDB's TTL, which deletes the record some time after it passes; code
 /// checks expiry itself, since TTL deletion can lag by days.
@@ -1010,5 +1014,139 @@ impl ThrottleRepo for DynamoStore {
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;
         Ok(())
+    }
+}
+
+fn migration_to_item(m: &MigrationRecord) -> Attrs {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(MIGRATIONS_PK)),
+        (SK.to_owned(), s(format!("{MIGRATION_PREFIX}{}", m.id))),
+        ("type".to_owned(), s("migration")),
+        ("id".to_owned(), s(&m.id)),
+        ("description".to_owned(), s(&m.description)),
+        ("started_at".to_owned(), time(&m.started_at)),
+    ]);
+    if let Some(checkpoint) = &m.checkpoint {
+        item.insert("checkpoint".to_owned(), s(checkpoint));
+    }
+    if let Some(applied_at) = &m.applied_at {
+        item.insert("applied_at".to_owned(), time(applied_at));
+    }
+    item
+}
+
+fn migration_from_item(item: &Attrs) -> RepoResult<MigrationRecord> {
+    Ok(MigrationRecord {
+        id: get_s(item, "id")?.to_owned(),
+        description: get_s(item, "description")?.to_owned(),
+        started_at: get_time(item, "started_at")?,
+        checkpoint: get_opt_s(item, "checkpoint"),
+        applied_at: match item.get("applied_at") {
+            Some(_) => Some(get_time(item, "applied_at")?),
+            None => None,
+        },
+    })
+}
+
+#[async_trait]
+impl MigrationRepo for DynamoStore {
+    async fn migrations(&self) -> RepoResult<Vec<MigrationRecord>> {
+        let mut records = Vec::new();
+        let mut start: Option<Attrs> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_values(":pk", s(MIGRATIONS_PK))
+                .expression_attribute_values(":prefix", s(MIGRATION_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            for item in out.items.unwrap_or_default() {
+                records.push(migration_from_item(&item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(records);
+            }
+        }
+    }
+
+    async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(migration_to_item(record)))
+            .customize()
+            .config_override(resend::<PutItemError>(Resend::Idempotent))
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn acquire_migration_lease(
+        &self,
+        holder: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(MIGRATIONS_PK))
+            .item(SK, s(LEASE_SK))
+            .item("type", s("migration_lease"))
+            .item("holder", s(holder.to_string()))
+            .item("until_us", n(until.timestamp_micros()))
+            .item(TTL, ttl(until))
+            .condition_expression("attribute_not_exists(#pk) OR #holder = :holder OR #until < :now")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_names("#until", "until_us")
+            .expression_attribute_values(":holder", s(holder.to_string()))
+            .expression_attribute_values(":now", n(now.timestamp_micros()))
+            .customize()
+            .config_override(resend::<PutItemError>(Resend::OnlyRefused))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(false)
+            }
+            Err(err) => Err(sdk_error("PutItem", err)),
+        }
+    }
+
+    async fn release_migration_lease(&self, holder: Uuid) -> RepoResult<()> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(MIGRATIONS_PK))
+            .key(SK, s(LEASE_SK))
+            .condition_expression("#holder = :holder")
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_values(":holder", s(holder.to_string()))
+            .customize()
+            .config_override(resend::<DeleteItemError>(Resend::Idempotent))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Someone else's lease (ours ran out and was taken), or none: nothing of ours to release.
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error("DeleteItem", err)),
+        }
     }
 }

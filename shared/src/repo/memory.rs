@@ -26,6 +26,9 @@ struct State {
     families: BTreeMap<(Uuid, Uuid), DateTime<Utc>>,
     refresh: HashMap<String, RefreshRecord>,
     attempts: HashMap<String, AttemptWindow>,
+    migrations: BTreeMap<String, MigrationRecord>,
+    /// (holder, until) of the migration lease.
+    migration_lease: Option<(Uuid, DateTime<Utc>)>,
 }
 
 #[derive(Debug, Default)]
@@ -283,6 +286,42 @@ impl ThrottleRepo for MemoryStore {
 
     async fn clear_attempts(&self, email_key: &str) -> RepoResult<()> {
         self.lock().attempts.remove(email_key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MigrationRepo for MemoryStore {
+    async fn migrations(&self) -> RepoResult<Vec<MigrationRecord>> {
+        Ok(self.lock().migrations.values().cloned().collect())
+    }
+
+    async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()> {
+        self.lock().migrations.insert(record.id.clone(), record.clone());
+        Ok(())
+    }
+
+    async fn acquire_migration_lease(
+        &self,
+        holder: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let mut s = self.lock();
+        match s.migration_lease {
+            Some((other, other_until)) if other != holder && other_until > now => Ok(false),
+            _ => {
+                s.migration_lease = Some((holder, until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn release_migration_lease(&self, holder: Uuid) -> RepoResult<()> {
+        let mut s = self.lock();
+        if s.migration_lease.is_some_and(|(h, _)| h == holder) {
+            s.migration_lease = None;
+        }
         Ok(())
     }
 }

@@ -219,6 +219,37 @@ pub trait ThrottleRepo: Send + Sync + std::fmt::Debug {
     async fn clear_attempts(&self, email_key: &str) -> RepoResult<()>;
 }
 
+/// A data migration as recorded in the store: started, perhaps part-way (its checkpoint), or
+/// applied. See `shared::migrate`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationRecord {
+    pub id: String,
+    pub description: String,
+    pub started_at: DateTime<Utc>,
+    /// How far an unfinished run got, in the migration's own terms; a new run resumes there.
+    pub checkpoint: Option<String>,
+    pub applied_at: Option<DateTime<Utc>>,
+}
+
+/// The record of data migrations, and a lease so that two runs never migrate at once.
+#[async_trait]
+pub trait MigrationRepo: Send + Sync + std::fmt::Debug {
+    /// Every recorded migration, in id order.
+    async fn migrations(&self) -> RepoResult<Vec<MigrationRecord>>;
+    /// Creates or replaces the record of one migration.
+    async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()>;
+    /// Takes the migration lease for `holder` until `until`, unless another holder's lease is
+    /// still running at `now`. Taking one's own lease again extends it.
+    async fn acquire_migration_lease(
+        &self,
+        holder: Uuid,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+    ) -> RepoResult<bool>;
+    /// Gives the lease back, if `holder` still has it.
+    async fn release_migration_lease(&self, holder: Uuid) -> RepoResult<()>;
+}
+
 /// Every repository a handler may use. Each is its own `Arc<dyn ...>` so a test can replace one.
 #[derive(Debug, Clone)]
 pub struct Repos {
@@ -226,14 +257,21 @@ pub struct Repos {
     pub items: Arc<dyn ItemRepo>,
     pub tokens: Arc<dyn TokenRepo>,
     pub throttle: Arc<dyn ThrottleRepo>,
+    pub migrations: Arc<dyn MigrationRepo>,
 }
 
 impl Repos {
-    /// All four repositories backed by one store.
+    /// Every repository backed by one store.
     pub fn from_store<S>(store: Arc<S>) -> Self
     where
-        S: UserRepo + ItemRepo + TokenRepo + ThrottleRepo + 'static,
+        S: UserRepo + ItemRepo + TokenRepo + ThrottleRepo + MigrationRepo + 'static,
     {
-        Self { users: store.clone(), items: store.clone(), tokens: store.clone(), throttle: store }
+        Self {
+            users: store.clone(),
+            items: store.clone(),
+            tokens: store.clone(),
+            throttle: store.clone(),
+            migrations: store,
+        }
     }
 }

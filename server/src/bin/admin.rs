@@ -1,0 +1,134 @@
+//! The admin command, against a deployed table or a local one, through the same repositories as
+//! the API: `create-superuser` (the counterpart of FastAPI's `initial_data.py`) and `migrate`
+//! (of Alembic, for data: the table itself lives in `template.yaml`).
+//!
+//! The table is `TABLE_NAME`; `DYNAMODB_ENDPOINT` points at DynamoDB Local, otherwise the AWS
+//! account of the usual credential chain (`AWS_PROFILE`, `AWS_REGION`, ...) is used.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use shared::admin::{IfExists, Outcome, ensure_superuser};
+use shared::migrate::{self, Migrator, State};
+use shared::repo::Repos;
+use shared::repo::dynamo::DynamoStore;
+use shared::telemetry::{self, LogFormat};
+use shared::{AppState, Config};
+use tokio::io::AsyncBufReadExt;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Administer the API's DynamoDB table (TABLE_NAME, DYNAMODB_ENDPOINT).")]
+struct Args {
+    /// Create the table first, as template.yaml declares it, if it is missing. Only with
+    /// DYNAMODB_ENDPOINT: in AWS the table exists through template.yaml alone.
+    #[arg(long, global = true)]
+    create_table: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create a superuser, or promote the existing user with that email (its password stays).
+    /// The password is read from ADMIN_PASSWORD or else from the first line of standard input,
+    /// never from the command line (where other users and shell history would see it).
+    CreateSuperuser {
+        #[arg(long)]
+        email: String,
+    },
+    /// Apply pending data migrations in order, resuming an unfinished one.
+    Migrate {
+        /// List the migrations and their state instead.
+        #[arg(long)]
+        status: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init_with(LogFormat::Text);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn state(create_table: bool) -> Result<AppState, String> {
+    if std::env::var_os("DYNAMODB_ENDPOINT").is_none() && std::env::var_os("TABLE_NAME").is_none() {
+        return Err("set TABLE_NAME to the stack's table (the TableName output of `sam deploy`), \
+                    or DYNAMODB_ENDPOINT for DynamoDB Local"
+            .into());
+    }
+    // The JWT secret signs nothing here.
+    let (config, _) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+    let client = shared::state::dynamodb_client(&config).await;
+    if create_table {
+        if config.dynamodb_endpoint.is_none() {
+            return Err(
+                "--create-table needs DYNAMODB_ENDPOINT: in AWS the table comes from template.yaml".into()
+            );
+        }
+        shared::repo::table::ensure_table(&client, &config.table_name).await.map_err(|e| e.to_string())?;
+    }
+    let store = Arc::new(DynamoStore::new(client, config.table_name.clone()));
+    Ok(AppState::new(config, Repos::from_store(store)))
+}
+
+async fn password() -> Result<String, String> {
+    if let Ok(password) = std::env::var("ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    let mut line = String::new();
+    tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await
+        .map_err(|e| format!("reading the password from standard input: {e}"))?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+#[allow(clippy::print_stdout)]
+async fn run(args: Args) -> Result<(), String> {
+    let state = state(args.create_table).await?;
+    match args.command {
+        Command::CreateSuperuser { email } => {
+            let password = password().await?;
+            let outcome = ensure_superuser(&state, &email, &password, IfExists::Promote)
+                .await
+                .map_err(|e| e.to_string())?;
+            let what = match outcome {
+                Outcome::Created => "created",
+                Outcome::Promoted => "promoted to superuser",
+                Outcome::AlreadySuperuser | Outcome::Kept => "already a superuser",
+            };
+            println!("{email}: {what}");
+        }
+        Command::Migrate { status: true } => {
+            let migrator = Migrator::new(state.repos.clone(), state.clock.clone(), migrate::all());
+            for status in migrator.status().await.map_err(|e| e.to_string())? {
+                let state = match status.state {
+                    State::Pending => "pending".to_owned(),
+                    State::Unfinished { checkpoint: None } => "unfinished".to_owned(),
+                    State::Unfinished { checkpoint: Some(c) } => format!("unfinished (at {c})"),
+                    State::Applied { at } => format!("applied {}", shared::deps::format_timestamp(&at)),
+                };
+                println!("{:<24} {:<40} {}", status.id, state, status.description);
+            }
+        }
+        Command::Migrate { status: false } => {
+            let migrator = Migrator::new(state.repos.clone(), state.clock.clone(), migrate::all());
+            let applied = migrator.run().await.map_err(|e| e.to_string())?;
+            if applied.is_empty() {
+                println!("nothing to apply: every migration is applied");
+            }
+            for id in applied {
+                println!("applied {id}");
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! The local API server: the whole API on `http://127.0.0.1:3000`, with no Docker, Java or AWS
+//! account. An in-memory store by default; DynamoDB (e.g. DynamoDB Local) when
+//! `DYNAMODB_ENDPOINT` is set.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::Parser;
+use server::{Cors, Route};
+use shared::admin::{IfExists, Outcome, ensure_superuser};
+use shared::repo::Repos;
+use shared::repo::dynamo::DynamoStore;
+use shared::telemetry::{self, LogFormat};
+use shared::{AppState, Config};
+
+/// Runs every function of the API in one process, on the paths of template.yaml.
+///
+/// Configuration comes from the same environment variables as the Lambda functions (see the
+/// README); JWT_SECRET is optional here.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Port to listen on.
+    #[arg(long, env = "PORT", default_value_t = 3000)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// With DYNAMODB_ENDPOINT: create the table, as template.yaml declares it, if it is missing.
+    #[arg(long)]
+    create_table: bool,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    telemetry::init_with(LogFormat::Text);
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let (config, random_secret) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+    let (state, store) = match config.dynamodb_endpoint.clone() {
+        Some(endpoint) => {
+            let client = shared::state::dynamodb_client(&config).await;
+            let table = config.table_name.clone();
+            if args.create_table
+                && shared::repo::table::ensure_table(&client, &table).await.map_err(|e| e.to_string())?
+            {
+                tracing::info!(table, "created the table");
+            }
+            let store = Arc::new(DynamoStore::new(client, table.clone()));
+            (
+                AppState::new(config, Repos::from_store(store)),
+                format!("DynamoDB table {table:?} at {endpoint}"),
+            )
+        }
+        None if args.create_table => {
+            return Err("--create-table needs DYNAMODB_ENDPOINT (the in-memory store needs no table)".into());
+        }
+        None => (AppState::in_memory(config), "in memory (gone when the server stops)".to_owned()),
+    };
+    let superuser = first_superuser(&state).await?;
+    let cors = Cors::from_env();
+    let app = server::app(state, &cors).map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    let routes = server::routes().map_err(|e| e.to_string())?;
+    banner(address, &store, &routes, random_secret, superuser.as_deref(), &cors);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+}
+
+/// `FIRST_SUPERUSER_EMAIL` / `FIRST_SUPERUSER_PASSWORD`: created if missing, kept if present.
+async fn first_superuser(state: &AppState) -> Result<Option<String>, String> {
+    let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
+    match (var("FIRST_SUPERUSER_EMAIL"), var("FIRST_SUPERUSER_PASSWORD")) {
+        (None, None) => Ok(None),
+        (Some(email), Some(password)) => {
+            let outcome = ensure_superuser(state, &email, &password, IfExists::Keep)
+                .await
+                .map_err(|e| format!("FIRST_SUPERUSER_EMAIL: {e}"))?;
+            let what = match outcome {
+                Outcome::Created => "created",
+                Outcome::Promoted | Outcome::AlreadySuperuser => "already there",
+                Outcome::Kept => {
+                    "exists and is not a superuser: left as it is (use `admin create-superuser` to promote)"
+                }
+            };
+            Ok(Some(format!("{email} ({what})")))
+        }
+        _ => Err("set both FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD, or neither".into()),
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn banner(
+    address: SocketAddr,
+    store: &str,
+    routes: &[Route],
+    random_secret: bool,
+    superuser: Option<&str>,
+    cors: &Cors,
+) {
+    let url = format!("http://{address}");
+    println!("API listening on {url}");
+    println!("  store:      {store}");
+    if routes.iter().any(|r| r.path == "/docs") {
+        println!("  docs:       {url}/docs");
+    } else {
+        println!("  docs:       none yet (no /docs route in template.yaml)");
+    }
+    for route in routes {
+        println!("  route:      {:<24} -> {}", route.path, route.binary);
+    }
+    if random_secret {
+        println!("  JWT_SECRET: not set, so a random one was made for this run (tokens end when it stops)");
+    }
+    if let Some(superuser) = superuser {
+        println!("  superuser:  {superuser}");
+    }
+    if !cors.origins.is_empty() {
+        println!("  CORS:       {}", cors.origins.join(", "));
+    }
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            signal.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,220 @@
+//! Data migrations: the counterpart of Alembic for a table whose *shape* lives in
+//! `template.yaml`. Tables and indexes are never created by code in AWS; what changes over time
+//! is the data in them (a new attribute to backfill, a key layout to move), and that is what a
+//! migration does.
+//!
+//! Migrations run in id order. Each is idempotent (running it twice changes nothing the second
+//! time) and resumable: it may save a checkpoint as it goes, and a run that stopped part-way
+//! (a crash, a throttled table) resumes from there. Each applied one is recorded in the table
+//! itself, and a lease keeps two runs from migrating at once. The first is a baseline that
+//! changes nothing: it marks the layout this code was written for.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use crate::deps::Clock;
+use crate::repo::{MigrationRecord, RepoError, Repos};
+
+/// How long a run holds the lease before another may take it over; renewed at each checkpoint
+/// and each migration, so only a run that died lets it lapse.
+pub const LEASE_SECS: i64 = 15 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error("another migration run holds the lease; try again when it has finished")]
+    Busy,
+    #[error(
+        "the table records migration {0:?}, which this build does not know: it was migrated by newer code"
+    )]
+    Unknown(String),
+    #[error("migration {id} failed: {reason}")]
+    Failed { id: String, reason: String },
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// One data migration.
+#[async_trait]
+pub trait Migration: Send + Sync {
+    /// Stable and sortable: `0001_baseline`, `0002_...`. Never renamed once released.
+    fn id(&self) -> &'static str;
+    fn description(&self) -> &'static str;
+    /// Applies the migration, starting after `progress.checkpoint()` when a previous run saved
+    /// one. Must be idempotent: it may run again over work already done.
+    async fn apply(&self, repos: &Repos, progress: &mut Progress) -> Result<(), MigrateError>;
+}
+
+/// What a migration may record about how far it got.
+#[derive(Debug)]
+pub struct Progress {
+    repos: Repos,
+    clock: Arc<dyn Clock>,
+    holder: Uuid,
+    record: MigrationRecord,
+}
+
+impl Progress {
+    /// Where a previous, unfinished run stopped.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.record.checkpoint.as_deref()
+    }
+
+    /// Records that everything up to `checkpoint` is done, and renews the lease.
+    pub async fn save(&mut self, checkpoint: impl Into<String>) -> Result<(), MigrateError> {
+        renew(&self.repos, self.clock.as_ref(), self.holder).await?;
+        self.record.checkpoint = Some(checkpoint.into());
+        self.repos.migrations.save_migration(&self.record).await?;
+        Ok(())
+    }
+}
+
+/// The first migration: records the layout of `shared/TABLE.md` as the starting point.
+#[derive(Debug)]
+pub struct Baseline;
+
+#[async_trait]
+impl Migration for Baseline {
+    fn id(&self) -> &'static str {
+        "0001_baseline"
+    }
+
+    fn description(&self) -> &'static str {
+        "baseline: the single-table layout of shared/TABLE.md; changes nothing"
+    }
+
+    async fn apply(&self, _repos: &Repos, _progress: &mut Progress) -> Result<(), MigrateError> {
+        Ok(())
+    }
+}
+
+/// Every migration this build knows, in order.
+pub fn all() -> Vec<Arc<dyn Migration>> {
+    vec![Arc::new(Baseline)]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    Pending,
+    /// Started and not finished: the next run resumes it.
+    Unfinished {
+        checkpoint: Option<String>,
+    },
+    Applied {
+        at: DateTime<Utc>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub id: String,
+    pub description: String,
+    pub state: State,
+}
+
+pub struct Migrator {
+    repos: Repos,
+    clock: Arc<dyn Clock>,
+    migrations: Vec<Arc<dyn Migration>>,
+}
+
+impl std::fmt::Debug for Migrator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.migrations.iter().map(|m| m.id()).collect();
+        f.debug_struct("Migrator").field("migrations", &ids).finish_non_exhaustive()
+    }
+}
+
+async fn renew(repos: &Repos, clock: &dyn Clock, holder: Uuid) -> Result<(), MigrateError> {
+    let now = clock.now();
+    if repos.migrations.acquire_migration_lease(holder, now, now + Duration::seconds(LEASE_SECS)).await? {
+        Ok(())
+    } else {
+        Err(MigrateError::Busy)
+    }
+}
+
+impl Migrator {
+    /// A migrator over `migrations`, which it sorts by id.
+    pub fn new(repos: Repos, clock: Arc<dyn Clock>, mut migrations: Vec<Arc<dyn Migration>>) -> Self {
+        migrations.sort_by_key(|m| m.id());
+        Self { repos, clock, migrations }
+    }
+
+    /// Every known migration with its state, then any recorded one this build does not know.
+    pub async fn status(&self) -> Result<Vec<Status>, MigrateError> {
+        let records = self.repos.migrations.migrations().await?;
+        let mut out: Vec<Status> = self
+            .migrations
+            .iter()
+            .map(|m| {
+                let state = match records.iter().find(|r| r.id == m.id()) {
+                    None => State::Pending,
+                    Some(r) => match r.applied_at {
+                        Some(at) => State::Applied { at },
+                        None => State::Unfinished { checkpoint: r.checkpoint.clone() },
+                    },
+                };
+                Status { id: m.id().to_owned(), description: m.description().to_owned(), state }
+            })
+            .collect();
+        for r in records.iter().filter(|r| !self.migrations.iter().any(|m| m.id() == r.id)) {
+            let state = match r.applied_at {
+                Some(at) => State::Applied { at },
+                None => State::Unfinished { checkpoint: r.checkpoint.clone() },
+            };
+            out.push(Status { id: r.id.clone(), description: r.description.clone(), state });
+        }
+        Ok(out)
+    }
+
+    /// Applies every pending or unfinished migration in order, and returns the ids it finished.
+    /// Stops at the first failure, leaving it unfinished (with its checkpoint) for the next run.
+    pub async fn run(&self) -> Result<Vec<String>, MigrateError> {
+        let holder = Uuid::new_v4();
+        renew(&self.repos, self.clock.as_ref(), holder).await?;
+        let result = self.run_holding(holder).await;
+        // Give the lease back whatever happened; if that fails too, it lapses by itself.
+        let _ = self.repos.migrations.release_migration_lease(holder).await;
+        result
+    }
+
+    async fn run_holding(&self, holder: Uuid) -> Result<Vec<String>, MigrateError> {
+        let records = self.repos.migrations.migrations().await?;
+        if let Some(unknown) = records.iter().find(|r| !self.migrations.iter().any(|m| m.id() == r.id)) {
+            return Err(MigrateError::Unknown(unknown.id.clone()));
+        }
+        let mut finished = Vec::new();
+        for migration in &self.migrations {
+            let record = records.iter().find(|r| r.id == migration.id());
+            if record.is_some_and(|r| r.applied_at.is_some()) {
+                continue;
+            }
+            renew(&self.repos, self.clock.as_ref(), holder).await?;
+            let record = record.cloned().unwrap_or_else(|| MigrationRecord {
+                id: migration.id().to_owned(),
+                description: migration.description().to_owned(),
+                started_at: self.clock.now(),
+                checkpoint: None,
+                applied_at: None,
+            });
+            self.repos.migrations.save_migration(&record).await?;
+            let mut progress =
+                Progress { repos: self.repos.clone(), clock: self.clock.clone(), holder, record };
+            match migration.apply(&self.repos, &mut progress).await {
+                Ok(()) => {}
+                Err(MigrateError::Failed { id, reason }) => return Err(MigrateError::Failed { id, reason }),
+                Err(e) => {
+                    return Err(MigrateError::Failed { id: migration.id().to_owned(), reason: e.to_string() });
+                }
+            }
+            let mut record = progress.record;
+            record.applied_at = Some(self.clock.now());
+            self.repos.migrations.save_migration(&record).await?;
+            finished.push(record.id);
+        }
+        Ok(finished)
+    }
+}
