@@ -207,7 +207,10 @@ impl Migrator {
                 Ok(()) => {}
                 Err(MigrateError::Failed { id, reason }) => return Err(MigrateError::Failed { id, reason }),
                 Err(e) => {
-                    return Err(MigrateError::Failed { id: migration.id().to_owned(), reason: e.to_string() });
+                    return Err(MigrateError::Failed {
+                        id: migration.id().to_owned(),
+                        reason: e.to_string(),
+                    });
                 }
             }
             let mut record = progress.record;

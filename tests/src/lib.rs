@@ -24,6 +24,19 @@ use uuid::Uuid;
 pub const SECRET: &str = "test-secret-for-the-in-process-tests-0123456789";
 pub const PASSWORD: &str = "correct horse battery";
 
+/// The routes of API.md's auth, users and items groups: (function, path, methods).
+pub const API_ROUTES: &[(&str, &str, &[&str])] = &[
+    ("auth", "/v1/auth/token", &["POST"]),
+    ("auth", "/v1/auth/revoke", &["POST"]),
+    ("users", "/v1/users/signup", &["POST"]),
+    ("users", "/v1/users/me", &["GET", "PATCH", "DELETE"]),
+    ("users", "/v1/users/me/password", &["PATCH"]),
+    ("users", "/v1/users", &["GET", "POST"]),
+    ("users", "/v1/users/{user_id}", &["GET", "PATCH", "DELETE"]),
+    ("items", "/v1/items", &["GET", "POST"]),
+    ("items", "/v1/items/{item_id}", &["GET", "PATCH", "DELETE"]),
+];
+
 /// A configuration for tests.
 pub fn config() -> Config {
     Config::for_tests(SECRET)

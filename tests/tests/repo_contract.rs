@@ -12,8 +12,8 @@ use shared::repo::*;
 use shared::validate::{Email, Patch};
 use uuid::Uuid;
 
-trait Store: UserRepo + ItemRepo + TokenRepo + ThrottleRepo + 'static {}
-impl<T: UserRepo + ItemRepo + TokenRepo + ThrottleRepo + 'static> Store for T {}
+trait Store: UserRepo + ItemRepo + TokenRepo + ThrottleRepo + MigrationRepo + 'static {}
+impl<T: UserRepo + ItemRepo + TokenRepo + ThrottleRepo + MigrationRepo + 'static> Store for T {}
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {
@@ -52,6 +52,8 @@ contract!(
     revoking_a_users_tokens_ends_every_family,
     login_attempts_count_within_a_window_and_reset_after_it,
     concurrent_login_attempts_are_each_counted_once,
+    migration_records_are_saved_and_listed_in_id_order,
+    the_migration_lease_admits_one_holder_until_it_runs_out,
 );
 
 fn now() -> DateTime<Utc> {
@@ -394,4 +396,55 @@ async fn concurrent_login_attempts_are_each_counted_once<S: Store>(s: Arc<S>) {
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
+}
+
+async fn migration_records_are_saved_and_listed_in_id_order<S: Store>(s: Arc<S>) {
+    assert_eq!(s.migrations().await.unwrap(), []);
+    let started = now();
+    let second = MigrationRecord {
+        id: "0002_second".into(),
+        description: "second".into(),
+        started_at: started,
+        checkpoint: Some("page 3".into()),
+        applied_at: None,
+    };
+    let first = MigrationRecord {
+        id: "0001_first".into(),
+        description: "first".into(),
+        started_at: started,
+        checkpoint: None,
+        applied_at: Some(started + Duration::seconds(1)),
+    };
+    s.save_migration(&second).await.unwrap();
+    s.save_migration(&first).await.unwrap();
+    assert_eq!(s.migrations().await.unwrap(), [first.clone(), second.clone()]);
+    // Saving again replaces the record: the checkpoint goes, the applied time arrives.
+    let done =
+        MigrationRecord { checkpoint: None, applied_at: Some(started + Duration::seconds(2)), ..second };
+    s.save_migration(&done).await.unwrap();
+    assert_eq!(s.migrations().await.unwrap(), [first, done]);
+}
+
+async fn the_migration_lease_admits_one_holder_until_it_runs_out<S: Store>(s: Arc<S>) {
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let t = now();
+    let minute = Duration::seconds(60);
+    assert!(s.acquire_migration_lease(a, t, t + minute).await.unwrap());
+    assert!(!s.acquire_migration_lease(b, t, t + minute).await.unwrap(), "held by a");
+    // The holder may renew it.
+    assert!(s.acquire_migration_lease(a, t + Duration::seconds(30), t + minute * 2).await.unwrap());
+    assert!(!s.acquire_migration_lease(b, t + minute + Duration::seconds(1), t + minute * 3).await.unwrap());
+    // A lease that ran out (its holder died) may be taken over...
+    assert!(
+        s.acquire_migration_lease(b, t + minute * 2 + Duration::seconds(1), t + minute * 3).await.unwrap()
+    );
+    // ...and then the old holder cannot release it.
+    s.release_migration_lease(a).await.unwrap();
+    assert!(
+        !s.acquire_migration_lease(a, t + minute * 2 + Duration::seconds(2), t + minute * 4).await.unwrap()
+    );
+    s.release_migration_lease(b).await.unwrap();
+    assert!(
+        s.acquire_migration_lease(a, t + minute * 2 + Duration::seconds(3), t + minute * 4).await.unwrap()
+    );
 }

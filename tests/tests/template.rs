@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use api_tests::TestApp;
+use api_tests::{API_ROUTES, TestApp};
 use axum::http::{Method, StatusCode};
 use serde_norway::Value;
 use shared::repo::table::{INDEXES, TABLE_KEYS, TTL};
@@ -57,19 +57,6 @@ fn the_jwt_secret_is_never_in_plain_text() {
     assert!(text.contains("resolve:secretsmanager"), "{text}");
     assert!(t["Parameters"].as_mapping().unwrap().keys().all(|k| !k.as_str().unwrap().contains("Secret")));
 }
-
-/// The routes of API.md's auth, users and items groups: (function, path, methods).
-const API_ROUTES: &[(&str, &str, &[&str])] = &[
-    ("auth", "/v1/auth/token", &["POST"]),
-    ("auth", "/v1/auth/revoke", &["POST"]),
-    ("users", "/v1/users/signup", &["POST"]),
-    ("users", "/v1/users/me", &["GET", "PATCH", "DELETE"]),
-    ("users", "/v1/users/me/password", &["PATCH"]),
-    ("users", "/v1/users", &["GET", "POST"]),
-    ("users", "/v1/users/{user_id}", &["GET", "PATCH", "DELETE"]),
-    ("items", "/v1/items", &["GET", "POST"]),
-    ("items", "/v1/items/{item_id}", &["GET", "PATCH", "DELETE"]),
-];
 
 /// (function binary, path) of every HttpApi event; every event must route `ANY`.
 fn template_routes() -> BTreeSet<(String, String)> {
