@@ -77,16 +77,24 @@ impl AppState {
     }
 }
 
+/// Attempts of one DynamoDB call, the first included.
+pub const DYNAMODB_ATTEMPTS: u32 = 3;
+pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most one DynamoDB call may take, retries included. `template.yaml`'s function timeout
+/// must leave room above it (tests/tests/template.rs checks), so that a stuck DynamoDB is a 503
+/// and not a Lambda timeout.
+pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Bounded retries and timeouts that fit inside the function's timeout: three attempts of at
 /// most 2 s each, 5 s in all, so a stuck DynamoDB becomes a 503 well before Lambda kills us.
 pub async fn dynamodb_client(config: &Config) -> Client {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
-                .operation_attempt_timeout(Duration::from_secs(2))
-                .operation_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(DYNAMODB_ATTEMPT_TIMEOUT)
+                .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
                 .build(),
         );
     if let Some(endpoint) = &config.dynamodb_endpoint {

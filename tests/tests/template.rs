@@ -117,3 +117,58 @@ async fn every_function_serves_exactly_the_methods_of_api_md() {
     let unknown = app.call(Method::GET, "/v1/nothing/here", None).await;
     assert_eq!((unknown.status, unknown.detail()), (StatusCode::NOT_FOUND, serde_json::json!("Not Found")));
 }
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+}
+
+fn tagged<'a>(v: &'a Value, tag: &str) -> &'a Value {
+    match v {
+        Value::Tagged(t) if t.tag == tag => &t.value,
+        other => panic!("expected {tag}, found {other:?}"),
+    }
+}
+
+#[test]
+fn cors_on_the_http_api_is_the_local_servers_with_origins_from_a_parameter() {
+    let t = template();
+    let cors = tagged(&t["Resources"]["Api"]["Properties"]["CorsConfiguration"], "!If");
+    assert_eq!(cors[0], "CorsEnabled");
+    assert_eq!(tagged(&cors[2], "!Ref"), "AWS::NoValue", "no origins, no CORS");
+    let on = &cors[1];
+    assert_eq!(strings(&on["AllowMethods"]), server::CORS_ALLOW_METHODS);
+    assert_eq!(strings(&on["AllowHeaders"]), server::CORS_ALLOW_HEADERS);
+    assert_eq!(strings(&on["ExposeHeaders"]), server::CORS_EXPOSE_HEADERS);
+    assert_eq!(on["MaxAge"].as_u64(), Some(server::CORS_MAX_AGE_SECS));
+    assert!(on.get("AllowCredentials").is_none(), "bearer tokens, not cookies");
+    let split = tagged(&on["AllowOrigins"], "!Split");
+    assert_eq!(split[0], ",");
+    assert_eq!(tagged(&split[1], "!Ref"), "CorsAllowedOrigins");
+    assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["Default"], "");
+}
+
+#[test]
+fn functions_are_traced_logged_with_retention_and_time_out_after_dynamodb_gives_up() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Tracing"], "Active");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    let timeout = globals["Timeout"].as_u64().unwrap();
+    let dynamodb = shared::state::DYNAMODB_OPERATION_TIMEOUT.as_secs();
+    assert!(timeout >= dynamodb + 3, "timeout {timeout}s leaves room after DynamoDB's {dynamodb}s");
+    assert!((128..=1024).contains(&globals["MemorySize"].as_u64().unwrap()));
+    let mut functions = 0;
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        functions += 1;
+        let group = tagged(&resource["Properties"]["LoggingConfig"]["LogGroup"], "!Ref").as_str().unwrap();
+        let logs = &t["Resources"][group];
+        assert_eq!(logs["Type"], "AWS::Logs::LogGroup", "{name:?}");
+        assert_eq!(tagged(&logs["Properties"]["RetentionInDays"], "!Ref"), "LogRetentionDays");
+    }
+    assert_eq!(functions, 3);
+}
