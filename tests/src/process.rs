@@ -1,0 +1,182 @@
+//! Black-box support: the workspace's binaries as processes (the local API server, the admin
+//! command), their output captured line by line, and a plain HTTP client to talk to them.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// Where cargo puts this build's binaries: beside the test executable's `deps/`.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/<profile>").to_path_buf()
+}
+
+/// Builds the `server` package's binaries (a no-op when `cargo test` already has), so a test
+/// never runs a stale one. Cargo holds no lock while tests run.
+pub fn build_server() -> PathBuf {
+    static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = BUILT.get_or_init(|| {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", "server", "--bins"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .map_err(|e| format!("cargo: {e}"))?;
+        if status.success() { Ok(()) } else { Err(format!("cargo build -p server: {status}")) }
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    bin_dir()
+}
+
+/// Environment variables of the developer's shell that would change what a test starts.
+pub const HOST_VARIABLES: &[&str] = &[
+    "JWT_SECRET",
+    "DYNAMODB_ENDPOINT",
+    "TABLE_NAME",
+    "PORT",
+    "HOST",
+    "CORS_ALLOWED_ORIGINS",
+    "FIRST_SUPERUSER_EMAIL",
+    "FIRST_SUPERUSER_PASSWORD",
+    "ADMIN_PASSWORD",
+    "RUST_LOG",
+    "AWS_LAMBDA_LOG_FORMAT",
+    "AWS_LAMBDA_LOG_LEVEL",
+];
+
+/// A running process whose stdout and stderr lines are kept; killed when dropped.
+#[derive(Debug)]
+pub struct Running {
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Running {
+    /// Starts `command` with piped output (its environment as the caller set it).
+    pub fn spawn(mut command: Command) -> Self {
+        command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().unwrap_or_else(|e| panic!("start {command:?}: {e}"));
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let stdout = child.stdout.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        let stderr = child.stderr.take().map(|s| Box::new(s) as Box<dyn std::io::Read + Send>);
+        for stream in [stdout, stderr].into_iter().flatten() {
+            let lines = lines.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                }
+            });
+        }
+        Self { child, lines }
+    }
+
+    pub fn output(&self) -> Vec<String> {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Waits for a line that `pick` accepts; panics with everything printed so far if the
+    /// process exits or `timeout` passes first.
+    pub fn wait_for<T>(&mut self, timeout: Duration, pick: impl Fn(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(found) = self.output().iter().find_map(|l| pick(l)) {
+                return found;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("exited with {status} before it was ready:\n{}", self.output().join("\n"));
+            }
+            if Instant::now() > deadline {
+                panic!("not ready after {timeout:?}:\n{}", self.output().join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the process (SIGKILL) and returns everything it printed.
+    pub fn stop(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Let the reader threads drain the pipes.
+        std::thread::sleep(Duration::from_millis(100));
+        self.output()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The local API server, started and ready.
+#[derive(Debug)]
+pub struct LocalServer {
+    pub process: Running,
+    /// `http://127.0.0.1:<port>`, from its banner.
+    pub url: String,
+}
+
+impl LocalServer {
+    /// Starts `target/<profile>/server` with `args` and `env`, nothing else from the host's
+    /// configuration, and waits for its banner.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(build_server().join("server"));
+        command.args(args);
+        for name in HOST_VARIABLES {
+            command.env_remove(name);
+        }
+        command.envs(env.iter().copied());
+        let mut process = Running::spawn(command);
+        let url = process.wait_for(Duration::from_secs(60), |line| {
+            line.strip_prefix("API listening on ").map(str::to_owned)
+        });
+        Self { process, url }
+    }
+}
+
+/// One HTTP response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Sends one request over real HTTP/1.1.
+pub async fn http(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let mut request = Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Full::new(body.into())).expect("request");
+    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+        .await
+        .unwrap_or_else(|_| panic!("no answer from {url} in 30 s"))
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    let (parts, body) = response.into_parts();
+    let body = body.collect().await.expect("response body").to_bytes();
+    Reply { status: parts.status, headers: parts.headers, body }
+}
