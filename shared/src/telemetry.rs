@@ -7,22 +7,11 @@
 
 use tracing_subscriber::EnvFilter;
 
-/// Crates whose debug output contains request or response bodies.
-const CAPPED: &[&str] = &[
-    "lambda_runtime",
-    "lambda_http",
-    "aws_smithy_runtime",
-    "aws_smithy_runtime_api",
-    "aws_smithy_http_client",
-    "aws_sdk_dynamodb",
-    "aws_config",
-    "hyper",
-    "hyper_util",
-    "h2",
-    "rustls",
-    "tower_http",
-    "axum",
-];
+/// Crates whose debug output contains request or response bodies, headers or signatures. A
+/// directive's target matches by prefix, so `aws` covers every AWS SDK crate (`aws_sigv4` logs the
+/// request it signs at TRACE, and its body too when `LOG_SIGNABLE_BODY` is set), `hyper` covers
+/// `hyper_util`, and `tower` covers `tower_http`.
+const CAPPED: &[&str] = &["lambda_runtime", "lambda_http", "aws", "hyper", "h2", "rustls", "tower", "axum"];
 
 /// The filter for a requested level or `RUST_LOG`-style directives.
 pub fn filter(requested: &str) -> EnvFilter {
@@ -138,11 +127,15 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::trace!(target: "lambda_runtime::layers::api_response", "raw event with password=hunter2");
             tracing::debug!(target: "aws_smithy_runtime::client::orchestrator", "response body with password_hash");
+            tracing::trace!(target: "aws_sigv4::http_request::sign", "signing request with authorization");
             tracing::info!(target: "lambda_runtime", "runtime started");
             tracing::trace!(target: "shared::web", "our own trace line");
         });
         let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
-        assert!(!out.contains("hunter2") && !out.contains("password_hash"), "{out}");
+        assert!(
+            !out.contains("hunter2") && !out.contains("password_hash") && !out.contains("signing"),
+            "{out}"
+        );
         assert!(out.contains("runtime started") && out.contains("our own trace line"), "{out}");
     }
 }
