@@ -58,11 +58,24 @@ pub const HOST_VARIABLES: &[&str] = &[
 pub struct Running {
     child: Child,
     lines: Arc<Mutex<Vec<String>>>,
+    /// Started in a process group of its own, which is stopped as a whole.
+    group: bool,
 }
 
 impl Running {
     /// Starts `command` with piped output (its environment as the caller set it).
-    pub fn spawn(mut command: Command) -> Self {
+    pub fn spawn(command: Command) -> Self {
+        Self::start(command, false)
+    }
+
+    /// As [`Running::spawn`], for a command that starts processes of its own (a watcher and
+    /// the binaries it runs): all of them are stopped together.
+    pub fn spawn_group(mut command: Command) -> Self {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        Self::start(command, true)
+    }
+
+    fn start(mut command: Command, group: bool) -> Self {
         command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap_or_else(|e| panic!("start {command:?}: {e}"));
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -76,7 +89,18 @@ impl Running {
                 }
             });
         }
-        Self { child, lines }
+        Self { child, lines, group }
+    }
+
+    fn kill(&mut self) {
+        if self.group {
+            // `--` first: procps' kill reads `-<pgid>` right after a signal option as more
+            // options (`-12345` became `kill(-1, SIGKILL)`: every process of the user).
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-s", "KILL", "--", &group]).status();
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn output(&self) -> Vec<String> {
@@ -104,8 +128,7 @@ impl Running {
 
     /// Stops the process (SIGKILL) and returns everything it printed.
     pub fn stop(mut self) -> Vec<String> {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
         // Let the reader threads drain the pipes.
         std::thread::sleep(Duration::from_millis(100));
         self.output()
@@ -114,8 +137,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.kill();
     }
 }
 
@@ -166,17 +188,27 @@ impl Reply {
 
 /// Sends one request over real HTTP/1.1.
 pub async fn http(method: Method, url: &str, headers: &[(&str, &str)], body: impl Into<Bytes>) -> Reply {
+    try_http(method, url, headers, body).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// As [`http`], with a connection failure or a 30 s silence as an error.
+pub async fn try_http(
+    method: Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: impl Into<Bytes>,
+) -> Result<Reply, String> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let mut request = Request::builder().method(method).uri(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let request = request.body(Full::new(body.into())).expect("request");
+    let request = request.body(Full::new(body.into())).map_err(|e| e.to_string())?;
     let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
         .await
-        .unwrap_or_else(|_| panic!("no answer from {url} in 30 s"))
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
+        .map_err(|_| format!("no answer from {url} in 30 s"))?
+        .map_err(|e| format!("{url}: {e}"))?;
     let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("response body").to_bytes();
-    Reply { status: parts.status, headers: parts.headers, body }
+    let body = body.collect().await.map_err(|e| format!("{url}: {e}"))?.to_bytes();
+    Ok(Reply { status: parts.status, headers: parts.headers, body })
 }

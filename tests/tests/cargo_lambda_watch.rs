@@ -1,0 +1,110 @@
+//! `cargo lambda watch`: the functions as Lambda runs them (lambda_http behind cargo-lambda's
+//! emulation of the Lambda runtime API and function URLs), on DynamoDB Local, one route of each
+//! function called through `http://127.0.0.1:<port>/lambda-url/<function>/<path>`.
+//!
+//! cargo-lambda comes from PyPI; `./scripts/test` installs it into `.tools/venv`. Set
+//! `CARGO_LAMBDA` to use another one.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use api_tests::PASSWORD;
+use api_tests::process::{HOST_VARIABLES, Reply, Running, try_http};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+
+fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+fn cargo_lambda() -> PathBuf {
+    if let Some(path) = std::env::var_os("CARGO_LAMBDA") {
+        return PathBuf::from(path);
+    }
+    let installed = workspace().join(".tools/venv/bin/cargo-lambda");
+    if installed.exists() {
+        return installed;
+    }
+    let on_path = Command::new("cargo-lambda").arg("--version").output();
+    if on_path.is_ok_and(|o| o.status.success()) {
+        return PathBuf::from("cargo-lambda");
+    }
+    panic!(
+        "cargo-lambda is not installed: run ./scripts/test (it installs it into .tools/venv), or \
+         `pip install cargo-lambda`, or set CARGO_LAMBDA to its path"
+    );
+}
+
+/// Calls the function URL until the watcher has compiled and started the function.
+async fn call(url: &str, method: Method, headers: &[(&str, &str)], body: &str) -> Reply {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        // The first request to a function waits while cargo compiles it.
+        match try_http(method.clone(), url, headers, body.to_owned()).await {
+            Ok(reply) if reply.status != StatusCode::BAD_GATEWAY => return reply,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(500)).await,
+            other => panic!("{url}: no answer from cargo lambda watch: {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn cargo_lambda_watch_serves_every_function() {
+    let cargo_lambda = cargo_lambda();
+    let config = api_tests::dynamo::config();
+    api_tests::dynamo::store_with(&config).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut command = Command::new(&cargo_lambda);
+    for name in HOST_VARIABLES {
+        command.env_remove(name);
+    }
+    let env = format!(
+        "DYNAMODB_ENDPOINT={},TABLE_NAME={},JWT_SECRET={}",
+        config.dynamodb_endpoint.clone().unwrap(),
+        config.table_name,
+        api_tests::SECRET
+    );
+    command
+        .current_dir(workspace())
+        .args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+        .args(["--env-var", &env]);
+    let watch = Running::spawn_group(command);
+    let base = format!("http://127.0.0.1:{port}/lambda-url");
+
+    // users: signup.
+    let body = json!({"email": "watch@example.com", "password": PASSWORD}).to_string();
+    let signup = call(
+        &format!("{base}/users/v1/users/signup"),
+        Method::POST,
+        &[("content-type", "application/json")],
+        &body,
+    )
+    .await;
+    assert_eq!(signup.status, StatusCode::CREATED, "{:?}\n{}", signup.body, watch.output().join("\n"));
+    assert_eq!(signup.json()["email"], "watch@example.com");
+    // auth: login.
+    let form = format!("username=watch%40example.com&password={}", PASSWORD.replace(' ', "+"));
+    let form_type = ("content-type", "application/x-www-form-urlencoded");
+    let token = call(&format!("{base}/auth/v1/auth/token"), Method::POST, &[form_type], &form).await;
+    assert_eq!(token.status, StatusCode::OK, "{:?}", token.body);
+    assert_eq!(token.header("cache-control"), Some("no-store"));
+    let bearer = format!("Bearer {}", token.json()["access_token"].as_str().unwrap());
+    // items: create, then read it back at its Location.
+    let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+    let item =
+        call(&format!("{base}/items/v1/items"), Method::POST, &headers, r#"{"title":"watched"}"#).await;
+    assert_eq!(item.status, StatusCode::CREATED, "{:?}", item.body);
+    let location = item.header("location").unwrap().to_owned();
+    let read = call(&format!("{base}/items{location}"), Method::GET, &headers[1..], "").await;
+    assert_eq!((read.status, read.json()["title"].clone()), (StatusCode::OK, json!("watched")));
+    assert_eq!(read.header("etag"), Some("\"1\""));
+
+    let output = watch.stop();
+    // The functions' own JSON access-log lines, as Lambda would receive them.
+    let logged = output.iter().filter(|l| l.contains(r#""message":"request""#)).count();
+    assert!(logged >= 4, "{}", output.join("\n"));
+}
