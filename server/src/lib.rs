@@ -17,6 +17,18 @@ use shared::AppState;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+/// The end of a command-line `main`: an error is printed (never a panic or a debug dump) and
+/// becomes a failing exit status.
+pub fn exit_with(result: Result<(), String>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// `template.yaml`, as built into this binary.
 pub const TEMPLATE: &str = include_str!("../../template.yaml");
 

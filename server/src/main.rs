@@ -36,13 +36,7 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init_with(LogFormat::Text);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    server::exit_with(run(args).await)
 }
 
 async fn run(args: Args) -> Result<(), String> {

@@ -98,22 +98,31 @@ pub fn init() {
     init_with(LogFormat::Json);
 }
 
+/// A log writer that keeps everything in memory: tests read back exactly what the production
+/// subscriber would have written.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl MemoryWriter {
+    /// Everything written so far.
+    pub fn contents(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+}
+
+impl std::io::Write for MemoryWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Capture(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Capture {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
+    use super::MemoryWriter as Capture;
 
     #[test]
     fn trace_never_reaches_the_crates_that_log_bodies() {
@@ -131,7 +140,7 @@ mod tests {
             tracing::info!(target: "lambda_runtime", "runtime started");
             tracing::trace!(target: "shared::web", "our own trace line");
         });
-        let out = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let out = capture.contents();
         assert!(
             !out.contains("hunter2") && !out.contains("password_hash") && !out.contains("signing"),
             "{out}"

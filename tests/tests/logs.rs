@@ -9,31 +9,18 @@
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use api_tests::TestApp;
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::telemetry::{self, LogFormat};
+use shared::telemetry::{self, LogFormat, MemoryWriter};
 use uuid::Uuid;
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn capture() -> &'static Capture {
-    static CAPTURE: OnceLock<Capture> = OnceLock::new();
+fn capture() -> &'static MemoryWriter {
+    static CAPTURE: OnceLock<MemoryWriter> = OnceLock::new();
     CAPTURE.get_or_init(|| {
-        let capture = Capture::default();
+        let capture = MemoryWriter::default();
         let writer = capture.clone();
         let subscriber =
             telemetry::subscriber(LogFormat::Json, telemetry::filter("TRACE"), move || writer.clone());
@@ -82,16 +69,15 @@ async fn exercise(app: &TestApp) -> Vec<String> {
 }
 
 fn lines() -> Vec<Value> {
-    let bytes = capture().0.lock().unwrap().clone();
-    String::from_utf8(bytes)
-        .unwrap()
+    capture()
+        .contents()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
         .collect()
 }
 
 fn assert_clean(secrets: &[String]) {
-    let all = String::from_utf8(capture().0.lock().unwrap().clone()).unwrap();
+    let all = capture().contents();
     assert!(!all.is_empty());
     for secret in secrets {
         assert!(!all.contains(secret.as_str()), "a secret reached the log: {secret}");

@@ -49,13 +49,7 @@ enum Command {
 async fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init_with(LogFormat::Text);
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    server::exit_with(run(args).await)
 }
 
 async fn state(create_table: bool) -> Result<AppState, String> {

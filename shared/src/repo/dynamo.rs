@@ -102,28 +102,33 @@ impl DynamoStore {
 
     /// Keys (PK, SK) of every record in a user's partition whose SK starts with `prefix`.
     async fn partition_keys(&self, user_id: Uuid, prefix: &str) -> RepoResult<Vec<Attrs>> {
-        let mut keys = Vec::new();
+        self.query_prefix(user_pk(user_id), prefix, true).await
+    }
+
+    /// Every record (or only its keys) of partition `pk` whose SK starts with `prefix`, all pages.
+    async fn query_prefix(&self, pk: String, prefix: &str, keys_only: bool) -> RepoResult<Vec<Attrs>> {
+        let mut records = Vec::new();
         let mut start: Option<Attrs> = None;
         loop {
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(user_pk(user_id)))
+                .expression_attribute_values(":pk", s(pk.clone()))
                 .expression_attribute_values(":prefix", s(prefix))
-                .projection_expression("#pk, #sk")
                 .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            keys.extend(out.items.unwrap_or_default());
+                .set_exclusive_start_key(start);
+            if keys_only {
+                query = query.projection_expression("#pk, #sk");
+            }
+            let out = query.send().await.map_err(|e| sdk_error("Query", e))?;
+            records.extend(out.items.unwrap_or_default());
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(keys);
+                return Ok(records);
             }
         }
     }
@@ -1051,31 +1056,8 @@ fn migration_from_item(item: &Attrs) -> RepoResult<MigrationRecord> {
 #[async_trait]
 impl MigrationRepo for DynamoStore {
     async fn migrations(&self) -> RepoResult<Vec<MigrationRecord>> {
-        let mut records = Vec::new();
-        let mut start: Option<Attrs> = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(MIGRATIONS_PK))
-                .expression_attribute_values(":prefix", s(MIGRATION_PREFIX))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for item in out.items.unwrap_or_default() {
-                records.push(migration_from_item(&item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(records);
-            }
-        }
+        let items = self.query_prefix(MIGRATIONS_PK.to_owned(), MIGRATION_PREFIX, false).await?;
+        items.iter().map(migration_from_item).collect()
     }
 
     async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()> {
