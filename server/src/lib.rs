@@ -6,10 +6,12 @@
 //! server and API Gateway cannot disagree about which function answers which path.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::any_service;
 use http::{HeaderName, HeaderValue, Method};
 use serde_norway::Value;
@@ -132,10 +134,35 @@ pub fn app(state: AppState, cors: &Cors) -> Result<Router, TemplateError> {
             app.route(&axum_path(&route.path), any_service(function))
         };
     }
-    Ok(match cors.layer()? {
+    let app = match cors.layer()? {
         Some(layer) => app.layer(layer),
         None => app,
-    })
+    };
+    Ok(app.layer(middleware::from_fn(log_answered_here)))
+}
+
+/// The access-log line (and `x-request-id`) of a request this server answers itself, before any
+/// function sees it: a CORS preflight, as API Gateway answers it in AWS. Every other request is
+/// logged once, by its function.
+async fn log_answered_here(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let mut response = next.run(request).await;
+    if !response.headers().contains_key(&shared::web::X_REQUEST_ID) {
+        let request_id = uuid::Uuid::new_v4().to_string();
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(shared::web::X_REQUEST_ID.clone(), value);
+        }
+        tracing::info!(
+            request_id,
+            method = %method,
+            route = "<cors preflight>",
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    }
+    response
 }
 
 /// The request as the client sent it, without what this dispatching router attached (its matched

@@ -24,8 +24,8 @@ struct Args {
     /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 3000)]
     port: u16,
-    /// Address to listen on.
-    #[arg(long, env = "HOST", default_value = "127.0.0.1")]
+    /// Address to listen on (only a flag: shells set HOST to the machine's name).
+    #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
     /// With DYNAMODB_ENDPOINT: create the table, as template.yaml declares it, if it is missing.
     #[arg(long)]
@@ -45,10 +45,14 @@ async fn run(args: Args) -> Result<(), String> {
         Some(endpoint) => {
             let client = shared::state::dynamodb_client(&config).await;
             let table = config.table_name.clone();
-            if args.create_table
-                && shared::repo::table::ensure_table(&client, &table).await.map_err(|e| e.to_string())?
-            {
-                tracing::info!(table, "created the table");
+            if args.create_table {
+                if shared::repo::table::ensure_table(&client, &table).await.map_err(|e| e.to_string())? {
+                    tracing::info!(table, "created the table");
+                }
+            } else if !shared::repo::table::table_exists(&client, &table).await.map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "table {table:?} does not exist at {endpoint}: add --create-table to create it"
+                ));
             }
             let store = Arc::new(DynamoStore::new(client, table.clone()));
             (
@@ -79,7 +83,7 @@ async fn first_superuser(state: &AppState) -> Result<Option<String>, String> {
     match (var("FIRST_SUPERUSER_EMAIL"), var("FIRST_SUPERUSER_PASSWORD")) {
         (None, None) => Ok(None),
         (Some(email), Some(password)) => {
-            let outcome = ensure_superuser(state, &email, &password, IfExists::Keep)
+            let outcome = ensure_superuser(state, &email, Some(&password), IfExists::Keep)
                 .await
                 .map_err(|e| format!("FIRST_SUPERUSER_EMAIL: {e}"))?;
             let what = match outcome {

@@ -29,6 +29,9 @@ pub enum AdminError {
     Email(String),
     #[error("invalid password: must be {min} to {max} characters", min = Password::MIN, max = Password::MAX)]
     Password,
+    /// The user must be created, and no password was given.
+    #[error("a password is needed to create the user")]
+    PasswordNeeded,
     #[error("could not hash the password")]
     Hash,
     #[error(transparent)]
@@ -36,14 +39,15 @@ pub enum AdminError {
 }
 
 /// Creates the superuser, or deals with an existing user of that email as `if_exists` says.
+/// The password is only needed (and only checked) when the user is created.
 pub async fn ensure_superuser(
     state: &AppState,
     email: &str,
-    password: &str,
+    password: Option<&str>,
     if_exists: IfExists,
 ) -> Result<Outcome, AdminError> {
     let email = Email::parse(email).map_err(AdminError::Email)?;
-    let password = Password::parse(password).map_err(|_| AdminError::Password)?;
+    let password = password.map(|p| Password::parse(p).map_err(|_| AdminError::Password)).transpose()?;
     // Two attempts: a user created between our lookup and our write is found the second time.
     for _ in 0..2 {
         if let Some(user) = state.repos.users.find_user_by_email(&email.key()).await? {
@@ -61,6 +65,7 @@ pub async fn ensure_superuser(
                 UpdateUser::NotFound | UpdateUser::EmailTaken => continue,
             };
         }
+        let password = password.as_ref().ok_or(AdminError::PasswordNeeded)?;
         let hash = state.hasher.hash(password.as_str().into()).await.map_err(|_| AdminError::Hash)?;
         let now = state.clock.now();
         let user = UserRecord {

@@ -24,7 +24,9 @@ pub const LEASE_SECS: i64 = 15 * 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MigrateError {
-    #[error("another migration run holds the lease; try again when it has finished")]
+    #[error(
+        "another migration run holds the lease (or took it over from this one); try again when it has finished"
+    )]
     Busy,
     #[error(
         "the table records migration {0:?}, which this build does not know: it was migrated by newer code"
@@ -64,10 +66,8 @@ impl Progress {
 
     /// Records that everything up to `checkpoint` is done, and renews the lease.
     pub async fn save(&mut self, checkpoint: impl Into<String>) -> Result<(), MigrateError> {
-        renew(&self.repos, self.clock.as_ref(), self.holder).await?;
         self.record.checkpoint = Some(checkpoint.into());
-        self.repos.migrations.save_migration(&self.record).await?;
-        Ok(())
+        save(&self.repos, self.clock.as_ref(), self.holder, &self.record).await
     }
 }
 
@@ -124,6 +124,21 @@ impl std::fmt::Debug for Migrator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ids: Vec<&str> = self.migrations.iter().map(|m| m.id()).collect();
         f.debug_struct("Migrator").field("migrations", &ids).finish_non_exhaustive()
+    }
+}
+
+/// Renews the lease, then writes `record` on condition that the lease is still ours.
+async fn save(
+    repos: &Repos,
+    clock: &dyn Clock,
+    holder: Uuid,
+    record: &MigrationRecord,
+) -> Result<(), MigrateError> {
+    renew(repos, clock, holder).await?;
+    if repos.migrations.save_migration(record, holder, clock.now()).await? {
+        Ok(())
+    } else {
+        Err(MigrateError::Busy)
     }
 }
 
@@ -192,7 +207,6 @@ impl Migrator {
             if record.is_some_and(|r| r.applied_at.is_some()) {
                 continue;
             }
-            renew(&self.repos, self.clock.as_ref(), holder).await?;
             let record = record.cloned().unwrap_or_else(|| MigrationRecord {
                 id: migration.id().to_owned(),
                 description: migration.description().to_owned(),
@@ -200,12 +214,12 @@ impl Migrator {
                 checkpoint: None,
                 applied_at: None,
             });
-            self.repos.migrations.save_migration(&record).await?;
+            save(&self.repos, self.clock.as_ref(), holder, &record).await?;
             let mut progress =
                 Progress { repos: self.repos.clone(), clock: self.clock.clone(), holder, record };
             match migration.apply(&self.repos, &mut progress).await {
                 Ok(()) => {}
-                Err(MigrateError::Failed { id, reason }) => return Err(MigrateError::Failed { id, reason }),
+                Err(e @ (MigrateError::Failed { .. } | MigrateError::Busy)) => return Err(e),
                 Err(e) => {
                     return Err(MigrateError::Failed {
                         id: migration.id().to_owned(),
@@ -215,7 +229,7 @@ impl Migrator {
             }
             let mut record = progress.record;
             record.applied_at = Some(self.clock.now());
-            self.repos.migrations.save_migration(&record).await?;
+            save(&self.repos, self.clock.as_ref(), holder, &record).await?;
             finished.push(record.id);
         }
         Ok(finished)

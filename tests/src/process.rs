@@ -24,8 +24,13 @@ pub fn bin_dir() -> PathBuf {
 pub fn build_server() -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let result = BUILT.get_or_init(|| {
+        // The profile of this test binary's own directory (`debug` is cargo's `dev`).
+        let profile = match bin_dir().file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev".to_owned(),
+            Some(other) => other.to_owned(),
+        };
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", "server", "--bins"])
+            .args(["build", "--quiet", "-p", "server", "--bins", "--profile", &profile])
             .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
             .status()
             .map_err(|e| format!("cargo: {e}"))?;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Duration;
 use shared::AppState;
-use shared::admin::{IfExists, Outcome, ensure_superuser};
+use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
 use shared::deps::{Clock, TestClock};
 use shared::migrate::{self, Baseline, MigrateError, Migration, Migrator, Progress, State};
 use shared::repo::Repos;
@@ -41,6 +41,7 @@ on_both_stores!(
     a_failed_migration_resumes_from_its_checkpoint,
     a_second_run_waits_for_the_lease,
     a_migration_the_build_does_not_know_stops_the_run,
+    a_run_that_lost_its_lease_records_nothing_more,
     the_baseline_changes_nothing_but_its_record,
     create_superuser_creates_promotes_or_keeps,
 );
@@ -160,6 +161,44 @@ async fn a_second_run_waits_for_the_lease(state: AppState) {
     assert!(state.repos.migrations.acquire_migration_lease(other, later, later).await.unwrap(), "released");
 }
 
+/// A migration so slow that its lease runs out and another run takes it over mid-way.
+struct Overtaken {
+    clock: Arc<TestClock>,
+}
+
+#[async_trait]
+impl Migration for Overtaken {
+    fn id(&self) -> &'static str {
+        "0002_slow"
+    }
+
+    fn description(&self) -> &'static str {
+        "outlives its lease"
+    }
+
+    async fn apply(&self, repos: &Repos, progress: &mut Progress) -> Result<(), MigrateError> {
+        progress.save("1").await?;
+        self.clock.advance(Duration::seconds(migrate::LEASE_SECS + 1));
+        let now = self.clock.now();
+        let other = Uuid::new_v4();
+        assert!(
+            repos.migrations.acquire_migration_lease(other, now, now + Duration::seconds(60)).await.unwrap()
+        );
+        progress.save("2").await
+    }
+}
+
+async fn a_run_that_lost_its_lease_records_nothing_more(state: AppState) {
+    let clock = Arc::new(TestClock::default());
+    let state = state.with_clock(clock.clone());
+    let set: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), Arc::new(Overtaken { clock: clock.clone() })];
+    assert!(matches!(migrator(&state, set.clone()).run().await, Err(MigrateError::Busy)));
+    let status = migrator(&state, set).status().await.unwrap();
+    assert!(matches!(status[0].state, State::Applied { .. }));
+    // The checkpoint it saved while it held the lease stands; the one after does not.
+    assert_eq!(status[1].state, State::Unfinished { checkpoint: Some("1".into()) });
+}
+
 async fn a_migration_the_build_does_not_know_stops_the_run(state: AppState) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let newer: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), Steps::new("0002_newer", &log)];
@@ -172,7 +211,8 @@ async fn a_migration_the_build_does_not_know_stops_the_run(state: AppState) {
 }
 
 async fn the_baseline_changes_nothing_but_its_record(state: AppState) {
-    let admin = ensure_superuser(&state, "base@example.com", api_tests::PASSWORD, IfExists::Promote).await;
+    let admin =
+        ensure_superuser(&state, "base@example.com", Some(api_tests::PASSWORD), IfExists::Promote).await;
     assert_eq!(admin.unwrap(), Outcome::Created);
     let before = state.repos.users.list_users(100, None).await.unwrap();
     assert_eq!(migrator(&state, migrate::all()).run().await.unwrap(), ["0001_baseline"]);
@@ -184,13 +224,13 @@ async fn the_baseline_changes_nothing_but_its_record(state: AppState) {
 
 async fn create_superuser_creates_promotes_or_keeps(state: AppState) {
     let email = format!("root-{}@Example.com", Uuid::new_v4().simple());
-    let created = ensure_superuser(&state, &email, api_tests::PASSWORD, IfExists::Keep).await.unwrap();
+    let created = ensure_superuser(&state, &email, Some(api_tests::PASSWORD), IfExists::Keep).await.unwrap();
     assert_eq!(created, Outcome::Created);
     let user = state.repos.users.find_user_by_email(&email.to_lowercase()).await.unwrap().unwrap();
     assert!(user.is_superuser && user.is_active);
     assert!(state.hasher.verify(api_tests::PASSWORD.into(), Some(user.password_hash.clone())).await.unwrap());
     // Again: nothing changes, whatever the password given.
-    let again = ensure_superuser(&state, &email, "another password entirely", IfExists::Promote).await;
+    let again = ensure_superuser(&state, &email, Some("another password entirely"), IfExists::Promote).await;
     assert_eq!(again.unwrap(), Outcome::AlreadySuperuser);
     let same = state.repos.users.get_user(user.id).await.unwrap().unwrap();
     assert_eq!(same.password_hash, user.password_hash);
@@ -200,16 +240,23 @@ async fn create_superuser_creates_promotes_or_keeps(state: AppState) {
     let ordinary = app.user().await;
     let deactivate = shared::repo::UserChanges { is_active: Some(false), ..Default::default() };
     state.repos.users.update_user(ordinary.id, &deactivate, state.clock.now()).await.unwrap();
-    let kept = ensure_superuser(&state, &ordinary.email, api_tests::PASSWORD, IfExists::Keep).await.unwrap();
+    let kept = ensure_superuser(&state, &ordinary.email, None, IfExists::Keep).await.unwrap();
     assert_eq!(kept, Outcome::Kept);
     assert!(!state.repos.users.get_user(ordinary.id).await.unwrap().unwrap().is_superuser);
-    let promoted =
-        ensure_superuser(&state, &ordinary.email, "not used for an existing user", IfExists::Promote).await;
+    let own_hash = state.repos.users.get_user(ordinary.id).await.unwrap().unwrap().password_hash;
+    // Promotion needs no password, and leaves the user's own.
+    let promoted = ensure_superuser(&state, &ordinary.email, None, IfExists::Promote).await;
     assert_eq!(promoted.unwrap(), Outcome::Promoted);
     let after = state.repos.users.get_user(ordinary.id).await.unwrap().unwrap();
     assert!(after.is_superuser && after.is_active);
     // Bad input is refused before anything is written.
-    assert!(ensure_superuser(&state, "not an email", api_tests::PASSWORD, IfExists::Keep).await.is_err());
-    assert!(ensure_superuser(&state, "short@example.com", "short", IfExists::Keep).await.is_err());
+    assert_eq!(after.password_hash, own_hash);
+    // Bad input is refused before anything is written; a new user needs a password.
+    let bad = ensure_superuser(&state, "not an email", Some(api_tests::PASSWORD), IfExists::Keep).await;
+    assert!(matches!(bad, Err(AdminError::Email(_))));
+    let short = ensure_superuser(&state, "short@example.com", Some("short"), IfExists::Keep).await;
+    assert!(matches!(short, Err(AdminError::Password)));
+    let none = ensure_superuser(&state, "short@example.com", None, IfExists::Keep).await;
+    assert!(matches!(none, Err(AdminError::PasswordNeeded)));
     assert!(state.repos.users.find_user_by_email("short@example.com").await.unwrap().is_none());
 }

@@ -401,6 +401,7 @@ async fn concurrent_login_attempts_are_each_counted_once<S: Store>(s: Arc<S>) {
 async fn migration_records_are_saved_and_listed_in_id_order<S: Store>(s: Arc<S>) {
     assert_eq!(s.migrations().await.unwrap(), []);
     let started = now();
+    let holder = Uuid::new_v4();
     let second = MigrationRecord {
         id: "0002_second".into(),
         description: "second".into(),
@@ -415,13 +416,19 @@ async fn migration_records_are_saved_and_listed_in_id_order<S: Store>(s: Arc<S>)
         checkpoint: None,
         applied_at: Some(started + Duration::seconds(1)),
     };
-    s.save_migration(&second).await.unwrap();
-    s.save_migration(&first).await.unwrap();
+    // Only under a lease that is held and unexpired.
+    assert!(!s.save_migration(&second, holder, started).await.unwrap());
+    assert!(s.acquire_migration_lease(holder, started, started + Duration::seconds(60)).await.unwrap());
+    assert!(!s.save_migration(&second, Uuid::new_v4(), started).await.unwrap(), "not the holder");
+    assert!(!s.save_migration(&second, holder, started + Duration::seconds(61)).await.unwrap(), "expired");
+    assert_eq!(s.migrations().await.unwrap(), []);
+    assert!(s.save_migration(&second, holder, started).await.unwrap());
+    assert!(s.save_migration(&first, holder, started).await.unwrap());
     assert_eq!(s.migrations().await.unwrap(), [first.clone(), second.clone()]);
     // Saving again replaces the record: the checkpoint goes, the applied time arrives.
     let done =
         MigrationRecord { checkpoint: None, applied_at: Some(started + Duration::seconds(2)), ..second };
-    s.save_migration(&done).await.unwrap();
+    assert!(s.save_migration(&done, holder, started).await.unwrap());
     assert_eq!(s.migrations().await.unwrap(), [first, done]);
 }
 

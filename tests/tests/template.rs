@@ -145,6 +145,8 @@ fn cors_on_the_http_api_is_the_local_servers_with_origins_from_a_parameter() {
     assert_eq!(split[0], ",");
     assert_eq!(tagged(&split[1], "!Ref"), "CorsAllowedOrigins");
     assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["Default"], "");
+    // !Split does not trim as the local server does: spaces are refused at deploy time.
+    assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["AllowedPattern"], r"^[^\s]*$");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use shared::admin::{IfExists, Outcome, ensure_superuser};
+use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
 use shared::migrate::{self, Migrator, State};
 use shared::repo::Repos;
 use shared::repo::dynamo::DynamoStore;
@@ -31,8 +31,9 @@ struct Args {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Create a superuser, or promote the existing user with that email (its password stays).
-    /// The password is read from ADMIN_PASSWORD or else from the first line of standard input,
-    /// never from the command line (where other users and shell history would see it).
+    /// A new user's password comes from ADMIN_PASSWORD, or a prompt without echo, or the first
+    /// line of standard input; never from the command line (where other users and shell history
+    /// would see it).
     CreateSuperuser {
         #[arg(long)]
         email: String,
@@ -73,9 +74,16 @@ async fn state(create_table: bool) -> Result<AppState, String> {
     Ok(AppState::new(config, Repos::from_store(store)))
 }
 
-async fn password() -> Result<String, String> {
-    if let Ok(password) = std::env::var("ADMIN_PASSWORD") {
-        return Ok(password);
+/// The new user's password: prompted for without echo on a terminal, else the first line of
+/// standard input.
+async fn read_password() -> Result<String, String> {
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        return tokio::task::spawn_blocking(|| {
+            rpassword::prompt_password("Password for the new superuser: ")
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("reading the password: {e}"));
     }
     let mut line = String::new();
     tokio::io::BufReader::new(tokio::io::stdin())
@@ -90,10 +98,16 @@ async fn run(args: Args) -> Result<(), String> {
     let state = state(args.create_table).await?;
     match args.command {
         Command::CreateSuperuser { email } => {
-            let password = password().await?;
-            let outcome = ensure_superuser(&state, &email, &password, IfExists::Promote)
-                .await
-                .map_err(|e| e.to_string())?;
+            // An existing user keeps its password: one is asked for only when the user is new.
+            let given = std::env::var("ADMIN_PASSWORD").ok();
+            let outcome = match ensure_superuser(&state, &email, given.as_deref(), IfExists::Promote).await {
+                Err(AdminError::PasswordNeeded) => {
+                    let password = read_password().await?;
+                    ensure_superuser(&state, &email, Some(&password), IfExists::Promote).await
+                }
+                other => other,
+            }
+            .map_err(|e| e.to_string())?;
             let what = match outcome {
                 Outcome::Created => "created",
                 Outcome::Promoted => "promoted to superuser",

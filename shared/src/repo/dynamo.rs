@@ -1060,17 +1060,27 @@ impl MigrationRepo for DynamoStore {
         items.iter().map(migration_from_item).collect()
     }
 
-    async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()> {
-        self.client
-            .put_item()
+    async fn save_migration(
+        &self,
+        record: &MigrationRecord,
+        holder: Uuid,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let lease_held = ConditionCheck::builder()
             .table_name(&self.table)
-            .set_item(Some(migration_to_item(record)))
-            .customize()
-            .config_override(resend::<PutItemError>(Resend::Idempotent))
-            .send()
-            .await
-            .map_err(|e| sdk_error("PutItem", e))?;
-        Ok(())
+            .set_key(Some(Self::key(MIGRATIONS_PK.to_owned(), LEASE_SK)))
+            .condition_expression("#holder = :holder AND #until > :now")
+            .expression_attribute_names("#holder", "holder")
+            .expression_attribute_names("#until", "until_us")
+            .expression_attribute_values(":holder", s(holder.to_string()))
+            .expression_attribute_values(":now", n(now.timestamp_micros()))
+            .build()
+            .map_err(build_error)?;
+        let actions = vec![
+            TransactWriteItem::builder().condition_check(lease_held).build(),
+            self.put(migration_to_item(record), None)?,
+        ];
+        Ok(self.transact(actions).await?.is_none())
     }
 
     async fn acquire_migration_lease(

@@ -296,9 +296,18 @@ impl MigrationRepo for MemoryStore {
         Ok(self.lock().migrations.values().cloned().collect())
     }
 
-    async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()> {
-        self.lock().migrations.insert(record.id.clone(), record.clone());
-        Ok(())
+    async fn save_migration(
+        &self,
+        record: &MigrationRecord,
+        holder: Uuid,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool> {
+        let mut s = self.lock();
+        if !s.migration_lease.is_some_and(|(h, until)| h == holder && until > now) {
+            return Ok(false);
+        }
+        s.migrations.insert(record.id.clone(), record.clone());
+        Ok(true)
     }
 
     async fn acquire_migration_lease(

@@ -236,8 +236,15 @@ pub struct MigrationRecord {
 pub trait MigrationRepo: Send + Sync + std::fmt::Debug {
     /// Every recorded migration, in id order.
     async fn migrations(&self) -> RepoResult<Vec<MigrationRecord>>;
-    /// Creates or replaces the record of one migration.
-    async fn save_migration(&self, record: &MigrationRecord) -> RepoResult<()>;
+    /// Creates or replaces the record of one migration, only while `holder` has an unexpired
+    /// lease at `now`, in one step: a run whose lease ran out (and was taken over) cannot
+    /// overwrite what the new holder records. False, and nothing written, without the lease.
+    async fn save_migration(
+        &self,
+        record: &MigrationRecord,
+        holder: Uuid,
+        now: DateTime<Utc>,
+    ) -> RepoResult<bool>;
     /// Takes the migration lease for `holder` until `until`, unless another holder's lease is
     /// still running at `now`. Taking one's own lease again extends it.
     async fn acquire_migration_lease(

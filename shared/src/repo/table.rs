@@ -81,12 +81,17 @@ pub async fn create_table(client: &Client, name: &str) -> RepoResult<()> {
 /// Creates the table unless it exists; true when it made it. For DynamoDB Local only: in AWS
 /// the table exists through `template.yaml`.
 pub async fn ensure_table(client: &Client, name: &str) -> RepoResult<bool> {
+    if table_exists(client, name).await? {
+        return Ok(false);
+    }
+    create_table(client, name).await?;
+    Ok(true)
+}
+
+pub async fn table_exists(client: &Client, name: &str) -> RepoResult<bool> {
     match client.describe_table().table_name(name).send().await {
-        Ok(_) => Ok(false),
-        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
-            create_table(client, name).await?;
-            Ok(true)
-        }
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => Ok(false),
         Err(e) => Err(RepoError::Unavailable(format!(
             "DescribeTable: {}",
             aws_sdk_dynamodb::error::DisplayErrorContext(&e)
