@@ -97,6 +97,7 @@ pub fn function_router(binary: &str, state: AppState) -> Option<Router> {
         "auth" => Some(auth::router(state)),
         "users" => Some(users::router(state)),
         "items" => Some(items::router(state)),
+        "docs" => Some(docs::router(state)),
         _ => None,
     }
 }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod deps;
 pub mod error;
 pub mod migrate;
+pub mod openapi;
 pub mod repo;
 pub mod schemas;
 pub mod state;

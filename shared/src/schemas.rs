@@ -4,6 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::deps::rfc3339;
@@ -11,7 +12,8 @@ use crate::repo::{ItemRecord, UserRecord};
 use crate::validate::{Description, Email, FromJsonBody, FullName, ObjectReader, Password, Patch, Title};
 
 /// Public signup.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserRegister {
     pub email: Email,
     pub password: Password,
@@ -27,12 +29,17 @@ impl FromJsonBody for UserRegister {
 }
 
 /// Admin creation: `UserRegister` plus the flags.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserCreate {
     pub email: Email,
     pub password: Password,
     pub full_name: Option<FullName>,
+    /// Default true.
+    #[schema(schema_with = crate::validate::lax_bool_schema, required = false)]
     pub is_active: bool,
+    /// Default false.
+    #[schema(schema_with = crate::validate::lax_bool_schema, required = false)]
     pub is_superuser: bool,
 }
 
@@ -51,10 +58,13 @@ impl FromJsonBody for UserCreate {
     }
 }
 
-/// Self-service profile update: `full_name: null` clears it.
-#[derive(Debug, Clone)]
+/// Self-service profile update: an absent field is left as it is; `full_name: null` clears it.
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserUpdateMe {
+    #[schema(value_type = Email, required = false)]
     pub email: Patch<Email>,
+    #[schema(value_type = Option<FullName>, required = false)]
     pub full_name: Patch<Option<FullName>>,
 }
 
@@ -65,13 +75,19 @@ impl FromJsonBody for UserUpdateMe {
     }
 }
 
-/// Admin update of any user.
-#[derive(Debug, Clone)]
+/// Admin update of any user: an absent field is left as it is; `full_name: null` clears it.
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UserUpdate {
+    #[schema(value_type = Email, required = false)]
     pub email: Patch<Email>,
+    #[schema(value_type = Option<FullName>, required = false)]
     pub full_name: Patch<Option<FullName>>,
+    #[schema(value_type = Password, required = false)]
     pub password: Patch<Password>,
+    #[schema(schema_with = crate::validate::lax_bool_schema, required = false)]
     pub is_active: Patch<bool>,
+    #[schema(schema_with = crate::validate::lax_bool_schema, required = false)]
     pub is_superuser: Patch<bool>,
 }
 
@@ -92,7 +108,8 @@ impl FromJsonBody for UserUpdate {
 
 /// A password change: the current password (any string up to 128 characters; a wrong one is a
 /// 400, not a 422) and the new one (8–128).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UpdatePassword {
     pub current_password: CurrentPassword,
     pub new_password: Password,
@@ -116,7 +133,8 @@ impl FromJsonBody for UpdatePassword {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ItemCreate {
     pub title: Title,
     pub description: Option<Description>,
@@ -129,10 +147,14 @@ impl FromJsonBody for ItemCreate {
     }
 }
 
-/// An item update; `{}` is valid and changes nothing, the version included.
-#[derive(Debug, Clone)]
+/// An item update; an absent field is left as it is, `description: null` clears it, and `{}`
+/// is valid and changes nothing, the version included.
+#[derive(Debug, Clone, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct ItemUpdate {
+    #[schema(value_type = Title, required = false)]
     pub title: Patch<Title>,
+    #[schema(value_type = Option<Description>, required = false)]
     pub description: Patch<Option<Description>>,
 }
 
@@ -143,16 +165,19 @@ impl FromJsonBody for ItemUpdate {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct UserResponse {
     pub id: Uuid,
+    #[schema(format = Email)]
     pub email: String,
     pub full_name: Option<String>,
     pub is_active: bool,
     pub is_superuser: bool,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -170,16 +195,20 @@ impl From<&UserRecord> for UserResponse {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ItemResponse {
     pub id: Uuid,
     pub title: String,
     pub description: Option<String>,
     pub owner_id: Uuid,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
     #[serde(with = "rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
     pub updated_at: DateTime<Utc>,
+    /// Bumped by one on every change; the item's `ETag` is this number in quotes.
+    #[schema(minimum = 1)]
     pub version: u64,
 }
 
@@ -197,18 +226,23 @@ impl From<&ItemRecord> for ItemResponse {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// One page of a listing, and the cursor of the next one (`null` on the last page).
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
     pub next_cursor: Option<String>,
 }
 
 /// The token response (RFC 6749 §5.1).
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, ToSchema)]
 pub struct Token {
+    /// An HS256 JWT for `Authorization: Bearer`.
     pub access_token: String,
+    #[schema(value_type = String, example = "bearer")]
     pub token_type: &'static str,
+    /// Seconds until the access token expires.
     pub expires_in: i64,
+    /// Opaque; exchanged once for a new pair with `grant_type=refresh_token`.
     pub refresh_token: String,
 }
 

@@ -141,6 +141,19 @@ impl ObjectReader {
     }
 }
 
+/// The OpenAPI schema of a boolean as [`FieldValue for bool`] reads it: a JSON boolean, 0 or 1,
+/// or one of Pydantic's boolean strings in any case.
+pub fn lax_bool_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Type};
+    let strings = "^([01]|[oO][nN]|[oO][fF][fF]|[tT]([rR][uU][eE])?|[fF]([aA][lL][sS][eE])?|[yY]([eE][sS])?|[nN][oO]?)$";
+    AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .item(ObjectBuilder::new().schema_type(Type::Number).enum_values(Some([0, 1])))
+        .item(ObjectBuilder::new().schema_type(Type::String).pattern(Some(strings)))
+        .description(Some("A boolean; also 0 or 1, or \"true\", \"false\", \"yes\", \"no\", \"on\", \"off\", \"t\", \"f\", \"y\", \"n\", \"1\", \"0\" in any case, as Pydantic reads them"))
+        .into()
+}
+
 /// Booleans as Pydantic v2's lax mode reads them: JSON booleans, 0 and 1, and the strings it
 /// accepts (`"true"`, `"false"`, `"yes"`, `"off"`, ...).
 impl FieldValue for bool {
@@ -230,6 +243,18 @@ macro_rules! bounded_string {
             }
         }
 
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                ::utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(::utoipa::openapi::schema::Type::String)
+                    .min_length(Some(Self::MIN))
+                    .max_length(Some(Self::MAX))
+                    .into()
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {}
+
         impl $crate::validate::FieldValue for $name {
             fn parse(
                 value: &::serde_json::Value,
@@ -313,6 +338,19 @@ impl Email {
         Self(s)
     }
 }
+
+impl utoipa::PartialSchema for Email {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, SchemaFormat, Type};
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Email)))
+            .max_length(Some(Self::MAX))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Email {}
 
 impl FieldValue for Email {
     fn parse(value: &Value, loc: &[Value]) -> Result<Self, FieldError> {

@@ -25,7 +25,7 @@ use uuid::Uuid;
 pub const SECRET: &str = "test-secret-for-the-in-process-tests-0123456789";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// The routes of API.md's auth, users and items groups: (function, path, methods).
+/// The routes of API.md: (function, path in the template's syntax, methods).
 pub const API_ROUTES: &[(&str, &str, &[&str])] = &[
     ("auth", "/v1/auth/token", &["POST"]),
     ("auth", "/v1/auth/revoke", &["POST"]),
@@ -36,6 +36,9 @@ pub const API_ROUTES: &[(&str, &str, &[&str])] = &[
     ("users", "/v1/users/{user_id}", &["GET", "PATCH", "DELETE"]),
     ("items", "/v1/items", &["GET", "POST"]),
     ("items", "/v1/items/{item_id}", &["GET", "PATCH", "DELETE"]),
+    ("docs", "/openapi.json", &["GET"]),
+    ("docs", "/docs", &["GET"]),
+    ("docs", "/docs/{proxy+}", &["GET"]),
 ];
 
 /// A configuration for tests.

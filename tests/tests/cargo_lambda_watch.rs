@@ -103,8 +103,13 @@ async fn cargo_lambda_watch_serves_every_function() {
     assert_eq!((read.status, read.json()["title"].clone()), (StatusCode::OK, json!("watched")));
     assert_eq!(read.header("etag"), Some("\"1\""));
 
+    // docs: the document.
+    let document = call(&format!("{base}/docs/openapi.json"), Method::GET, &[], "").await;
+    assert_eq!(document.status, StatusCode::OK);
+    assert_eq!(document.json()["openapi"], "3.1.0");
+
     let output = watch.stop();
     // The functions' own JSON access-log lines, as Lambda would receive them.
     let logged = output.iter().filter(|l| l.contains(r#""message":"request""#)).count();
-    assert!(logged >= 4, "{}", output.join("\n"));
+    assert!(logged >= 5, "{}", output.join("\n"));
 }

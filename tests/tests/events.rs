@@ -40,15 +40,18 @@ const EXPECTED: &[(&str, u16)] = &[
     ("get-v1-items-item_id", 200),
     ("patch-v1-items-item_id", 200),
     ("delete-v1-items-item_id", 204),
+    ("get-openapi_json", 200),
+    ("get-docs", 200),
+    ("get-docs-proxy", 200),
 ];
 
 fn events_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
 }
 
-/// The name an event for `method path` has: `get-v1-items-item_id`.
+/// The name an event for `method path` has: `get-v1-items-item_id`, `get-openapi_json`.
 fn event_name(method: &str, path: &str) -> String {
-    let path = path.trim_start_matches('/').replace('/', "-").replace(['{', '}'], "");
+    let path = path.trim_start_matches('/').replace('/', "-").replace('.', "_").replace(['{', '}', '+'], "");
     format!("{}-{path}", method.to_lowercase())
 }
 
@@ -146,7 +149,7 @@ async fn every_event_reaches_its_function_and_answers_as_api_md_says() {
         let status = response.status().as_u16();
         let body = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(status, *expected, "{name}: {}", String::from_utf8_lossy(&body));
-        if !body.is_empty() {
+        if !body.is_empty() && !name.starts_with("get-docs") {
             let json: Value = serde_json::from_slice(&body).unwrap();
             assert!(json.is_object(), "{name}: {json}");
         }

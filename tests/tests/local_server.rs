@@ -44,6 +44,7 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
     assert!(banner.contains("store:      in memory"), "{banner}");
     assert!(banner.contains("a random one was made for this run"), "{banner}");
     assert!(banner.contains("superuser:  root@example.com (created)"), "{banner}");
+    assert!(banner.contains(&format!("docs:       {url}/docs")), "{banner}");
 
     // Every route of the template is served (a bodiless, anonymous request is refused by the
     // function, never a 404 of the server).
@@ -53,7 +54,8 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
         let path = route
             .path
             .replace("{user_id}", &Uuid::now_v7().to_string())
-            .replace("{item_id}", &Uuid::now_v7().to_string());
+            .replace("{item_id}", &Uuid::now_v7().to_string())
+            .replace("{proxy+}", "swagger-ui.css");
         let reply = http(Method::POST, &format!("{url}{path}"), &[], "").await;
         assert_ne!(reply.status, StatusCode::NOT_FOUND, "{path}");
         assert!(reply.status.is_client_error(), "{path}: {}", reply.status);

@@ -10,12 +10,61 @@ use axum::routing::post;
 use chrono::{DateTime, Duration, Utc};
 use shared::auth::refresh::{self, MAX_REFRESH_TOKEN_LEN};
 use shared::error::OAuthErrorCode;
+use shared::openapi::{OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable};
 use shared::repo::{RefreshRecord, Rotation};
 use shared::schemas::Token;
 use shared::validate::Email;
 use shared::web::OAuthForm;
 use shared::{ApiError, ApiResult, AppState};
 use uuid::Uuid;
+
+/// This function's part of the OpenAPI document (`functions/docs` joins the parts).
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(token, revoke),
+    components(responses(OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable))
+)]
+pub struct Api;
+
+/// The token request: RFC 6749 §4.3 (password grant, as FastAPI's `OAuth2PasswordRequestForm`,
+/// `grant_type` may be left out) and §6 (refresh). Only the fields of the chosen grant are read.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct TokenRequest {
+    /// `password` (the default) or `refresh_token`.
+    #[schema(required = false, pattern = "^(password|refresh_token)$")]
+    grant_type: String,
+    /// The email address (password grant).
+    #[schema(required = false, max_length = 1024)]
+    username: String,
+    /// The password (password grant).
+    #[schema(required = false, max_length = 1024, format = Password)]
+    password: String,
+    /// The refresh token to exchange (refresh grant).
+    #[schema(required = false)]
+    refresh_token: String,
+    /// Accepted and ignored, as OAuth2 clients send it.
+    #[schema(required = false)]
+    scope: String,
+    /// Accepted and ignored.
+    #[schema(required = false)]
+    client_id: String,
+    /// Accepted and ignored.
+    #[schema(required = false)]
+    client_secret: String,
+}
+
+/// The revocation request (RFC 7009 §2.1).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+struct RevokeRequest {
+    /// The refresh token to revoke, with every token of its login.
+    #[schema(min_length = 1)]
+    token: String,
+    /// Accepted and ignored: only refresh tokens can be revoked.
+    #[schema(required = false)]
+    token_type_hint: String,
+}
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new().route("/v1/auth/token", post(token)).route("/v1/auth/revoke", post(revoke));
@@ -25,6 +74,18 @@ pub fn router(state: AppState) -> Router {
 /// Longest username or password the token endpoint looks at; longer ones cannot be ours.
 const MAX_CREDENTIAL_LEN: usize = 1024;
 
+#[utoipa::path(
+    post, path = "/v1/auth/token", tag = "auth", operation_id = "create_token",
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "A new access token and refresh token", body = Token,
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, response = OAuthBadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn token(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Response> {
     // As FastAPI's OAuth2PasswordRequestForm, grant_type may be omitted for the password grant.
     match form.get("grant_type")? {
@@ -112,6 +173,17 @@ async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> ApiError {
 }
 
 /// RFC 7009: 200 whether or not the token was known; a known token's whole family stops working.
+#[utoipa::path(
+    post, path = "/v1/auth/revoke", tag = "auth", operation_id = "revoke_token",
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "Revoked (RFC 7009: also when the token was unknown)",
+            headers(("Cache-Control" = String, description = "no-store"))),
+        (status = 400, response = OAuthBadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn revoke(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Response> {
     let token = form.get("token")?.ok_or(ApiError::invalid_request("token is required"))?;
     if token.len() <= MAX_REFRESH_TOKEN_LEN {

@@ -8,6 +8,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use shared::auth::CurrentUser;
+use shared::openapi::{
+    Forbidden, IfMatchHeader, ItemsParams, JsonBodyErrors, NotFound, PayloadTooLarge, PreconditionFailed,
+    ProtectedErrors, Unauthorized, Unavailable, UnsupportedMediaType, ValidationFailed,
+};
 use shared::repo::{Conditional, ItemChanges, ItemRecord, UserRecord};
 use shared::schemas::{ItemCreate, ItemResponse, ItemUpdate, Page};
 use shared::validate::{Description, Patch, Title};
@@ -15,6 +19,23 @@ use shared::web::extract::ItemId;
 use shared::web::{IfMatch, ItemsQuery, Json};
 use shared::{ApiError, ApiResult, AppState};
 use uuid::Uuid;
+
+/// This function's part of the OpenAPI document (`functions/docs` joins the parts).
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(list_items, create_item, read_item, update_item, delete_item),
+    components(responses(
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        Unavailable
+    ))
+)]
+pub struct Api;
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
@@ -38,6 +59,18 @@ fn item_response(status: StatusCode, item: &ItemRecord) -> Response {
     response
 }
 
+#[utoipa::path(
+    post, path = "/v1/items", tag = "items", operation_id = "create_item",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body = ItemCreate,
+    responses(
+        (status = 201, description = "Created", body = ItemResponse, headers(
+            ("Location" = String, description = "The new item's URL"),
+            ("ETag" = String, description = "The item's version in quotes: `\"1\"`"))),
+        ProtectedErrors,
+        JsonBodyErrors,
+    )
+)]
 async fn create_item(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -64,6 +97,16 @@ async fn create_item(
     Ok(response)
 }
 
+#[utoipa::path(
+    get, path = "/v1/items", tag = "items", operation_id = "list_items",
+    security(("OAuth2PasswordBearer" = [])),
+    params(ItemsParams),
+    responses(
+        (status = 200, description = "The caller's items, newest first", body = Page<ItemResponse>),
+        ProtectedErrors,
+        (status = 422, response = ValidationFailed),
+    )
+)]
 async fn list_items(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -97,6 +140,17 @@ async fn find(state: &AppState, me: &UserRecord, id: Uuid) -> ApiResult<ItemReco
     state.repos.items.get_item(owner, id).await?.ok_or(ApiError::NotFound(ITEM_NOT_FOUND))
 }
 
+#[utoipa::path(
+    get, path = "/v1/items/{item_id}", tag = "items", operation_id = "read_item",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("item_id" = Uuid, Path, description = "The item's id")),
+    responses(
+        (status = 200, description = "The item", body = ItemResponse, headers(("ETag" = String, description = "The item's version in quotes: `\"3\"`"))),
+        ProtectedErrors,
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 async fn read_item(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -113,7 +167,7 @@ async fn expected_version(
     id: Uuid,
     if_match: &IfMatch,
 ) -> ApiResult<Option<u64>> {
-    if !matches!(if_match, IfMatch::Tags(_)) {
+    if matches!(if_match, IfMatch::Absent | IfMatch::Any) {
         return Ok(None);
     }
     let current = state.repos.items.get_item(owner, id).await?.ok_or(ApiError::NotFound(ITEM_NOT_FOUND))?;
@@ -131,6 +185,19 @@ fn conditional<T>(outcome: Conditional<T>) -> ApiResult<T> {
     }
 }
 
+#[utoipa::path(
+    patch, path = "/v1/items/{item_id}", tag = "items", operation_id = "update_item",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("item_id" = Uuid, Path, description = "The item's id"), IfMatchHeader),
+    request_body = ItemUpdate,
+    responses(
+        (status = 200, description = "The item, updated", body = ItemResponse, headers(("ETag" = String, description = "The item's version in quotes: `\"3\"`"))),
+        ProtectedErrors,
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        JsonBodyErrors,
+    )
+)]
 async fn update_item(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -160,6 +227,18 @@ async fn update_item(
     Ok(item_response(StatusCode::OK, &conditional(outcome)?))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/items/{item_id}", tag = "items", operation_id = "delete_item",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("item_id" = Uuid, Path, description = "The item's id"), IfMatchHeader),
+    responses(
+        (status = 204, description = "Deleted"),
+        ProtectedErrors,
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 async fn delete_item(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,

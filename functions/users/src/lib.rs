@@ -8,6 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use secrecy::SecretString;
 use shared::auth::{CurrentUser, SuperUser};
+use shared::openapi::{
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PageParams, PayloadTooLarge, ProtectedErrors,
+    Unauthorized, Unavailable, UnsupportedMediaType, ValidationFailed,
+};
 use shared::repo::{CreateUser, UpdateUser, UserChanges, UserRecord};
 use shared::schemas::{
     Page, UpdatePassword, UserCreate, UserRegister, UserResponse, UserUpdate, UserUpdateMe,
@@ -16,6 +20,37 @@ use shared::validate::{Email, FullName, Password, Patch};
 use shared::web::extract::UserId;
 use shared::web::{Json, PageQuery};
 use shared::{ApiError, ApiResult, AppState};
+#[allow(unused_imports)]
+use uuid::Uuid;
+
+/// This function's part of the OpenAPI document (`functions/docs` joins the parts).
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(
+    paths(
+        signup,
+        read_me,
+        update_me,
+        update_password,
+        delete_me,
+        list_users,
+        create_user,
+        read_user,
+        update_user,
+        delete_user
+    ),
+    components(responses(
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        Unavailable
+    ))
+)]
+pub struct Api;
 
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
@@ -85,6 +120,18 @@ fn created(user: &UserRecord) -> Response {
     response
 }
 
+#[utoipa::path(
+    post, path = "/v1/users/signup", tag = "users", operation_id = "sign_up",
+    request_body = UserRegister,
+    responses(
+        (status = 201, description = "Created", body = UserResponse,
+            headers(("Location" = String, description = "The new user's URL"))),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        JsonBodyErrors,
+        (status = 503, response = Unavailable),
+    )
+)]
 async fn signup(
     State(state): State<AppState>,
     _open: RegistrationOpen,
@@ -100,6 +147,14 @@ async fn signup(
     create(&state, new).await
 }
 
+#[utoipa::path(
+    get, path = "/v1/users/me", tag = "users", operation_id = "read_own_user",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserResponse),
+        ProtectedErrors,
+    )
+)]
 async fn read_me(CurrentUser(me): CurrentUser) -> axum::Json<UserResponse> {
     axum::Json(UserResponse::from(&me))
 }
@@ -120,6 +175,17 @@ fn full_name_change(patch: Patch<Option<FullName>>) -> Patch<Option<String>> {
     }
 }
 
+#[utoipa::path(
+    patch, path = "/v1/users/me", tag = "users", operation_id = "update_own_user",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body = UserUpdateMe,
+    responses(
+        (status = 200, description = "The caller, updated", body = UserResponse),
+        ProtectedErrors,
+        (status = 409, response = Conflict),
+        JsonBodyErrors,
+    )
+)]
 async fn update_me(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -136,6 +202,17 @@ async fn update_me(
     Ok(axum::Json(UserResponse::from(&apply(&state, &me, changes).await?)))
 }
 
+#[utoipa::path(
+    patch, path = "/v1/users/me/password", tag = "users", operation_id = "update_own_password",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body = UpdatePassword,
+    responses(
+        (status = 204, description = "Changed; every refresh token of the user is revoked"),
+        (status = 400, response = BadRequest),
+        ProtectedErrors,
+        JsonBodyErrors,
+    )
+)]
 async fn update_password(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -162,6 +239,14 @@ async fn update_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(
+    delete, path = "/v1/users/me", tag = "users", operation_id = "delete_own_user",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 204, description = "Deleted, with the user's items and refresh tokens"),
+        ProtectedErrors,
+    )
+)]
 async fn delete_me(State(state): State<AppState>, CurrentUser(me): CurrentUser) -> ApiResult<StatusCode> {
     if me.is_superuser {
         return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
@@ -172,6 +257,16 @@ async fn delete_me(State(state): State<AppState>, CurrentUser(me): CurrentUser) 
 
 const USERS_LISTING: &str = "users";
 
+#[utoipa::path(
+    get, path = "/v1/users", tag = "users", operation_id = "list_users",
+    security(("OAuth2PasswordBearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "Users in creation order", body = Page<UserResponse>),
+        ProtectedErrors,
+        (status = 422, response = ValidationFailed),
+    )
+)]
 async fn list_users(
     State(state): State<AppState>,
     _admin: SuperUser,
@@ -186,6 +281,18 @@ async fn list_users(
     Ok(axum::Json(Page { data: listing.records.iter().map(UserResponse::from).collect(), next_cursor }))
 }
 
+#[utoipa::path(
+    post, path = "/v1/users", tag = "users", operation_id = "create_user",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body = UserCreate,
+    responses(
+        (status = 201, description = "Created", body = UserResponse,
+            headers(("Location" = String, description = "The new user's URL"))),
+        ProtectedErrors,
+        (status = 409, response = Conflict),
+        JsonBodyErrors,
+    )
+)]
 async fn create_user(
     State(state): State<AppState>,
     _admin: SuperUser,
@@ -201,6 +308,17 @@ async fn create_user(
     create(&state, new).await
 }
 
+#[utoipa::path(
+    get, path = "/v1/users/{user_id}", tag = "users", operation_id = "read_user",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user", body = UserResponse),
+        ProtectedErrors,
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 async fn read_user(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -216,6 +334,19 @@ async fn read_user(
     Ok(axum::Json(UserResponse::from(&user)))
 }
 
+#[utoipa::path(
+    patch, path = "/v1/users/{user_id}", tag = "users", operation_id = "update_user",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The user, updated", body = UserResponse),
+        ProtectedErrors,
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        JsonBodyErrors,
+    )
+)]
 async fn update_user(
     State(state): State<AppState>,
     _admin: SuperUser,
@@ -244,6 +375,17 @@ async fn update_user(
     Ok(axum::Json(UserResponse::from(&updated)))
 }
 
+#[utoipa::path(
+    delete, path = "/v1/users/{user_id}", tag = "users", operation_id = "delete_user",
+    security(("OAuth2PasswordBearer" = [])),
+    params(("user_id" = Uuid, Path, description = "The user's id")),
+    responses(
+        (status = 204, description = "Deleted, with the user's items and refresh tokens"),
+        ProtectedErrors,
+        (status = 404, response = NotFound),
+        (status = 422, response = ValidationFailed),
+    )
+)]
 async fn delete_user(
     State(state): State<AppState>,
     SuperUser(me): SuperUser,

@@ -294,6 +294,8 @@ pub enum IfMatch {
     Absent,
     Any,
     Tags(Vec<String>),
+    /// Not `*` nor a list of entity tags: matches nothing.
+    Malformed,
 }
 
 impl IfMatch {
@@ -303,6 +305,7 @@ impl IfMatch {
             Self::Absent | Self::Any => true,
             // A weak tag never matches under strong comparison.
             Self::Tags(tags) => tags.iter().any(|t| t == etag),
+            Self::Malformed => false,
         }
     }
 
@@ -336,14 +339,9 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
             return Ok(Self::Absent);
         }
         let joined = values.iter().map(|v| v.to_str().unwrap_or("\u{0}")).collect::<Vec<_>>().join(",");
-        Self::parse(&joined).ok_or_else(|| {
-            ApiError::validation(FieldError::at(
-                "header",
-                "if-match",
-                "value_error",
-                "Value error, If-Match must be * or a list of quoted entity tags",
-            ))
-        })
+        // A value that is not `*` or a list of entity tags names no version the item can have:
+        // the precondition is false (412), as for a tag that does not match.
+        Ok(Self::parse(&joined).unwrap_or(Self::Malformed))
     }
 }
 
