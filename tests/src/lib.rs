@@ -3,6 +3,7 @@
 //! `oneshot`; and [`dynamo`], which starts DynamoDB Local for the tests that need it.
 
 pub mod dynamo;
+pub mod faults;
 pub mod process;
 
 use std::sync::Arc;

@@ -1,0 +1,173 @@
+//! Faults in the middle of requests, against DynamoDB Local behind a fault-injecting proxy
+//! (`api_tests::faults`): errors, throttling, slowness and lost responses become a 503 with
+//! `Retry-After` — never a panic or a 500 — and afterwards the real table holds nothing
+//! half-written: no user without its email reservation or the reverse, no item version bumped
+//! by a failed write, and a cascade delete that failed part-way completes when retried.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use api_tests::faults::{Fault, FaultProxy, Rule};
+use api_tests::{PASSWORD, TestApp, TestResponse};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use shared::AppState;
+use shared::repo::Repos;
+use shared::repo::dynamo::DynamoStore;
+
+const SERVER_ERROR: Fault = Fault::Error { status: 500, kind: "InternalServerError" };
+const THROTTLED: Fault = Fault::Error { status: 400, kind: "ProvisionedThroughputExceededException" };
+
+struct Rig {
+    app: TestApp,
+    proxy: FaultProxy,
+    direct: Arc<DynamoStore>,
+}
+
+/// The API over a fresh table, reached through the proxy; `direct` reads the table itself.
+async fn rig() -> Rig {
+    let config = api_tests::dynamo::config();
+    let direct = api_tests::dynamo::store_with(&config).await;
+    let proxy = FaultProxy::start(config.dynamodb_endpoint.clone().unwrap()).await;
+    let mut proxied = config.clone();
+    proxied.dynamodb_endpoint = Some(proxy.endpoint.clone());
+    let client = api_tests::dynamo::client(&proxied).await;
+    let store = Arc::new(DynamoStore::new(client, config.table_name.clone()));
+    let state = AppState::new(proxied, Repos::from_store(store)).with_hasher(api_tests::fast_hasher());
+    Rig { app: TestApp::from_state(state), proxy, direct }
+}
+
+/// Every (PK, SK) in the table: a test may scan.
+async fn records(direct: &DynamoStore) -> Vec<(String, String)> {
+    let out = direct.client().scan().table_name(direct.table()).send().await.unwrap();
+    let mut keys: Vec<(String, String)> = out
+        .items()
+        .iter()
+        .map(|item| {
+            let s = |k: &str| item[k].as_s().unwrap().clone();
+            (s("PK"), s("SK"))
+        })
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn unavailable(response: &TestResponse, what: &str) {
+    assert_eq!(response.status, StatusCode::SERVICE_UNAVAILABLE, "{what}: {}", response.text());
+    assert_eq!(response.json(), json!({"detail": "Service temporarily unavailable"}), "{what}");
+    assert!(response.header("retry-after").is_some(), "{what}");
+}
+
+fn count(records: &[(String, String)], pk_prefix: &str, sk: &str) -> usize {
+    records.iter().filter(|(pk, s)| pk.starts_with(pk_prefix) && s == sk).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_signup_leaves_neither_a_user_nor_a_reservation() {
+    let rig = rig().await;
+    rig.proxy.add(Rule::always("TransactWriteItems", SERVER_ERROR));
+    unavailable(&rig.app.signup("failed@example.com", PASSWORD).await, "signup");
+    assert_eq!(records(&rig.direct).await, [], "nothing written");
+    rig.proxy.clear();
+    assert_eq!(rig.app.signup("failed@example.com", PASSWORD).await.status, StatusCode::CREATED);
+    let after = records(&rig.direct).await;
+    assert_eq!((count(&after, "USER#", "USER"), count(&after, "EMAIL#", "EMAIL")), (1, 1));
+    println!("faults injected: {}", rig.proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signup_whose_answer_was_lost_is_whole_or_absent() {
+    let rig = rig().await;
+    // The transaction reaches DynamoDB and commits; its answer is lost on the way back.
+    rig.proxy.add(Rule { operation: "TransactWriteItems", fault: Fault::LoseResponse, skip: 0, times: 1 });
+    let first = rig.app.signup("lost@example.com", PASSWORD).await;
+    assert!(
+        [StatusCode::CREATED, StatusCode::SERVICE_UNAVAILABLE].contains(&first.status),
+        "{}",
+        first.text()
+    );
+    let after = records(&rig.direct).await;
+    assert_eq!(count(&after, "USER#", "USER"), count(&after, "EMAIL#", "EMAIL"), "{after:?}");
+    assert_eq!(count(&after, "USER#", "USER"), 1, "the resent transaction is the same one: {after:?}");
+    assert_eq!(rig.app.signup("lost@example.com", PASSWORD).await.status, StatusCode::CONFLICT);
+    assert_eq!(rig.app.login("lost@example.com", PASSWORD).await.status, StatusCode::OK);
+    println!("faults injected: {}", rig.proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cascade_delete_that_failed_part_way_completes_when_retried() {
+    let rig = rig().await;
+    let app = &rig.app;
+    let bystander = app.user().await;
+    app.item(&bystander.access, "not theirs to delete").await;
+    let before_user = records(&rig.direct).await;
+    let user = app.user().await;
+    for n in 0..3 {
+        app.item(&user.access, &format!("item {n}")).await;
+    }
+    let second = app.login(&user.email, PASSWORD).await;
+    assert_eq!(second.status, StatusCode::OK);
+    // The owned records go first, in batches; every batch fails.
+    rig.proxy.add(Rule::always("BatchWriteItem", SERVER_ERROR));
+    unavailable(&app.delete("/v1/users/me", &user.access).await, "delete");
+    // The user and its reservation are still there, so the caller can try again.
+    let mid = records(&rig.direct).await;
+    assert_eq!(count(&mid, &format!("USER#{}", user.id), "USER"), 1, "{mid:?}");
+    assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
+    rig.proxy.clear();
+    assert_eq!(app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(records(&rig.direct).await, before_user, "everything of the user is gone, nothing else");
+    assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    println!("faults injected: {}", rig.proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_item_update_bumps_no_version() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    let item = rig.app.item(&user.access, "before").await;
+    let path = format!("/v1/items/{}", item["id"].as_str().unwrap());
+    for fault in [SERVER_ERROR, THROTTLED] {
+        rig.proxy.add(Rule::always("UpdateItem", fault));
+        let patch = rig.app.json(Method::PATCH, &path, Some(&user.access), json!({"title": "after"})).await;
+        unavailable(&patch, "patch");
+        rig.proxy.clear();
+        let now = rig.app.get(&path, &user.access).await.json();
+        assert_eq!((now["title"].as_str(), now["version"].as_u64()), (Some("before"), Some(1)));
+    }
+    let patch = rig.app.json(Method::PATCH, &path, Some(&user.access), json!({"title": "after"})).await;
+    assert_eq!((patch.status, patch.json()["version"].as_u64()), (StatusCode::OK, Some(2)));
+    println!("faults injected: {}", rig.proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_throttled_at_any_step_is_a_503_and_the_next_one_works() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    for operation in ["UpdateItem", "PutItem", "GetItem"] {
+        rig.proxy.add(Rule::always(operation, THROTTLED));
+        unavailable(&rig.app.login(&user.email, PASSWORD).await, operation);
+        rig.proxy.clear();
+    }
+    assert_eq!(rig.app.login(&user.email, PASSWORD).await.status, StatusCode::OK);
+    println!("faults injected: {}", rig.proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_dynamodb_is_a_503_before_the_function_times_out() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    // Slower than an attempt may take (2 s): every attempt times out.
+    rig.proxy.add(Rule::always("GetItem", Fault::Delay(Duration::from_secs(3))));
+    let started = Instant::now();
+    unavailable(&rig.app.get("/v1/users/me", &user.access).await, "read");
+    let took = started.elapsed();
+    // Inside template.yaml's 10 s function timeout, so the caller gets the contract's answer.
+    assert!(took < Duration::from_secs(9), "took {took:?}");
+    rig.proxy.clear();
+    assert_eq!(rig.app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
+    println!("faults injected: {}", rig.proxy.injected());
+}
