@@ -1,0 +1,73 @@
+//! What every fuzz target shares: the whole API in-process (the local server's dispatch over the
+//! functions' routers, an in-memory store, a cheap hasher) with a user, an item and a token, and
+//! one call that fails the run on a 5xx: untrusted bytes must always get a 4xx, never a panic or
+//! a 500.
+
+use std::sync::{Arc, OnceLock};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use shared::auth::Argon2Hasher;
+use shared::{AppState, Config};
+use tower::ServiceExt;
+
+pub struct Fixture {
+    pub runtime: tokio::runtime::Runtime,
+    pub app: axum::Router,
+    pub state: AppState,
+    pub token: String,
+    pub item_path: String,
+    pub user_path: String,
+}
+
+pub fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let config = Config::for_tests("fuzzing-secret-fuzzing-secret-0123456789");
+        let state = AppState::in_memory(config).with_hasher(Arc::new(Argon2Hasher::with_params(8, 1, 1)));
+        let app = server::app(state.clone(), &server::Cors::default()).expect("routes");
+        let fixture = runtime.block_on(async {
+            let body = r#"{"email":"fuzz@example.com","password":"correct horse battery"}"#;
+            let (status, user) = send(&app, json("POST", "/v1/users/signup", None, body)).await;
+            assert_eq!(status, StatusCode::CREATED);
+            let form = "username=fuzz%40example.com&password=correct+horse+battery";
+            let request = Request::post("/v1/auth/token")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .expect("request");
+            let (_, token) = send(&app, request).await;
+            let token = token["access_token"].as_str().expect("token").to_owned();
+            let (_, item) = send(&app, json("POST", "/v1/items", Some(&token), r#"{"title":"fuzz"}"#)).await;
+            let item_path = format!("/v1/items/{}", item["id"].as_str().expect("id"));
+            let user_path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
+            (token, item_path, user_path)
+        });
+        Fixture { runtime, app, state, token: fixture.0, item_path: fixture.1, user_path: fixture.2 }
+    })
+}
+
+pub fn json(method: &str, path: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {
+    let mut request = Request::builder().method(method).uri(path).header("content-type", "application/json");
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.body(body.into()).expect("request")
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, serde_json::Value) {
+    let response = app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
+    let status = response.status();
+    let bytes = response.into_body().collect().await.expect("body").to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null))
+}
+
+/// Sends `request` through the whole API; any 5xx fails the run.
+pub fn call(request: Request<Body>) -> StatusCode {
+    let fixture = fixture();
+    let what = format!("{} {}", request.method(), request.uri());
+    let (status, body) = fixture.runtime.block_on(send(&fixture.app, request));
+    assert!(!status.is_server_error(), "{what}: {status} {body}");
+    status
+}
