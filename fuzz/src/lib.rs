@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
+use shared::admin::{IfExists, Outcome, ensure_superuser};
 use shared::auth::Argon2Hasher;
 use shared::{AppState, Config};
 use tower::ServiceExt;
@@ -19,6 +20,7 @@ pub struct Fixture {
     pub token: String,
     pub item_path: String,
     pub user_path: String,
+    pub user_id: String,
 }
 
 pub fn fixture() -> &'static Fixture {
@@ -32,6 +34,9 @@ pub fn fixture() -> &'static Fixture {
             let body = r#"{"email":"fuzz@example.com","password":"correct horse battery"}"#;
             let (status, user) = send(&app, json("POST", "/v1/users/signup", None, body)).await;
             assert_eq!(status, StatusCode::CREATED);
+            // A superuser, so the superuser routes parse what the fuzzer sends them too.
+            let promoted = ensure_superuser(&state, "fuzz@example.com", None, IfExists::Promote).await;
+            assert_eq!(promoted.expect("promote"), Outcome::Promoted);
             let form = "username=fuzz%40example.com&password=correct+horse+battery";
             let request = Request::post("/v1/auth/token")
                 .header("content-type", "application/x-www-form-urlencoded")
@@ -41,10 +46,12 @@ pub fn fixture() -> &'static Fixture {
             let token = token["access_token"].as_str().expect("token").to_owned();
             let (_, item) = send(&app, json("POST", "/v1/items", Some(&token), r#"{"title":"fuzz"}"#)).await;
             let item_path = format!("/v1/items/{}", item["id"].as_str().expect("id"));
-            let user_path = format!("/v1/users/{}", user["id"].as_str().expect("id"));
-            (token, item_path, user_path)
+            let user_id = user["id"].as_str().expect("id").to_owned();
+            let user_path = format!("/v1/users/{user_id}");
+            (token, item_path, user_path, user_id)
         });
-        Fixture { runtime, app, state, token: fixture.0, item_path: fixture.1, user_path: fixture.2 }
+        let (token, item_path, user_path, user_id) = fixture;
+        Fixture { runtime, app, state, token, item_path, user_path, user_id }
     })
 }
 

@@ -110,7 +110,7 @@ pub struct Conflict(#[to_schema] ErrorDetail);
 
 /// 412.
 #[derive(Debug, ToResponse)]
-#[response(description = "`If-Match` names a version the item no longer has")]
+#[response(description = "`If-Match` matches no current version of the item (a stale or a malformed tag)")]
 pub struct PreconditionFailed(#[to_schema] ErrorDetail);
 
 /// 413.
@@ -139,7 +139,7 @@ pub struct TooManyRequests(#[to_schema] ErrorDetail);
 /// 503.
 #[derive(Debug, ToResponse)]
 #[response(
-    description = "The data store is unavailable; nothing was changed",
+    description = "The data store did not answer in time or refused the request. It may or may not have taken effect, but never in part: it can be retried (a create that did land then answers 409)",
     headers(("Retry-After" = i64, description = "Seconds to wait before retrying"))
 )]
 pub struct Unavailable(#[to_schema] ErrorDetail);

@@ -170,6 +170,8 @@ pub struct UserResponse {
     pub id: Uuid,
     #[schema(format = Email)]
     pub email: String,
+    /// Always present; `null` when unset.
+    #[schema(required = true)]
     pub full_name: Option<String>,
     pub is_active: bool,
     pub is_superuser: bool,
@@ -199,6 +201,8 @@ impl From<&UserRecord> for UserResponse {
 pub struct ItemResponse {
     pub id: Uuid,
     pub title: String,
+    /// Always present; `null` when unset.
+    #[schema(required = true)]
     pub description: Option<String>,
     pub owner_id: Uuid,
     #[serde(with = "rfc3339")]
@@ -230,6 +234,8 @@ impl From<&ItemRecord> for ItemResponse {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Page<T> {
     pub data: Vec<T>,
+    /// `null` on the last page.
+    #[schema(required = true)]
     pub next_cursor: Option<String>,
 }
 
@@ -238,7 +244,7 @@ pub struct Page<T> {
 pub struct Token {
     /// An HS256 JWT for `Authorization: Bearer`.
     pub access_token: String,
-    #[schema(value_type = String, example = "bearer")]
+    #[schema(value_type = String, pattern = "^bearer$", example = "bearer")]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: i64,

@@ -105,17 +105,21 @@ async fn a_cascade_delete_that_failed_part_way_completes_when_retried() {
     app.item(&bystander.access, "not theirs to delete").await;
     let before_user = records(&rig.direct).await;
     let user = app.user().await;
-    for n in 0..3 {
+    // 14 items (each with its owner pointer) and two logins: more than one batch of 25 deletes.
+    for n in 0..14 {
         app.item(&user.access, &format!("item {n}")).await;
     }
     let second = app.login(&user.email, PASSWORD).await;
     assert_eq!(second.status, StatusCode::OK);
-    // The owned records go first, in batches; every batch fails.
-    rig.proxy.add(Rule::always("BatchWriteItem", SERVER_ERROR));
+    let full = records(&rig.direct).await.len();
+    // The owned records go first, in batches of 25: the first batch lands, the rest fail.
+    rig.proxy.add(Rule { operation: "BatchWriteItem", fault: SERVER_ERROR, skip: 1, times: usize::MAX });
     unavailable(&app.delete("/v1/users/me", &user.access).await, "delete");
-    // The user and its reservation are still there, so the caller can try again.
+    // Part of it is gone; the user and its reservation are still there, so it can be retried.
     let mid = records(&rig.direct).await;
+    assert!(mid.len() < full && mid.len() > before_user.len(), "{} of {full} records left", mid.len());
     assert_eq!(count(&mid, &format!("USER#{}", user.id), "USER"), 1, "{mid:?}");
+    assert_eq!(count(&mid, "EMAIL#", "EMAIL"), 2, "{mid:?}");
     assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
     rig.proxy.clear();
     assert_eq!(app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);

@@ -51,6 +51,7 @@ async fn schemathesis_finds_no_failure_in_the_whole_api() {
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261124".into());
 
     let url = server.url.clone();
+    let bearer = format!("Bearer {token}");
     let output = tokio::task::spawn_blocking(move || {
         Command::new(st)
             .current_dir(workspace())
@@ -77,4 +78,13 @@ async fn schemathesis_finds_no_failure_in_the_whole_api() {
         assert!(stdout.contains(phase), "phase {phase} missing:\n{stdout}");
     }
     assert!(stdout.contains("Selected: 17/17") && stdout.contains("Tested: 17"), "{stdout}");
+    // The run stayed authenticated as a superuser to the end: the fuzzer cannot have passed by
+    // locking itself out (every answer after that would be a documented 401 or 403).
+    let me =
+        http(Method::GET, &format!("{}/v1/users/me", server.url), &[("authorization", &bearer)], "").await;
+    assert_eq!(me.status, StatusCode::OK, "{:?}", me.body);
+    assert_eq!(
+        (me.json()["is_superuser"].as_bool(), me.json()["is_active"].as_bool()),
+        (Some(true), Some(true))
+    );
 }
