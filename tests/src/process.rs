@@ -13,6 +13,32 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+/// The workspace's root folder.
+pub fn workspace() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// What a finished command printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs `command` to its end off the async executor (a test's server keeps answering meanwhile).
+pub async fn finish(mut command: Command) -> Finished {
+    let output = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the command's thread")
+        .unwrap_or_else(|e| panic!("could not run the command: {e}"));
+    Finished {
+        status: output.status,
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
 /// Where cargo puts this build's binaries: beside the test executable's `deps/`.
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable");
@@ -31,7 +57,7 @@ pub fn build_server() -> PathBuf {
         };
         let status = Command::new(env!("CARGO"))
             .args(["build", "--quiet", "-p", "server", "--bins", "--profile", &profile])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .current_dir(workspace())
             .status()
             .map_err(|e| format!("cargo: {e}"))?;
         if status.success() { Ok(()) } else { Err(format!("cargo build -p server: {status}")) }

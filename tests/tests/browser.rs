@@ -11,11 +11,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use api_tests::process::LocalServer;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
+use api_tests::process::{Finished, LocalServer, finish, workspace};
 
 #[tokio::test]
 async fn swagger_ui_authorizes_and_runs_an_operation_in_chromium() {
@@ -39,23 +35,16 @@ async fn swagger_ui_authorizes_and_runs_an_operation_in_chromium() {
     let _ = std::fs::remove_file(&screenshot);
     let url = server.url.clone();
     let shot = screenshot.clone();
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .current_dir(workspace())
-            .arg("tests/browser/docs.mjs")
-            .env("BASE_URL", url)
-            .env("EMAIL", email)
-            .env("PASSWORD", password)
-            .env("SCREENSHOT", shot)
-            .env("CHROMIUM", chromium)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the browser run failed:\n{stdout}\n{stderr}");
+    let mut node = Command::new("node");
+    node.current_dir(workspace())
+        .arg("tests/browser/docs.mjs")
+        .env("BASE_URL", url)
+        .env("EMAIL", email)
+        .env("PASSWORD", password)
+        .env("SCREENSHOT", shot)
+        .env("CHROMIUM", chromium);
+    let Finished { status, stdout, stderr } = finish(node).await;
+    assert!(status.success(), "the browser run failed:\n{stdout}\n{stderr}");
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!((result["ok"].as_bool(), result["status"].as_u64()), (Some(true), Some(200)), "{stdout}");
     assert_eq!(result["email"], email);

@@ -13,13 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use api_tests::PASSWORD;
-use api_tests::process::{HOST_VARIABLES, Reply, Running, try_http};
+use api_tests::process::{HOST_VARIABLES, Reply, Running, try_http, workspace};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 fn cargo_lambda() -> PathBuf {
     if let Some(path) = std::env::var_os("CARGO_LAMBDA") {

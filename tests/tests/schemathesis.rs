@@ -11,12 +11,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use api_tests::process::{LocalServer, http};
+use api_tests::process::{Finished, LocalServer, finish, http, workspace};
 use axum::http::{Method, StatusCode};
-
-fn workspace() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
 
 fn schemathesis() -> PathBuf {
     let installed = workspace().join(".tools/venv/bin/st");
@@ -52,23 +48,16 @@ async fn schemathesis_finds_no_failure_in_the_whole_api() {
 
     let url = server.url.clone();
     let bearer = format!("Bearer {token}");
-    let output = tokio::task::spawn_blocking(move || {
-        Command::new(st)
-            .current_dir(workspace())
-            .args(["run", &format!("{url}/openapi.json"), "--checks", "all", "--max-examples", "100"])
-            .args(["--phases", "examples,coverage,fuzzing,stateful", "--seed", &seed])
-            .args(["--generation-database", "none", "--no-color", "--request-timeout", "30"])
-            .args(["--header", &format!("Authorization: Bearer {token}")])
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let mut run = Command::new(st);
+    run.current_dir(workspace())
+        .args(["run", &format!("{url}/openapi.json"), "--checks", "all", "--max-examples", "100"])
+        .args(["--phases", "examples,coverage,fuzzing,stateful", "--seed", &seed])
+        .args(["--generation-database", "none", "--no-color", "--request-timeout", "30"])
+        .args(["--header", &format!("Authorization: Bearer {token}")]);
+    let Finished { status, stdout, stderr } = finish(run).await;
     let summary = stdout.lines().find(|l| l.contains(" generated, ")).unwrap_or("(no summary line)").trim();
     println!("schemathesis: {summary}");
-    assert!(output.status.success(), "schemathesis failed ({}):\n{stdout}\n{stderr}", output.status);
+    assert!(status.success(), "schemathesis failed ({status}):\n{stdout}\n{stderr}");
     // "N generated, N passed": every case, and enough of them.
     let counts: Vec<u64> =
         summary.split(|c: char| !c.is_ascii_digit()).filter_map(|n| n.parse().ok()).collect();
