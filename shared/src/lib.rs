@@ -23,13 +23,27 @@ pub use state::AppState;
 /// error stops the function at start with a message that says what to set.
 pub async fn run_lambda(router: fn(AppState) -> axum::Router) -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let state = match AppState::from_env().await {
-        Ok(state) => state,
+    let state = or_exit(AppState::from_env().await);
+    lambda_http::run(router(state)).await
+}
+
+/// As [`run_lambda`], for a function that reads no data and checks no token (the docs): no
+/// DynamoDB client is built at cold start, and without `JWT_SECRET` a random one stands in.
+pub async fn run_lambda_without_store(
+    router: fn(AppState) -> axum::Router,
+) -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let (config, _) = or_exit(Config::from_env_or_random_secret());
+    lambda_http::run(router(AppState::in_memory(config))).await
+}
+
+fn or_exit<T>(result: Result<T, config::ConfigError>) -> T {
+    match result {
+        Ok(value) => value,
         Err(e) => {
             tracing::error!("configuration error: {e}");
             eprintln!("configuration error: {e}");
             std::process::exit(1);
         }
-    };
-    lambda_http::run(router(state)).await
+    }
 }
