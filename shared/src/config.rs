@@ -21,6 +21,8 @@ pub struct Config {
     pub open_registration: bool,
     /// For DynamoDB Local; unset in AWS.
     pub dynamodb_endpoint: Option<String>,
+    /// Whether a Lambda cold start opens its DynamoDB connection before the first request.
+    pub dynamodb_warm_up: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -58,21 +60,9 @@ impl Config {
             refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * DAY, 365 * DAY)?,
             login_max_failures: number(get, "LOGIN_MAX_FAILURES", 5, 1_000)?,
             login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 15 * 60, DAY)?,
-            open_registration: match get("OPEN_REGISTRATION") {
-                None => true,
-                Some(v) => match v.to_ascii_lowercase().as_str() {
-                    "1" | "true" | "yes" | "on" => true,
-                    "0" | "false" | "no" | "off" => false,
-                    _ => {
-                        return Err(ConfigError::Invalid {
-                            name: "OPEN_REGISTRATION",
-                            value: v.to_owned(),
-                            expected: "expected true or false",
-                        });
-                    }
-                },
-            },
+            open_registration: flag(get, "OPEN_REGISTRATION", true)?,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
+            dynamodb_warm_up: flag(get, "DYNAMODB_WARM_UP", true)?,
         };
         Ok(config)
     }
@@ -100,6 +90,17 @@ impl Config {
 }
 
 const DAY: i64 = 24 * 3600;
+
+fn flag<'a>(get: impl Fn(&str) -> Option<&'a str>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => match v.to_ascii_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid { name, value: v.to_owned(), expected: "expected true or false" }),
+        },
+    }
+}
 
 /// 384 random bits, base64url: as `openssl rand -base64 48` would make.
 fn random_secret() -> String {

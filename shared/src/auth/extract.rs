@@ -6,6 +6,8 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
+use uuid::Uuid;
+
 use crate::error::ApiError;
 use crate::repo::UserRecord;
 use crate::state::AppState;
@@ -32,16 +34,36 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
+/// The user id of a valid access token, the user not loaded yet: for a handler that reads the
+/// user together with what the request is about (a DynamoDB round trip saved), and then checks
+/// it with [`current_user`].
+#[derive(Debug, Clone, Copy)]
+pub struct TokenSubject(pub Uuid);
+
+impl FromRequestParts<AppState> for TokenSubject {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(Self(state.jwt.verify(bearer(parts)?, state.clock.now())?))
+    }
+}
+
+/// What [`CurrentUser`] requires of the token's user, once loaded: that it exists (401) and is
+/// active (403).
+pub fn current_user<E: Into<ApiError>>(loaded: Result<Option<UserRecord>, E>) -> Result<UserRecord, ApiError> {
+    let user = loaded.map_err(Into::into)?.ok_or(ApiError::InvalidToken)?;
+    if !user.is_active {
+        return Err(ApiError::Forbidden("Inactive user".into()));
+    }
+    Ok(user)
+}
+
 impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let user_id = state.jwt.verify(bearer(parts)?, state.clock.now())?;
-        let user = state.repos.users.get_user(user_id).await?.ok_or(ApiError::InvalidToken)?;
-        if !user.is_active {
-            return Err(ApiError::Forbidden("Inactive user".into()));
-        }
-        Ok(Self(user))
+        let TokenSubject(user_id) = TokenSubject::from_request_parts(parts, state).await?;
+        current_user(state.repos.users.get_user(user_id).await).map(Self)
     }
 }
 

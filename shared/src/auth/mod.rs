@@ -6,6 +6,6 @@ pub mod jwt;
 pub mod password;
 pub mod refresh;
 
-pub use extract::{CurrentUser, SuperUser};
+pub use extract::{CurrentUser, SuperUser, TokenSubject, current_user};
 pub use jwt::JwtKeys;
 pub use password::{Argon2Hasher, PasswordHasher};

@@ -32,6 +32,11 @@ type Attrs = HashMap<String, AttributeValue>;
 /// request gives up with a 503. Conflicts clear in milliseconds.
 const TRANSACTION_ATTEMPTS: u32 = 8;
 
+/// The key the warm-up reads: no record has it (every partition key has a `TYPE#` prefix).
+const WARM_UP_KEY: &str = "WARMUP";
+/// The most a cold start waits for its warm-up read.
+pub const WARM_UP_TIMEOUT: StdDuration = StdDuration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -45,6 +50,30 @@ impl DynamoStore {
 
     pub fn client(&self) -> &Client {
         &self.client
+    }
+
+    /// Opens the way to DynamoDB before the first request needs it: credentials, endpoint
+    /// resolution, DNS, TCP and TLS, paid once during a Lambda cold start (whose init phase runs
+    /// at full CPU) instead of inside the first request. One read of a key that never exists,
+    /// bounded by [`WARM_UP_TIMEOUT`]; a failure is logged and the start goes on (the request
+    /// that follows will say 503 if DynamoDB is really down). Returns whether it answered.
+    pub async fn warm_up(&self) -> bool {
+        let started = std::time::Instant::now();
+        let read = self.client.get_item().table_name(&self.table).set_key(Some(Self::key(WARM_UP_KEY.into(), WARM_UP_KEY)));
+        match tokio::time::timeout(WARM_UP_TIMEOUT, read.send()).await {
+            Ok(Ok(_)) => {
+                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "DynamoDB connection warmed");
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %DisplayErrorContext(&e), "DynamoDB warm-up failed; starting anyway");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("DynamoDB warm-up took over {WARM_UP_TIMEOUT:?}; starting anyway");
+                false
+            }
+        }
     }
 
     pub fn table(&self) -> &str {

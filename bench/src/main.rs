@@ -1,0 +1,353 @@
+//! The bench (README: Benchmarks). `scripts/bench` builds what it measures and runs
+//! `bench run`, which measures on this machine, in one run:
+//!
+//! - each function's init, from exec to its first `GET /2018-06-01/runtime/invocation/next`
+//!   against a minimal Lambda Runtime API served here, beside a hello-world `lambda_runtime`
+//!   function started the same way; the first invocation's latency and the peak RSS after it;
+//! - warm invocation latency through `lambda_http` and that Runtime API, in-memory store and
+//!   DynamoDB Local;
+//! - each `bootstrap` zipped as Lambda receives it, x86_64 and arm64;
+//! - argon2id hash and verify time;
+//! - the local API server against the FastAPI peer under wrk, interleaved, and an authenticated
+//!   GET's p99 alone and while logins are hashing;
+//!
+//! and writes the results between the markers of `BENCHMARKS.md`. `bench run --quick` is the
+//! short iteration the test command runs.
+
+#![allow(clippy::print_stdout)]
+
+mod lambda;
+mod load;
+mod report;
+mod runtime_api;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use api_tests::TestApp;
+use axum::body::Bytes;
+use clap::{Parser, Subcommand};
+use secrecy::SecretString;
+use shared::auth::{Argon2Hasher, PasswordHasher};
+use shared::{AppState, Config};
+
+use crate::lambda::{Launch, event};
+use crate::load::{Load, Peer};
+use crate::report::{Cold, Report, Throughput, Warm};
+
+#[derive(Debug, Parser)]
+#[command(about = "Measure the functions and the local server (README: Benchmarks)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Measure everything and write the results into --out.
+    Run(RunArgs),
+    /// A function's router on Lambda over an in-memory store with a user and an item (written to
+    /// --fixtures): the in-memory rows of the warm latency.
+    ServeFunction {
+        name: String,
+        #[arg(long)]
+        fixtures: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct RunArgs {
+    /// One short iteration of everything (the test command's check that the bench works).
+    #[arg(long)]
+    quick: bool,
+    /// The markdown file whose bench section is replaced with the results.
+    #[arg(long, default_value = "BENCHMARKS.md")]
+    out: PathBuf,
+    /// Where the function binaries, `hello` and `server` are (default: beside this binary).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// cargo lambda's output for arm64 (`<dir>/<function>/bootstrap`); required unless --quick.
+    #[arg(long)]
+    arm64_dir: Option<PathBuf>,
+    /// The Python with the FastAPI peer's requirements.
+    #[arg(long, default_value = ".tools/venv/bin/python")]
+    python: PathBuf,
+    /// Cold starts per function (default 50; 2 with --quick).
+    #[arg(long)]
+    starts: Option<usize>,
+    /// The command line to record in the report.
+    #[arg(long, default_value = "scripts/bench")]
+    command: String,
+}
+
+/// How much of each measurement a run takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Counts {
+    pub starts: usize,
+    pub warm_up: usize,
+    pub warm_get: usize,
+    pub warm_token: usize,
+    pub hashes: usize,
+    pub rounds: usize,
+    pub wrk_seconds: u32,
+}
+
+const FUNCTIONS: [&str; 4] = ["auth", "users", "items", "docs"];
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => fail(format!("tokio: {e}")),
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Cmd::Run(args) => run(args).await,
+            Cmd::ServeFunction { name, fixtures } => serve_function(&name, &fixtures).await,
+        }
+    });
+    if let Err(e) = result {
+        fail(e);
+    }
+}
+
+fn fail(message: String) -> ! {
+    eprintln!("bench: {message}");
+    std::process::exit(1)
+}
+
+async fn serve_function(name: &str, fixtures: &Path) -> Result<(), String> {
+    let router = match name {
+        "auth" => auth::router,
+        "users" => users::router,
+        "items" => items::router,
+        other => return Err(format!("no function {other} with a store")),
+    };
+    shared::telemetry::init();
+    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let state = AppState::in_memory(config);
+    let setup = TestApp::from_state(state.clone());
+    let user = setup.user().await;
+    let item = setup.item(&user.access, "bench item").await;
+    let written = serde_json::json!({
+        "email": user.email,
+        "password": api_tests::PASSWORD,
+        "user_id": user.id,
+        "item_id": item["id"],
+    });
+    std::fs::write(fixtures, written.to_string()).map_err(|e| e.to_string())?;
+    lambda_http::run(router(state)).await.map_err(|e| e.to_string())
+}
+
+/// Percentile by nearest rank over sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn login_body(email: &str, password: &str) -> String {
+    format!("grant_type=password&username={}&password={}", email.replace('@', "%40"), password.replace(' ', "+"))
+}
+
+fn get_item_event(item_id: &str, token: &str) -> Bytes {
+    event("GET", &format!("/v1/items/{item_id}"), &[("authorization", &bearer(token))], None)
+}
+
+fn token_event(email: &str, password: &str) -> Bytes {
+    event(
+        "POST",
+        "/v1/auth/token",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        Some(&login_body(email, password)),
+    )
+}
+
+/// A fresh access token for `user` (the setup's own clock stands still).
+fn token_for(state: &AppState, user: uuid::Uuid) -> Result<String, String> {
+    state.jwt.issue(user, chrono::Utc::now()).map_err(|e| format!("issue a token: {e:?}"))
+}
+
+async fn run(args: RunArgs) -> Result<(), String> {
+    let workspace = api_tests::process::workspace();
+    let counts = if args.quick {
+        Counts { starts: 2, warm_up: 1, warm_get: 5, warm_token: 2, hashes: 2, rounds: 1, wrk_seconds: 1 }
+    } else {
+        Counts { starts: 50, warm_up: 20, warm_get: 2000, warm_token: 40, hashes: 20, rounds: 3, wrk_seconds: 5 }
+    };
+    let counts = Counts { starts: args.starts.unwrap_or(counts.starts), ..counts };
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => exe.parent().ok_or("the bench's directory")?.to_path_buf(),
+    };
+    if !args.quick && args.arm64_dir.is_none() {
+        return Err("--arm64-dir is needed for a full run (scripts/bench passes it)".into());
+    }
+    let python = if args.python.is_absolute() { args.python.clone() } else { workspace.join(&args.python) };
+    let logs = workspace.join("target/bench-logs");
+    std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
+    let mut report = Report::new(&workspace, &args.command, args.quick, counts);
+
+    // DynamoDB Local with a fresh table, a user and an item, as the functions will find them.
+    println!("==> DynamoDB Local");
+    let state = api_tests::dynamo::app_state().await;
+    let setup = TestApp::from_state(state.clone());
+    let user = setup.user().await;
+    let item = setup.item(&user.access, "bench item").await;
+    let item_id = item["id"].as_str().unwrap_or_default().to_owned();
+    let endpoint = api_tests::dynamo::endpoint();
+    let table = state.config.table_name.clone();
+    let store_env =
+        [("TABLE_NAME", table.as_str()), ("JWT_SECRET", api_tests::SECRET), ("DYNAMODB_ENDPOINT", endpoint.as_str())];
+
+    // Cold starts: every function once per round, in turn, so drift hits them all alike.
+    println!("==> cold starts ({} per function)", counts.starts);
+    let token = token_for(&state, user.id)?;
+    let bin = |name: &str| bin_dir.join(name);
+    let log = |name: &str| logs.join(format!("{name}.log"));
+    let colds: Vec<(String, Launch, Bytes)> = vec![
+        ("hello".into(), Launch::new(&bin("hello"), "hello", &[], &log("hello")), Bytes::from_static(b"{}")),
+        (
+            "auth".into(),
+            Launch::new(&bin("auth"), "auth", &store_env, &log("auth")),
+            token_event(&user.email, api_tests::PASSWORD),
+        ),
+        (
+            "users".into(),
+            Launch::new(&bin("users"), "users", &store_env, &log("users")),
+            event("GET", "/v1/users/me", &[("authorization", &bearer(&token))], None),
+        ),
+        ("items".into(), Launch::new(&bin("items"), "items", &store_env, &log("items")), get_item_event(&item_id, &token)),
+        ("docs".into(), Launch::new(&bin("docs"), "docs", &[], &log("docs")), event("GET", "/openapi.json", &[], None)),
+        (
+            "items, no warm-up".into(),
+            Launch::new(&bin("items"), "items", &store_env, &log("items")).with_env("DYNAMODB_WARM_UP", "false"),
+            get_item_event(&item_id, &token),
+        ),
+    ];
+    let mut cold: Vec<Cold> = colds.iter().map(|(name, _, _)| Cold::new(name)).collect();
+    for _ in 0..counts.starts {
+        for ((_, launch, event), samples) in colds.iter().zip(cold.iter_mut()) {
+            let function = launch.start().await?;
+            let first = function.invoke(event, 200).await?;
+            samples.init.push(function.init);
+            samples.first.push(first.latency);
+            if let Some(rss) = function.peak_rss() {
+                samples.rss.push(rss);
+            }
+        }
+    }
+    report.cold = cold;
+
+    // Warm invocations, in-memory store (the bench serving the function's router on Lambda) and
+    // DynamoDB Local (the function's own binary).
+    println!("==> warm invocations");
+    let token = token_for(&state, user.id)?;
+    for (name, memory) in [("items", true), ("auth", true), ("items", false), ("auth", false)] {
+        let store = if memory { "in-memory" } else { "DynamoDB Local" };
+        let (function, event, route) = if memory {
+            let fixtures = logs.join(format!("{name}-fixtures.json"));
+            let _ = std::fs::remove_file(&fixtures);
+            let launch = Launch::new(&exe, name, &[("JWT_SECRET", api_tests::SECRET)], &log(&format!("{name}-memory")))
+                .arg("serve-function")
+                .arg(name)
+                .arg("--fixtures")
+                .arg(fixtures.display().to_string());
+            let function = launch.start().await?;
+            let text = std::fs::read_to_string(&fixtures).map_err(|e| format!("fixtures: {e}"))?;
+            let f: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+            let (email, password) = (f["email"].as_str().unwrap_or_default(), f["password"].as_str().unwrap_or_default());
+            let memory_user: uuid::Uuid = f["user_id"].as_str().and_then(|s| s.parse().ok()).ok_or("fixture user")?;
+            let memory_item = f["item_id"].as_str().unwrap_or_default();
+            let memory_token = token_for(&state, memory_user)?;
+            match name {
+                "items" => (function, get_item_event(memory_item, &memory_token), "GET /v1/items/{item_id}"),
+                _ => (function, token_event(email, password), "POST /v1/auth/token"),
+            }
+        } else {
+            let function = Launch::new(&bin(name), name, &store_env, &log(name)).start().await?;
+            match name {
+                "items" => (function, get_item_event(&item_id, &token), "GET /v1/items/{item_id}"),
+                _ => (function, token_event(&user.email, api_tests::PASSWORD), "POST /v1/auth/token"),
+            }
+        };
+        let n = if name == "items" { counts.warm_get } else { counts.warm_token };
+        for _ in 0..counts.warm_up {
+            function.invoke(&event, 200).await?;
+        }
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            samples.push(function.invoke(&event, 200).await?.latency);
+        }
+        report.warm.push(Warm::new(route, store, samples));
+    }
+
+    // Sizes: each bootstrap zipped with deflate, as `sam build`/`cargo lambda` package it.
+    println!("==> sizes");
+    for name in FUNCTIONS.iter().copied().chain(["hello"]) {
+        let x86 = report::zipped(&bin(name))?;
+        let arm = match &args.arm64_dir {
+            Some(dir) => Some(report::zipped(&dir.join(name).join("bootstrap"))?),
+            None => None,
+        };
+        report.sizes.push((name.to_owned(), x86, arm));
+    }
+
+    // argon2id at the production parameters, on this thread (what one blocking-pool task does).
+    println!("==> argon2id");
+    let hasher = Argon2Hasher::owasp();
+    let mut hash = Vec::new();
+    let mut verify = Vec::new();
+    for _ in 0..counts.hashes {
+        let started = Instant::now();
+        let stored = hasher.hash(SecretString::from("bench password")).await.map_err(|e| format!("{e:?}"))?;
+        hash.push(started.elapsed());
+        let started = Instant::now();
+        hasher.verify(SecretString::from("bench password"), Some(stored)).await.map_err(|e| format!("{e:?}"))?;
+        verify.push(started.elapsed());
+    }
+    report.argon2 = Some((hash, verify));
+
+    // The local server and the FastAPI peer, one process and one worker each, interleaved.
+    println!("==> wrk: local server and FastAPI peer");
+    let secret = api_tests::SECRET;
+    let mut ours = Peer::ours(&bin_dir, secret).await?;
+    let mut peer = Peer::fastapi(&python, &workspace, secret).await?;
+    let secs = counts.wrk_seconds;
+    let mut throughput = Throughput::default();
+    for round in 0..counts.rounds {
+        ours.login().await?;
+        peer.login().await?;
+        let order: [&Peer; 2] = if round % 2 == 0 { [&ours, &peer] } else { [&peer, &ours] };
+        for p in order {
+            let r = load::run(&Load::get(p.item_url(), &p.token, 16, secs), &workspace, "GET")?;
+            throughput.get.push((p.name, r));
+        }
+        for p in order {
+            let r = load::run(&Load::login(p.token_url(), 4, secs), &workspace, "login")?;
+            throughput.login.push((p.name, r));
+        }
+        // One connection reading while four log in, against the same connection alone.
+        for p in order {
+            let probe = Load::get(p.item_url(), &p.token, 1, secs);
+            let alone = load::run(&probe, &workspace, "GET alone")?;
+            let (during, logins) =
+                load::run_during(&probe, &Load::login(p.token_url(), 4, secs), &workspace, "GET during logins")?;
+            throughput.under_logins.push((p.name, alone, during, logins));
+        }
+    }
+    report.throughput = throughput;
+    drop((ours, peer));
+
+    let written = report.write(&args.out)?;
+    println!("{written}");
+    println!("==> wrote {}", args.out.display());
+    Ok(())
+}
