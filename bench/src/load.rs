@@ -43,7 +43,8 @@ impl Peer {
             ("RUST_LOG", "warn"),
         ]);
         let mut process = Running::spawn(command);
-        let url = process.wait_for(Duration::from_secs(60), |l| l.strip_prefix("API listening on ").map(str::to_owned));
+        let url = process
+            .wait_for(Duration::from_secs(60), |l| l.strip_prefix("API listening on ").map(str::to_owned));
         Self::ready("Rust local server", url, process).await
     }
 
@@ -62,7 +63,8 @@ impl Peer {
                 ("FIRST_SUPERUSER_PASSWORD", PASSWORD),
             ]);
         let mut process = Running::spawn(command);
-        process.wait_for(Duration::from_secs(60), |l| l.contains("Application startup complete").then_some(()));
+        process
+            .wait_for(Duration::from_secs(60), |l| l.contains("Application startup complete").then_some(()));
         Self::ready("FastAPI peer", format!("http://127.0.0.1:{port}"), process).await
     }
 
@@ -77,7 +79,11 @@ impl Peer {
         )
         .await;
         if created.status != 201 {
-            return Err(format!("{name}: create item: {} {}", created.status, String::from_utf8_lossy(&created.body)));
+            return Err(format!(
+                "{name}: create item: {} {}",
+                created.status,
+                String::from_utf8_lossy(&created.body)
+            ));
         }
         peer.item_id = created.json()["id"].as_str().unwrap_or_default().to_owned();
         Ok(peer)
@@ -93,7 +99,12 @@ impl Peer {
         )
         .await;
         if reply.status != 200 {
-            return Err(format!("{}: login: {} {}", self.name, reply.status, String::from_utf8_lossy(&reply.body)));
+            return Err(format!(
+                "{}: login: {} {}",
+                self.name,
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            ));
         }
         self.token = reply.json()["access_token"].as_str().unwrap_or_default().to_owned();
         Ok(())
@@ -109,7 +120,11 @@ impl Peer {
 }
 
 pub fn login_form() -> String {
-    format!("grant_type=password&username={}&password={}", EMAIL.replace('@', "%40"), PASSWORD.replace(' ', "+"))
+    format!(
+        "grant_type=password&username={}&password={}",
+        EMAIL.replace('@', "%40"),
+        PASSWORD.replace(' ', "+")
+    )
 }
 
 /// wrk's summary, as `report.lua` prints it.
@@ -155,7 +170,13 @@ impl Load {
     pub fn command(&self, workspace: &Path) -> Command {
         let mut command = Command::new("wrk");
         command
-            .args(["-t1", &format!("-c{}", self.connections), &format!("-d{}s", self.seconds), "--timeout", "10s"])
+            .args([
+                "-t1",
+                &format!("-c{}", self.connections),
+                &format!("-d{}s", self.seconds),
+                "--timeout",
+                "10s",
+            ])
             .arg("-s")
             .arg(workspace.join("bench/wrk/report.lua"))
             .env("WRK_METHOD", self.method)
@@ -174,7 +195,8 @@ pub fn result(output: std::process::Output, what: &str) -> Result<WrkResult, Str
     if !output.status.success() {
         return Err(format!("wrk ({what}) failed: {}\n{stdout}", String::from_utf8_lossy(&output.stderr)));
     }
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("wrk ({what}): {stdout}"))?;
+    let line =
+        stdout.lines().rev().find(|l| l.starts_with('{')).ok_or_else(|| format!("wrk ({what}): {stdout}"))?;
     let result: WrkResult = serde_json::from_str(line).map_err(|e| format!("wrk ({what}): {e}: {line}"))?;
     let failed = result.connect_errors
         + result.read_errors

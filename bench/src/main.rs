@@ -96,7 +96,10 @@ const FUNCTIONS: [&str; 4] = ["auth", "users", "items", "docs"];
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread: a function runs on one, as the functions' own `main`s do; the bench's Runtime
+    // API answers from one, so that its own hand-offs between threads stay out of the latency
+    // it measures.
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => fail(format!("tokio: {e}")),
     };
@@ -153,7 +156,11 @@ fn bearer(token: &str) -> String {
 }
 
 fn login_body(email: &str, password: &str) -> String {
-    format!("grant_type=password&username={}&password={}", email.replace('@', "%40"), password.replace(' ', "+"))
+    format!(
+        "grant_type=password&username={}&password={}",
+        email.replace('@', "%40"),
+        password.replace(' ', "+")
+    )
 }
 
 fn get_item_event(item_id: &str, token: &str) -> Bytes {
@@ -179,7 +186,15 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let counts = if args.quick {
         Counts { starts: 2, warm_up: 1, warm_get: 5, warm_token: 2, hashes: 2, rounds: 1, wrk_seconds: 1 }
     } else {
-        Counts { starts: 50, warm_up: 20, warm_get: 2000, warm_token: 40, hashes: 20, rounds: 3, wrk_seconds: 5 }
+        Counts {
+            starts: 50,
+            warm_up: 20,
+            warm_get: 2000,
+            warm_token: 40,
+            hashes: 20,
+            rounds: 3,
+            wrk_seconds: 5,
+        }
     };
     let counts = Counts { starts: args.starts.unwrap_or(counts.starts), ..counts };
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -204,8 +219,11 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let item_id = item["id"].as_str().unwrap_or_default().to_owned();
     let endpoint = api_tests::dynamo::endpoint();
     let table = state.config.table_name.clone();
-    let store_env =
-        [("TABLE_NAME", table.as_str()), ("JWT_SECRET", api_tests::SECRET), ("DYNAMODB_ENDPOINT", endpoint.as_str())];
+    let store_env = [
+        ("TABLE_NAME", table.as_str()),
+        ("JWT_SECRET", api_tests::SECRET),
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+    ];
 
     // Cold starts: every function once per round, in turn, so drift hits them all alike.
     println!("==> cold starts ({} per function)", counts.starts);
@@ -224,11 +242,20 @@ async fn run(args: RunArgs) -> Result<(), String> {
             Launch::new(&bin("users"), "users", &store_env, &log("users")),
             event("GET", "/v1/users/me", &[("authorization", &bearer(&token))], None),
         ),
-        ("items".into(), Launch::new(&bin("items"), "items", &store_env, &log("items")), get_item_event(&item_id, &token)),
-        ("docs".into(), Launch::new(&bin("docs"), "docs", &[], &log("docs")), event("GET", "/openapi.json", &[], None)),
+        (
+            "items".into(),
+            Launch::new(&bin("items"), "items", &store_env, &log("items")),
+            get_item_event(&item_id, &token),
+        ),
+        (
+            "docs".into(),
+            Launch::new(&bin("docs"), "docs", &[], &log("docs")),
+            event("GET", "/openapi.json", &[], None),
+        ),
         (
             "items, no warm-up".into(),
-            Launch::new(&bin("items"), "items", &store_env, &log("items")).with_env("DYNAMODB_WARM_UP", "false"),
+            Launch::new(&bin("items"), "items", &store_env, &log("items"))
+                .with_env("DYNAMODB_WARM_UP", "false"),
             get_item_event(&item_id, &token),
         ),
     ];
@@ -250,21 +277,40 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // DynamoDB Local (the function's own binary).
     println!("==> warm invocations");
     let token = token_for(&state, user.id)?;
+    // The floor: the hello-world function's round trip through the same Runtime API.
+    let hello = Launch::new(&bin("hello"), "hello", &[], &log("hello")).start().await?;
+    let hello_event = Bytes::from_static(b"{}");
+    for _ in 0..counts.warm_up {
+        hello.invoke(&hello_event, 200).await?;
+    }
+    let mut samples = Vec::with_capacity(counts.warm_get);
+    for _ in 0..counts.warm_get {
+        samples.push(hello.invoke(&hello_event, 200).await?.latency);
+    }
+    drop(hello);
+    report.warm.push(Warm::new("hello-world (any event)", "none", samples));
     for (name, memory) in [("items", true), ("auth", true), ("items", false), ("auth", false)] {
         let store = if memory { "in-memory" } else { "DynamoDB Local" };
         let (function, event, route) = if memory {
             let fixtures = logs.join(format!("{name}-fixtures.json"));
             let _ = std::fs::remove_file(&fixtures);
-            let launch = Launch::new(&exe, name, &[("JWT_SECRET", api_tests::SECRET)], &log(&format!("{name}-memory")))
-                .arg("serve-function")
-                .arg(name)
-                .arg("--fixtures")
-                .arg(fixtures.display().to_string());
+            let launch = Launch::new(
+                &exe,
+                name,
+                &[("JWT_SECRET", api_tests::SECRET)],
+                &log(&format!("{name}-memory")),
+            )
+            .arg("serve-function")
+            .arg(name)
+            .arg("--fixtures")
+            .arg(fixtures.display().to_string());
             let function = launch.start().await?;
             let text = std::fs::read_to_string(&fixtures).map_err(|e| format!("fixtures: {e}"))?;
             let f: serde_json::Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-            let (email, password) = (f["email"].as_str().unwrap_or_default(), f["password"].as_str().unwrap_or_default());
-            let memory_user: uuid::Uuid = f["user_id"].as_str().and_then(|s| s.parse().ok()).ok_or("fixture user")?;
+            let (email, password) =
+                (f["email"].as_str().unwrap_or_default(), f["password"].as_str().unwrap_or_default());
+            let memory_user: uuid::Uuid =
+                f["user_id"].as_str().and_then(|s| s.parse().ok()).ok_or("fixture user")?;
             let memory_item = f["item_id"].as_str().unwrap_or_default();
             let memory_token = token_for(&state, memory_user)?;
             match name {
@@ -289,6 +335,31 @@ async fn run(args: RunArgs) -> Result<(), String> {
         report.warm.push(Warm::new(route, store, samples));
     }
 
+    // The reads of an authenticated GET against DynamoDB Local: the caller then the item (as
+    // before), against both at once (as `read_item` does now), interleaved.
+    println!("==> user and item reads, one after the other and at once");
+    let item_uuid: uuid::Uuid = item_id.parse().map_err(|e| format!("item id: {e}"))?;
+    let (mut sequential, mut concurrent) = (Vec::new(), Vec::new());
+    let repos = &state.repos;
+    for round in 0..(counts.warm_get / 4).max(2) {
+        for order in [round % 2 == 0, round % 2 != 0] {
+            let started = Instant::now();
+            if order {
+                let user = repos.users.get_user(user.id).await.map_err(|e| e.to_string())?;
+                let item = repos.items.get_item(user.map(|u| u.id).unwrap_or_default(), item_uuid).await;
+                item.map_err(|e| e.to_string())?.ok_or("the item")?;
+                sequential.push(started.elapsed());
+            } else {
+                let (user, item) =
+                    tokio::join!(repos.users.get_user(user.id), repos.items.get_item(user.id, item_uuid));
+                user.map_err(|e| e.to_string())?.ok_or("the user")?;
+                item.map_err(|e| e.to_string())?.ok_or("the item")?;
+                concurrent.push(started.elapsed());
+            }
+        }
+    }
+    report.reads = Some((sequential, concurrent));
+
     // Sizes: each bootstrap zipped with deflate, as `sam build`/`cargo lambda` package it.
     println!("==> sizes");
     for name in FUNCTIONS.iter().copied().chain(["hello"]) {
@@ -310,7 +381,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
         let stored = hasher.hash(SecretString::from("bench password")).await.map_err(|e| format!("{e:?}"))?;
         hash.push(started.elapsed());
         let started = Instant::now();
-        hasher.verify(SecretString::from("bench password"), Some(stored)).await.map_err(|e| format!("{e:?}"))?;
+        hasher
+            .verify(SecretString::from("bench password"), Some(stored))
+            .await
+            .map_err(|e| format!("{e:?}"))?;
         verify.push(started.elapsed());
     }
     report.argon2 = Some((hash, verify));
@@ -338,8 +412,12 @@ async fn run(args: RunArgs) -> Result<(), String> {
         for p in order {
             let probe = Load::get(p.item_url(), &p.token, 1, secs);
             let alone = load::run(&probe, &workspace, "GET alone")?;
-            let (during, logins) =
-                load::run_during(&probe, &Load::login(p.token_url(), 4, secs), &workspace, "GET during logins")?;
+            let (during, logins) = load::run_during(
+                &probe,
+                &Load::login(p.token_url(), 4, secs),
+                &workspace,
+                "GET during logins",
+            )?;
             throughput.under_logins.push((p.name, alone, during, logins));
         }
     }

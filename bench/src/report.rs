@@ -43,12 +43,15 @@ impl Warm {
     }
 }
 
+/// A server's name, its GET probe alone, the probe during logins, and the logins.
+pub type UnderLogins = (&'static str, WrkResult, WrkResult, WrkResult);
+
 #[derive(Debug, Default)]
 pub struct Throughput {
     pub get: Vec<(&'static str, WrkResult)>,
     pub login: Vec<(&'static str, WrkResult)>,
     /// Per server: the GET probe alone, the probe during logins, and the logins.
-    pub under_logins: Vec<(&'static str, WrkResult, WrkResult, WrkResult)>,
+    pub under_logins: Vec<UnderLogins>,
 }
 
 #[derive(Debug)]
@@ -64,6 +67,8 @@ pub struct Report {
     /// Per binary: zipped bytes for x86_64 and (when built) arm64.
     pub sizes: Vec<(String, u64, Option<u64>)>,
     pub argon2: Option<(Vec<Duration>, Vec<Duration>)>,
+    /// The user and item reads of a GET, one after the other and at once.
+    pub reads: Option<(Vec<Duration>, Vec<Duration>)>,
     pub throughput: Throughput,
 }
 
@@ -169,6 +174,7 @@ impl Report {
             warm: Vec::new(),
             sizes: Vec::new(),
             argon2: None,
+            reads: None,
             throughput: Throughput::default(),
         }
     }
@@ -192,7 +198,12 @@ impl Report {
         for name in crate::FUNCTIONS {
             let Some(c) = self.cold(name) else { continue };
             let m = median(&c.init);
-            let _ = writeln!(out, "| init, `{name}`, median | ≤ 10 ms | {} | {} |", ms(m), verdict(m <= Duration::from_millis(10)));
+            let _ = writeln!(
+                out,
+                "| init, `{name}`, median | ≤ 10 ms | {} | {} |",
+                ms(m),
+                verdict(m <= Duration::from_millis(10))
+            );
             if let Some(h) = hello {
                 let ratio = m.as_secs_f64() / h.as_secs_f64().max(1e-9);
                 let _ = writeln!(
@@ -253,7 +264,10 @@ impl Report {
                     );
                 }
                 None => {
-                    let _ = writeln!(out, "| zipped arm64 `bootstrap`, `{name}` | ≤ 4 MB | not built (quick run) | |");
+                    let _ = writeln!(
+                        out,
+                        "| zipped arm64 `bootstrap`, `{name}` | ≤ 4 MB | not built (quick run) | |"
+                    );
                 }
             }
         }
@@ -324,6 +338,20 @@ DynamoDB Local: the function's own binary.\n"
                 ms(percentile(&w.samples, 99.0))
             );
         }
+        if let Some((sequential, concurrent)) = &self.reads {
+            let (sequential, concurrent) = (sorted(sequential), sorted(concurrent));
+            let _ = writeln!(
+                out,
+                "\n### The reads of an authenticated GET\n\n`GET /v1/items/{{item_id}}` reads the caller (is it still \
+active?) and the item. Against DynamoDB Local, {} of each, interleaved:\n\n\
+| Reads | median | p99 |\n|---|---|---|\n| user, then item | {} | {} |\n| user and item at once | {} | {} |",
+                sequential.len(),
+                ms(percentile(&sequential, 50.0)),
+                ms(percentile(&sequential, 99.0)),
+                ms(percentile(&concurrent, 50.0)),
+                ms(percentile(&concurrent, 99.0)),
+            );
+        }
         let _ = writeln!(
             out,
             "\n### Package size\n\nEach `bootstrap` in a zip archive, deflated, as Lambda receives it; x86_64 \
@@ -356,11 +384,11 @@ order alternating; the median of the rounds. Each server is one process (uvicorn
 httptools, orjson), in-memory store, access log off.\n",
                 self.counts.wrk_seconds, self.counts.rounds
             );
-            let _ = writeln!(
-                out,
-                "| Load | Rust local server | FastAPI peer | ratio |\n|---|---|---|---|"
-            );
-            for (what, runs) in [("authenticated `GET /v1/items/{item_id}`, 16 connections", &t.get), ("`POST /v1/auth/token`, 4 connections", &t.login)] {
+            let _ = writeln!(out, "| Load | Rust local server | FastAPI peer | ratio |\n|---|---|---|---|");
+            for (what, runs) in [
+                ("authenticated `GET /v1/items/{item_id}`, 16 connections", &t.get),
+                ("`POST /v1/auth/token`, 4 connections", &t.login),
+            ] {
                 let (o_rps, o_p99) = Self::wrk_median(runs, OURS);
                 let (p_rps, p_p99) = Self::wrk_median(runs, PEER);
                 let _ = writeln!(
@@ -386,9 +414,7 @@ alone and while four more connections log in without pause (each login one argon
                 if mine.is_empty() {
                     continue;
                 }
-                let pick = |f: &dyn Fn(&(&'static str, WrkResult, WrkResult, WrkResult)) -> f64| {
-                    median_f64(mine.iter().map(|u| f(u)).collect())
-                };
+                let pick = |f: &dyn Fn(&UnderLogins) -> f64| median_f64(mine.iter().map(|u| f(u)).collect());
                 let (alone, during) = (pick(&|u| u.1.p99_us as f64), pick(&|u| u.2.p99_us as f64));
                 let _ = writeln!(
                     out,

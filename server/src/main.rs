@@ -30,13 +30,24 @@ struct Args {
     /// With DYNAMODB_ENDPOINT: create the table, as template.yaml declares it, if it is missing.
     #[arg(long)]
     create_table: bool,
+    /// Threads serving requests. One, like uvicorn's default of one worker, serves a developer
+    /// best: no cross-thread hand-offs per request (BENCHMARKS.md). argon2 runs beside them, on
+    /// tokio's blocking pool, either way.
+    #[arg(long, env = "WORKERS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    workers: u16,
 }
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let args = Args::parse();
     telemetry::init_with(LogFormat::Text);
-    server::exit_with(run(args).await)
+    let runtime = match args.workers {
+        1 => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        n => tokio::runtime::Builder::new_multi_thread().worker_threads(usize::from(n)).enable_all().build(),
+    };
+    match runtime {
+        Ok(runtime) => server::exit_with(runtime.block_on(run(args))),
+        Err(e) => server::exit_with(Err(format!("cannot start the async runtime: {e}"))),
+    }
 }
 
 async fn run(args: Args) -> Result<(), String> {

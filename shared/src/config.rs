@@ -91,7 +91,11 @@ impl Config {
 
 const DAY: i64 = 24 * 3600;
 
-fn flag<'a>(get: impl Fn(&str) -> Option<&'a str>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+fn flag<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
     match get(name) {
         None => Ok(default),
         Some(v) => match v.to_ascii_lowercase().as_str() {

@@ -10,6 +10,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::auth::{Argon2Hasher, JwtKeys, PasswordHasher};
 use crate::config::{Config, ConfigError};
@@ -104,6 +105,7 @@ pub async fn dynamodb_client(config: &Config) -> Client {
                 .operation_timeout(DYNAMODB_OPERATION_TIMEOUT)
                 .build(),
         );
+    loader = loader.http_client(https_client(config.dynamodb_endpoint.as_deref()));
     if let Some(endpoint) = &config.dynamodb_endpoint {
         // DynamoDB Local accepts any credentials and region; supply them when none are set so
         // that local runs need no AWS account.
@@ -122,4 +124,65 @@ pub async fn dynamodb_client(config: &Config) -> Client {
         }
     }
     Client::new(&loader.load().await)
+}
+
+/// The root certificates of AWS service endpoints (shared/certs/README.md).
+pub const AWS_ROOT_CERTIFICATES: [&str; 5] = [
+    include_str!("../certs/Amazon_Root_CA_1.pem"),
+    include_str!("../certs/Amazon_Root_CA_2.pem"),
+    include_str!("../certs/Amazon_Root_CA_3.pem"),
+    include_str!("../certs/Amazon_Root_CA_4.pem"),
+    include_str!("../certs/Starfield_Services_Root_Certificate_Authority_-_G2.pem"),
+];
+
+/// The SDK's HTTPS client (rustls, on ring) trusting AWS's roots only, rather than loading the
+/// machine's whole store at every cold start; an `https://` endpoint of one's own adds the
+/// machine's roots.
+fn https_client(endpoint: Option<&str>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    let mut trust = TrustStore::empty();
+    for pem in AWS_ROOT_CERTIFICATES {
+        trust.add_pem_certificate(pem.as_bytes());
+    }
+    if endpoint.is_some_and(|e| e.trim_start().to_ascii_lowercase().starts_with("https://")) {
+        trust = trust.with_native_roots(true);
+    }
+    let context = TlsContext::builder().with_trust_store(trust).build().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "AWS root certificates unusable; trusting the machine's store");
+        TlsContext::default()
+    });
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .tls_context(context)
+        .build_https()
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+
+    use super::*;
+
+    #[test]
+    fn the_aws_root_certificates_are_whole_pem_certificates() {
+        for pem in AWS_ROOT_CERTIFICATES {
+            let body = pem
+                .trim()
+                .strip_prefix("-----BEGIN CERTIFICATE-----")
+                .and_then(|rest| rest.strip_suffix("-----END CERTIFICATE-----"))
+                .expect("one PEM certificate");
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(body.split_whitespace().collect::<String>())
+                .expect("base64");
+            // A DER SEQUENCE with a two-byte length: the whole certificate.
+            assert_eq!(der[0], 0x30, "not DER");
+            assert_eq!(usize::from(der[2]) << 8 | usize::from(der[3]), der.len() - 4);
+        }
+    }
+
+    #[test]
+    fn an_https_client_is_built_for_aws_and_for_an_endpoint_of_ones_own() {
+        let _ = https_client(None);
+        let _ = https_client(Some("https://localhost:4566"));
+        let _ = https_client(Some("http://127.0.0.1:8000"));
+    }
 }

@@ -74,6 +74,7 @@ pub const HOST_VARIABLES: &[&str] = &[
     "DYNAMODB_ENDPOINT",
     "TABLE_NAME",
     "PORT",
+    "WORKERS",
     "HOST",
     "CORS_ALLOWED_ORIGINS",
     "FIRST_SUPERUSER_EMAIL",

@@ -137,7 +137,12 @@ async fn owner_of(state: &AppState, me: &UserRecord, id: Uuid) -> ApiResult<Uuid
 
 /// The item, given what a read under the caller found: the caller's own, or for a superuser
 /// whoever's it is; anything else a 404.
-async fn found(state: &AppState, me: &UserRecord, id: Uuid, own: Option<ItemRecord>) -> ApiResult<ItemRecord> {
+async fn found(
+    state: &AppState,
+    me: &UserRecord,
+    id: Uuid,
+    own: Option<ItemRecord>,
+) -> ApiResult<ItemRecord> {
     if let Some(item) = own {
         return Ok(item);
     }

@@ -50,7 +50,9 @@ impl FromRequestParts<AppState> for TokenSubject {
 
 /// What [`CurrentUser`] requires of the token's user, once loaded: that it exists (401) and is
 /// active (403).
-pub fn current_user<E: Into<ApiError>>(loaded: Result<Option<UserRecord>, E>) -> Result<UserRecord, ApiError> {
+pub fn current_user<E: Into<ApiError>>(
+    loaded: Result<Option<UserRecord>, E>,
+) -> Result<UserRecord, ApiError> {
     let user = loaded.map_err(Into::into)?.ok_or(ApiError::InvalidToken)?;
     if !user.is_active {
         return Err(ApiError::Forbidden("Inactive user".into()));

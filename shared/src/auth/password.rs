@@ -12,6 +12,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use argon2::{Algorithm, Argon2, Params, Version};
 use async_trait::async_trait;
 use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Semaphore;
 
 use crate::error::ApiError;
 
@@ -32,6 +33,15 @@ pub trait PasswordHasher: Send + Sync + std::fmt::Debug {
 pub struct Argon2Hasher {
     params: Params,
     dummy: Arc<OnceLock<String>>,
+    /// Hashes that may run at once (see [`hashing_slots`]); more wait here, off the executor.
+    slots: Arc<Semaphore>,
+}
+
+/// One fewer than the cores, at least one: a core is always left to the async executor, so a
+/// burst of logins queues for the hasher instead of taking the CPU from requests that do not
+/// hash (BENCHMARKS.md: a GET's p99 while logins hash). It also bounds memory, 19 MiB a hash.
+pub fn hashing_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 impl Argon2Hasher {
@@ -48,7 +58,7 @@ impl Argon2Hasher {
     pub fn with_params(m_cost: u32, t_cost: u32, p_cost: u32) -> Self {
         #[allow(clippy::expect_used)] // constant, valid parameters; a failure is a programming error
         let params = Params::new(m_cost, t_cost, p_cost, None).expect("valid argon2 parameters");
-        Self { params, dummy: Arc::new(OnceLock::new()) }
+        Self { params, dummy: Arc::new(OnceLock::new()), slots: Arc::new(Semaphore::new(hashing_slots())) }
     }
 
     fn argon2(&self) -> Argon2<'static> {
@@ -86,6 +96,8 @@ impl Argon2Hasher {
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
+        let _slot =
+            self.slots.acquire().await.map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.hash_blocking(password.expose_secret()))
             .await
@@ -93,6 +105,8 @@ impl PasswordHasher for Argon2Hasher {
     }
 
     async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+        let _slot =
+            self.slots.acquire().await.map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.verify_blocking(password.expose_secret(), hash.as_deref()))
             .await
@@ -122,6 +136,24 @@ mod tests {
         assert_eq!(parsed.params, real.params, "the same cost to verify");
         let hasher = Argon2Hasher::owasp();
         assert!(!hasher.verify("whatever".into(), None).await.expect("verify"));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_hashes_run_at_once_than_there_are_slots() {
+        // A hasher whose one slot is taken: a second hash waits until the slot is given back.
+        let hasher = Argon2Hasher::with_params(64, 1, 1);
+        let taken = hasher.slots.clone().acquire_many_owned(hashing_slots() as u32).await.expect("slots");
+        let waiting = tokio::spawn({
+            let hasher = hasher.clone();
+            async move { hasher.hash("queued".into()).await }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiting.is_finished(), "hashed without a free slot");
+        drop(taken);
+        let hash = waiting.await.expect("task").expect("hash");
+        assert!(hasher.verify("queued".into(), Some(hash)).await.expect("verify"));
+        assert!(hashing_slots() >= 1);
+        assert!(hashing_slots() <= std::thread::available_parallelism().map_or(1, |n| n.get()));
     }
 
     #[tokio::test]

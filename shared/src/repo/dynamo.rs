@@ -59,10 +59,17 @@ impl DynamoStore {
     /// that follows will say 503 if DynamoDB is really down). Returns whether it answered.
     pub async fn warm_up(&self) -> bool {
         let started = std::time::Instant::now();
-        let read = self.client.get_item().table_name(&self.table).set_key(Some(Self::key(WARM_UP_KEY.into(), WARM_UP_KEY)));
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(WARM_UP_KEY.into(), WARM_UP_KEY)));
         match tokio::time::timeout(WARM_UP_TIMEOUT, read.send()).await {
             Ok(Ok(_)) => {
-                tracing::debug!(elapsed_ms = started.elapsed().as_millis() as u64, "DynamoDB connection warmed");
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "DynamoDB connection warmed"
+                );
                 true
             }
             Ok(Err(e)) => {

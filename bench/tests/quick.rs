@@ -1,0 +1,64 @@
+//! The test command's check of the bench (README: Benchmarks): it builds, and one short
+//! iteration of every measurement runs against this build's binaries and writes its report.
+//! The numbers are not checked: benchmarks are not tests.
+
+use std::process::Command;
+
+#[test]
+fn one_short_iteration_of_every_measurement_runs_and_is_reported() {
+    let workspace = api_tests::process::workspace();
+    let bin_dir = api_tests::process::bin_dir();
+    let profile = match bin_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_owned(),
+        Some(other) => other.to_owned(),
+    };
+    // The binaries the bench starts, built as `cargo test` built this one (a no-op if they are).
+    let built = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--profile", &profile])
+        .args(["-p", "auth", "-p", "users", "-p", "items", "-p", "docs", "-p", "server", "-p", "bench"])
+        .current_dir(&workspace)
+        .status()
+        .expect("cargo");
+    assert!(built.success(), "cargo build: {built}");
+
+    let out = workspace.join("target/bench-quick.md");
+    let _ = std::fs::remove_file(&out);
+    let ran = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["run", "--quick", "--out"])
+        .arg(&out)
+        .arg("--bin-dir")
+        .arg(&bin_dir)
+        .current_dir(&workspace)
+        .output()
+        .expect("run the bench");
+    assert!(
+        ran.status.success(),
+        "bench run --quick: {}\n{}\n{}",
+        ran.status,
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+
+    let report = std::fs::read_to_string(&out).expect("the report");
+    for expected in [
+        "quick run",
+        "### Targets",
+        "| init, `auth`, median |",
+        "| init, `docs` ÷ hello-world |",
+        "| warm `GET /v1/items/{item_id}`, in-memory, median |",
+        "| authenticated GET requests/s, local server ÷ FastAPI |",
+        "| peak RSS after one request, `items` |",
+        "| zipped arm64 `bootstrap`, `users` |",
+        "| GET p99 while logins hash ÷ alone (local server) |",
+        "| `items, no warm-up` |",
+        "| `POST /v1/auth/token` | DynamoDB Local |",
+        "| `GET /v1/items/{item_id}` | in-memory |",
+        "| `hello` |",
+        "| hash |",
+        "| Rust local server |",
+        "| FastAPI peer |",
+    ] {
+        assert!(report.contains(expected), "no {expected:?} in the report:\n{report}");
+    }
+    assert!(report.starts_with("# Benchmarks"), "{report}");
+}
