@@ -30,9 +30,9 @@ fn free_port() -> Result<u16, String> {
 
 impl Peer {
     /// The local API server (`server`, in-memory store), its access log off.
-    pub async fn ours(bin_dir: &Path, secret: &str) -> Result<Self, String> {
+    pub async fn ours(server: &Path, secret: &str) -> Result<Self, String> {
         let port = free_port()?.to_string();
-        let mut command = Command::new(bin_dir.join("server"));
+        let mut command = Command::new(server);
         for name in HOST_VARIABLES {
             command.env_remove(name);
         }

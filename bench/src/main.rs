@@ -66,6 +66,9 @@ struct RunArgs {
     /// Where the function binaries, `hello` and `server` are (default: beside this binary).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// The local API server to load (default: `server` in --bin-dir).
+    #[arg(long)]
+    server: Option<PathBuf>,
     /// cargo lambda's output for arm64 (`<dir>/<function>/bootstrap`); required unless --quick.
     #[arg(long)]
     arm64_dir: Option<PathBuf>,
@@ -392,7 +395,8 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // The local server and the FastAPI peer, one process and one worker each, interleaved.
     println!("==> wrk: local server and FastAPI peer");
     let secret = api_tests::SECRET;
-    let mut ours = Peer::ours(&bin_dir, secret).await?;
+    let server = args.server.clone().unwrap_or_else(|| bin_dir.join("server"));
+    let mut ours = Peer::ours(&server, secret).await?;
     let mut peer = Peer::fastapi(&python, &workspace, secret).await?;
     let secs = counts.wrk_seconds;
     let mut throughput = Throughput::default();
