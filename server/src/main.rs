@@ -14,10 +14,6 @@ use shared::repo::dynamo::DynamoStore;
 use shared::telemetry::{self, LogFormat};
 use shared::{AppState, Config};
 
-/// mimalloc rather than glibc's malloc: a request is many small allocations (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Runs every function of the API in one process, on the paths of template.yaml.
 ///
 /// Configuration comes from the same environment variables as the Lambda functions (see the
