@@ -169,6 +169,7 @@ mod tests {
         assert_eq!((c.login_max_failures, c.login_window_secs), (5, 900));
         assert!(c.open_registration);
         assert_eq!(c.dynamodb_endpoint, None);
+        assert!(c.dynamodb_warm_up);
     }
 
     #[test]
@@ -192,5 +193,10 @@ mod tests {
         assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "maybe")])).is_err());
         let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "false")])).expect("ok");
         assert!(!c.open_registration);
+        let err = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("DYNAMODB_WARM_UP", "sometimes")]))
+            .expect_err("not a flag");
+        assert!(err.to_string().contains("DYNAMODB_WARM_UP"), "{err}");
+        let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("DYNAMODB_WARM_UP", "off")])).expect("ok");
+        assert!(!c.dynamodb_warm_up);
     }
 }

@@ -175,3 +175,23 @@ async fn a_conflict_with_a_transaction_is_retried_then_a_503_for_every_kind_of_w
     assert!(matches!(revoked, Err(RepoError::Unavailable(_))), "{revoked:?}");
     assert_eq!(requests.count(), 6);
 }
+
+#[tokio::test]
+async fn the_cold_start_warm_up_reads_dynamodb_local_and_never_fails_a_start() {
+    // Against DynamoDB Local: one read of a key that no record has, answered.
+    let store = api_tests::dynamo::store().await;
+    assert!(store.warm_up().await, "the warm-up read was not answered");
+
+    // Against a fake that answers 500 to everything, and against a port with nothing on it:
+    // false, within its bound, and no panic.
+    let (failing, requests) = failing_dynamodb(500, "InternalServerError").await;
+    let started = std::time::Instant::now();
+    assert!(!failing.warm_up().await);
+    assert!(requests.count() >= 1, "the warm-up never reached DynamoDB");
+    let mut config = api_tests::dynamo::config();
+    config.dynamodb_endpoint = Some("http://127.0.0.1:1".into());
+    let nothing = DynamoStore::new(api_tests::dynamo::client(&config).await, "api");
+    assert!(!nothing.warm_up().await);
+    let bound = shared::repo::dynamo::WARM_UP_TIMEOUT * 2 + std::time::Duration::from_secs(2);
+    assert!(started.elapsed() < bound, "the warm-up took {:?}", started.elapsed());
+}

@@ -158,6 +158,21 @@ async fn the_port_comes_from_port_or_the_flag_and_the_flag_wins() {
     assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
 }
 
+#[tokio::test]
+async fn it_serves_on_one_thread_or_on_as_many_as_asked() {
+    for workers in [("--workers", "3"), ("--workers", "1")] {
+        let server = LocalServer::start(&["--port", "0", workers.0, workers.1], &[]);
+        let email = format!("workers-{}@example.com", workers.1);
+        assert_eq!(signup(&server.url, &email).await.status, StatusCode::CREATED);
+        assert_eq!(login(&server.url, &email, PASSWORD).await.status, StatusCode::OK);
+    }
+    let server = LocalServer::start(&["--port", "0"], &[("WORKERS", "2")]);
+    assert_eq!(signup(&server.url, "workers-env@example.com").await.status, StatusCode::CREATED);
+    let (ok, output) = run("server", &["--workers", "0"], &[], None);
+    assert!(!ok, "0 workers started: {output}");
+    assert!(output.contains("--workers"), "{output}");
+}
+
 fn run(bin: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (bool, String) {
     let mut command = Command::new(build_server().join(bin));
     for name in HOST_VARIABLES {
