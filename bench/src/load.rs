@@ -95,7 +95,7 @@ impl Peer {
             Method::POST,
             &format!("{}/v1/auth/token", self.url),
             &[("content-type", "application/x-www-form-urlencoded")],
-            login_form(),
+            login_form(EMAIL, PASSWORD),
         )
         .await;
         if reply.status != 200 {
@@ -119,11 +119,13 @@ impl Peer {
     }
 }
 
-pub fn login_form() -> String {
+/// The token endpoint's form for a password grant (the bench's emails and passwords need no
+/// escaping beyond `@` and spaces).
+pub fn login_form(email: &str, password: &str) -> String {
     format!(
         "grant_type=password&username={}&password={}",
-        EMAIL.replace('@', "%40"),
-        PASSWORD.replace(' ', "+")
+        email.replace('@', "%40"),
+        password.replace(' ', "+")
     )
 }
 
@@ -164,7 +166,14 @@ impl Load {
     }
 
     pub fn login(url: String, connections: u32, seconds: u32) -> Self {
-        Self { url, connections, seconds, method: "POST", body: Some(login_form()), token: None }
+        Self {
+            url,
+            connections,
+            seconds,
+            method: "POST",
+            body: Some(login_form(EMAIL, PASSWORD)),
+            token: None,
+        }
     }
 
     pub fn command(&self, workspace: &Path) -> Command {

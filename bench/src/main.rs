@@ -158,14 +158,6 @@ fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 
-fn login_body(email: &str, password: &str) -> String {
-    format!(
-        "grant_type=password&username={}&password={}",
-        email.replace('@', "%40"),
-        password.replace(' ', "+")
-    )
-}
-
 fn get_item_event(item_id: &str, token: &str) -> Bytes {
     event("GET", &format!("/v1/items/{item_id}"), &[("authorization", &bearer(token))], None)
 }
@@ -175,7 +167,7 @@ fn token_event(email: &str, password: &str) -> Bytes {
         "POST",
         "/v1/auth/token",
         &[("content-type", "application/x-www-form-urlencoded")],
-        Some(&login_body(email, password)),
+        Some(&load::login_form(email, password)),
     )
 }
 

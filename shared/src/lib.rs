@@ -21,6 +21,11 @@ pub use state::AppState;
 
 /// Runs a function's router on Lambda: the whole of each function's `main`. A configuration
 /// error stops the function at start with a message that says what to set.
+///
+/// Every function's `main` runs this on tokio's current-thread runtime: Lambda hands an
+/// execution environment one request at a time, so worker threads would only add cross-thread
+/// wake-ups to every invocation and time to every cold start (argon2 still runs on tokio's
+/// blocking pool). BENCHMARKS.md measures both.
 pub async fn run_lambda(router: fn(AppState) -> axum::Router) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let state = or_exit(AppState::from_env().await);

@@ -51,21 +51,19 @@ impl AppState {
     }
 
     /// The Lambda cold start: configuration from the environment, DynamoDB as the store.
-    /// Unless `DYNAMODB_WARM_UP=false`, the DynamoDB connection is opened here, during init.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
+        Ok(Self::dynamodb(Config::from_env()?).await)
+    }
+
+    /// DynamoDB as the store: the table and (optional) endpoint of `config`. Unless
+    /// `config.dynamodb_warm_up` is off (`DYNAMODB_WARM_UP=false`), the connection is opened
+    /// here, before the first request.
+    pub async fn dynamodb(config: Config) -> Self {
         let client = dynamodb_client(&config).await;
         let store = DynamoStore::new(client, config.table_name.clone());
         if config.dynamodb_warm_up {
             store.warm_up().await;
         }
-        Ok(Self::new(config, Repos::from_store(Arc::new(store))))
-    }
-
-    /// DynamoDB as the store: the table and (optional) endpoint of `config`.
-    pub async fn dynamodb(config: Config) -> Self {
-        let client = dynamodb_client(&config).await;
-        let store = DynamoStore::new(client, config.table_name.clone());
         Self::new(config, Repos::from_store(Arc::new(store)))
     }
 

@@ -61,6 +61,11 @@ impl Argon2Hasher {
         Self { params, dummy: Arc::new(OnceLock::new()), slots: Arc::new(Semaphore::new(hashing_slots())) }
     }
 
+    /// Waits for one of the [`hashing_slots`], held until the returned permit drops.
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, ApiError> {
+        self.slots.acquire().await.map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))
+    }
+
     fn argon2(&self) -> Argon2<'static> {
         Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
     }
@@ -96,8 +101,7 @@ impl Argon2Hasher {
 #[async_trait]
 impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
-        let _slot =
-            self.slots.acquire().await.map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))?;
+        let _slot = self.slot().await?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.hash_blocking(password.expose_secret()))
             .await
@@ -105,8 +109,7 @@ impl PasswordHasher for Argon2Hasher {
     }
 
     async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
-        let _slot =
-            self.slots.acquire().await.map_err(|e| ApiError::Internal(format!("hashing slots: {e}")))?;
+        let _slot = self.slot().await?;
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.verify_blocking(password.expose_secret(), hash.as_deref()))
             .await
