@@ -95,8 +95,6 @@ pub struct Counts {
     pub wrk_seconds: u32,
 }
 
-const FUNCTIONS: [&str; 4] = ["auth", "users", "items", "docs"];
-
 fn main() {
     let cli = Cli::parse();
     // One thread: a function runs on one, as the functions' own `main`s do; the bench's Runtime
@@ -123,12 +121,7 @@ fn fail(message: String) -> ! {
 }
 
 async fn serve_function(name: &str, fixtures: &Path) -> Result<(), String> {
-    let router = match name {
-        "auth" => auth::router,
-        "users" => users::router,
-        "items" => items::router,
-        other => return Err(format!("no function {other} with a store")),
-    };
+    let router = catalog::function(name).ok_or_else(|| format!("no function {name} in the catalog"))?.router;
     shared::telemetry::init();
     let config = Config::from_env().map_err(|e| e.to_string())?;
     let state = AppState::in_memory(config);
@@ -205,13 +198,16 @@ async fn run(args: RunArgs) -> Result<(), String> {
     std::fs::create_dir_all(&logs).map_err(|e| e.to_string())?;
     let mut report = Report::new(&workspace, &args.command, args.quick, counts);
 
-    // DynamoDB Local with a fresh table, a user and an item, as the functions will find them.
+    // DynamoDB Local with a fresh table and the fixtures the sample events name (two users, a
+    // record of each resource), as the functions will find them.
     println!("==> DynamoDB Local");
     let state = api_tests::dynamo::app_state().await;
-    let setup = TestApp::from_state(state.clone());
-    let user = setup.user().await;
-    let item = setup.item(&user.access, "bench item").await;
-    let item_id = item["id"].as_str().unwrap_or_default().to_owned();
+    let fixtures = api_tests::fixtures::fixtures(state.clone()).await;
+    let events = api_tests::fixtures::all_events();
+    let user_id: uuid::Uuid = catalog::events::USER_ID.parse().map_err(|e| format!("{e}"))?;
+    let user_email = catalog::events::USER_EMAIL;
+    let parameters = catalog::events::path_parameters(&catalog::routes().map_err(|e| e.to_string())?);
+    let item_id = catalog::events::fixture_id("item_id", &parameters);
     let endpoint = api_tests::dynamo::endpoint();
     let table = state.config.table_name.clone();
     let store_env = [
@@ -220,43 +216,36 @@ async fn run(args: RunArgs) -> Result<(), String> {
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
     ];
 
-    // Cold starts: every function once per round, in turn, so drift hits them all alike.
+    // Cold starts: every function of the catalog once per round, in turn, so drift hits them all
+    // alike, each with its probe (a sample event); beside them the hello-world yardstick, and the
+    // items function without its warm-up read.
     println!("==> cold starts ({} per function)", counts.starts);
-    let token = token_for(&state, user.id)?;
     let bin = |name: &str| bin_dir.join(name);
     let log = |name: &str| logs.join(format!("{name}.log"));
-    let colds: Vec<(String, Launch, Bytes)> = vec![
-        ("hello".into(), Launch::new(&bin("hello"), "hello", &[], &log("hello")), Bytes::from_static(b"{}")),
-        (
-            "auth".into(),
-            Launch::new(&bin("auth"), "auth", &store_env, &log("auth")),
-            token_event(&user.email, api_tests::PASSWORD),
-        ),
-        (
-            "users".into(),
-            Launch::new(&bin("users"), "users", &store_env, &log("users")),
-            event("GET", "/v1/users/me", &[("authorization", &bearer(&token))], None),
-        ),
-        (
-            "items".into(),
-            Launch::new(&bin("items"), "items", &store_env, &log("items")),
-            get_item_event(&item_id, &token),
-        ),
-        (
-            "docs".into(),
-            Launch::new(&bin("docs"), "docs", &[], &log("docs")),
-            event("GET", "/openapi.json", &[], None),
-        ),
-        (
-            "items, no warm-up".into(),
-            Launch::new(&bin("items"), "items", &store_env, &log("items"))
-                .with_env("DYNAMODB_WARM_UP", "false"),
-            get_item_event(&item_id, &token),
-        ),
-    ];
-    let mut cold: Vec<Cold> = colds.iter().map(|(name, _, _)| Cold::new(name)).collect();
+    let probe = |name: &str| -> Result<(String, Bytes), String> {
+        let function = catalog::function(name).ok_or_else(|| format!("no function {name}"))?;
+        let event = events.iter().find(|e| e.name == function.probe).ok_or("no probe event")?;
+        let text = api_tests::fixtures::fill(event, &fixtures.substitutions);
+        Ok((format!("`{} {}`", event.method, event.route), Bytes::from(text)))
+    };
+    let mut colds: Vec<(String, String, Launch, Bytes)> = vec![(
+        "hello".into(),
+        "any event".into(),
+        Launch::new(&bin("hello"), "hello", &[], &log("hello")),
+        Bytes::from_static(b"{}"),
+    )];
+    for function in catalog::FUNCTIONS {
+        let (request, event) = probe(function.name)?;
+        let launch = Launch::new(&bin(function.name), function.name, &store_env, &log(function.name));
+        colds.push((function.name.into(), request, launch, event));
+    }
+    let (request, event) = probe("items")?;
+    let launch =
+        Launch::new(&bin("items"), "items", &store_env, &log("items")).with_env("DYNAMODB_WARM_UP", "false");
+    colds.push(("items, no warm-up".into(), request, launch, event));
+    let mut cold: Vec<Cold> = colds.iter().map(|(name, request, _, _)| Cold::new(name, request)).collect();
     for _ in 0..counts.starts {
-        for ((_, launch, event), samples) in colds.iter().zip(cold.iter_mut()) {
+        for ((_, _, launch, event), samples) in colds.iter().zip(cold.iter_mut()) {
             let function = launch.start().await?;
             let first = function.invoke(event, 200).await?;
             samples.init.push(function.init);
@@ -271,7 +260,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // Warm invocations, in-memory store (the bench serving the function's router on Lambda) and
     // DynamoDB Local (the function's own binary).
     println!("==> warm invocations");
-    let token = token_for(&state, user.id)?;
+    let token = token_for(&state, user_id)?;
     // The floor: the hello-world function's round trip through the same Runtime API.
     let hello = Launch::new(&bin("hello"), "hello", &[], &log("hello")).start().await?;
     let hello_event = Bytes::from_static(b"{}");
@@ -316,7 +305,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             let function = Launch::new(&bin(name), name, &store_env, &log(name)).start().await?;
             match name {
                 "items" => (function, get_item_event(&item_id, &token), "GET /v1/items/{item_id}"),
-                _ => (function, token_event(&user.email, api_tests::PASSWORD), "POST /v1/auth/token"),
+                _ => (function, token_event(user_email, api_tests::PASSWORD), "POST /v1/auth/token"),
             }
         };
         let n = if name == "items" { counts.warm_get } else { counts.warm_token };
@@ -336,17 +325,17 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let item_uuid: uuid::Uuid = item_id.parse().map_err(|e| format!("item id: {e}"))?;
     let (mut sequential, mut concurrent) = (Vec::new(), Vec::new());
     let repos = &state.repos;
+    let items = repos.resources::<items::Item>();
     for round in 0..(counts.warm_get / 4).max(2) {
         for order in [round % 2 == 0, round % 2 != 0] {
             let started = Instant::now();
             if order {
-                let user = repos.users.get_user(user.id).await.map_err(|e| e.to_string())?;
-                let item = repos.items.get_item(user.map(|u| u.id).unwrap_or_default(), item_uuid).await;
+                let user = repos.users.get_user(user_id).await.map_err(|e| e.to_string())?;
+                let item = items.get(user.map(|u| u.id).unwrap_or_default(), item_uuid).await;
                 item.map_err(|e| e.to_string())?.ok_or("the item")?;
                 sequential.push(started.elapsed());
             } else {
-                let (user, item) =
-                    tokio::join!(repos.users.get_user(user.id), repos.items.get_item(user.id, item_uuid));
+                let (user, item) = tokio::join!(repos.users.get_user(user_id), items.get(user_id, item_uuid));
                 user.map_err(|e| e.to_string())?.ok_or("the user")?;
                 item.map_err(|e| e.to_string())?.ok_or("the item")?;
                 concurrent.push(started.elapsed());
@@ -357,7 +346,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     // Sizes: each bootstrap zipped with deflate, as `sam build`/`cargo lambda` package it.
     println!("==> sizes");
-    for name in FUNCTIONS.iter().copied().chain(["hello"]) {
+    for name in catalog::FUNCTIONS.iter().map(|f| f.name).chain(["hello"]) {
         let x86 = report::zipped(&bin(name))?;
         let arm = match &args.arm64_dir {
             Some(dir) => Some(report::zipped(&dir.join(name).join("bootstrap"))?),

@@ -18,14 +18,16 @@ pub const END: &str = "<!-- bench:end -->";
 #[derive(Debug, Default)]
 pub struct Cold {
     pub name: String,
+    /// The request it answers first, for the report.
+    pub request: String,
     pub init: Vec<Duration>,
     pub first: Vec<Duration>,
     pub rss: Vec<u64>,
 }
 
 impl Cold {
-    pub fn new(name: &str) -> Self {
-        Self { name: name.to_owned(), ..Self::default() }
+    pub fn new(name: &str, request: &str) -> Self {
+        Self { name: name.to_owned(), request: request.to_owned(), ..Self::default() }
     }
 }
 
@@ -195,7 +197,7 @@ impl Report {
         let _ = writeln!(out, "### Targets\n");
         let _ = writeln!(out, "| Target | Goal | Measured | |\n|---|---|---|---|");
         let hello = self.cold("hello").map(|c| median(&c.init));
-        for name in crate::FUNCTIONS {
+        for name in catalog::FUNCTIONS.iter().map(|f| f.name) {
             let Some(c) = self.cold(name) else { continue };
             let m = median(&c.init);
             let _ = writeln!(
@@ -243,7 +245,7 @@ impl Report {
                 verdict(share <= 0.2)
             );
         }
-        for name in crate::FUNCTIONS {
+        for name in catalog::FUNCTIONS.iter().map(|f| f.name) {
             let Some(c) = self.cold(name) else { continue };
             let rss = median_u64(&c.rss);
             let _ = writeln!(
@@ -298,16 +300,8 @@ connections) and the peak RSS (`VmHWM`) after it. Functions with a store use Dyn
             out,
             "| Function | first request | init median | init p95 | first invocation median | first invocation p95 | peak RSS (median) |\n|---|---|---|---|---|---|---|"
         );
-        let requests = [
-            ("hello", "any event"),
-            ("auth", "`POST /v1/auth/token`"),
-            ("users", "`GET /v1/users/me`"),
-            ("items", "`GET /v1/items/{item_id}`"),
-            ("docs", "`GET /openapi.json`"),
-            ("items, no warm-up", "`GET /v1/items/{item_id}`"),
-        ];
         for c in &self.cold {
-            let request = requests.iter().find(|(n, _)| *n == c.name).map(|(_, r)| *r).unwrap_or("");
+            let request = &c.request;
             let (init, first) = (sorted(&c.init), sorted(&c.first));
             let _ = writeln!(
                 out,

@@ -29,7 +29,7 @@ pub fn fixture() -> &'static Fixture {
         let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let config = Config::for_tests("fuzzing-secret-fuzzing-secret-0123456789");
         let state = AppState::in_memory(config).with_hasher(Arc::new(Argon2Hasher::with_params(8, 1, 1)));
-        let app = server::app(state.clone(), &server::Cors::default()).expect("routes");
+        let app = catalog::app(state.clone(), &catalog::Cors::default()).expect("routes");
         let fixture = runtime.block_on(async {
             let body = r#"{"email":"fuzz@example.com","password":"correct horse battery"}"#;
             let (status, user) = send(&app, json("POST", "/v1/users/signup", None, body)).await;

@@ -6,8 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use catalog::{Cors, Route};
 use clap::Parser;
-use server::{Cors, Route};
 use shared::admin::{IfExists, Outcome, ensure_superuser};
 use shared::repo::Repos;
 use shared::repo::dynamo::DynamoStore;
@@ -57,10 +57,16 @@ async fn run(args: Args) -> Result<(), String> {
             let client = shared::state::dynamodb_client(&config).await;
             let table = config.table_name.clone();
             if args.create_table {
-                if shared::repo::table::ensure_table(&client, &table).await.map_err(|e| e.to_string())? {
+                if shared::repo::dynamo::table::ensure_table(&client, &table)
+                    .await
+                    .map_err(|e| e.to_string())?
+                {
                     tracing::info!(table, "created the table");
                 }
-            } else if !shared::repo::table::table_exists(&client, &table).await.map_err(|e| e.to_string())? {
+            } else if !shared::repo::dynamo::table::table_exists(&client, &table)
+                .await
+                .map_err(|e| e.to_string())?
+            {
                 return Err(format!(
                     "table {table:?} does not exist at {endpoint}: add --create-table to create it"
                 ));
@@ -78,12 +84,12 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let superuser = first_superuser(&state).await?;
     let cors = Cors::from_env();
-    let app = server::app(state, &cors).map_err(|e| e.to_string())?;
+    let app = catalog::app(state, &cors).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
-    let routes = server::routes().map_err(|e| e.to_string())?;
+    let routes = catalog::routes().map_err(|e| e.to_string())?;
     banner(address, &store, &routes, random_secret, superuser.as_deref(), &cors);
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
 }

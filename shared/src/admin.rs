@@ -1,9 +1,9 @@
 //! Administration shared by the admin command and the local server: the first superuser (the
 //! counterpart of FastAPI's `initial_data.py`), through the same repositories as the API.
 
+use crate::domain::{Email, Password};
 use crate::repo::{CreateUser, RepoError, UpdateUser, UserChanges, UserRecord};
 use crate::state::AppState;
-use crate::validate::{Email, Password};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfExists {

@@ -1,19 +1,36 @@
-//! The library every function shares: configuration, errors, schemas, validation, auth,
-//! repositories (DynamoDB and in-memory), the application state, and the web layer.
+//! The library every function shares, in layers that only use the ones below them (a test,
+//! `tests/tests/api/structure.rs`, keeps it so):
+//!
+//! 1. [`domain`] values (`Email`, `Password`, `Patch`, ...), [`deps`] (clock, ids), [`config`],
+//!    [`telemetry`]: nothing of this crate.
+//! 2. [`repo`]: records, repository traits, the DynamoDB and memory stores, the key schema.
+//! 3. [`error`] (the one `ApiError` and its wire bodies), then [`validate`] (request bodies),
+//!    [`cursor`], [`auth`] (hashing, JWTs, refresh tokens).
+//! 4. [`state`]: `AppState`, every dependency a handler uses, replaceable in tests.
+//! 5. [`web`] (extractors, paging, resources, the router's finish), [`openapi`], [`admin`],
+//!    [`migrate`].
 
 pub mod admin;
 pub mod auth;
 pub mod config;
+pub mod cursor;
 pub mod deps;
+pub mod domain;
 pub mod error;
 pub mod migrate;
 pub mod openapi;
 pub mod repo;
-pub mod schemas;
 pub mod state;
 pub mod telemetry;
 pub mod validate;
 pub mod web;
+
+/// What this crate's macros (`bounded_string!`, `request_schema!`, `path_id!`) expand to, so a
+/// crate that uses them needs no dependency of its own on these.
+#[doc(hidden)]
+pub mod __macro {
+    pub use {axum, serde_json, utoipa, uuid};
+}
 
 pub use config::Config;
 pub use error::{ApiError, ApiResult};

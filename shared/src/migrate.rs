@@ -71,7 +71,7 @@ impl Progress {
     }
 }
 
-/// The first migration: records the layout of `shared/TABLE.md` as the starting point.
+/// The first migration: records the layout of `docs/table-design.md` as the starting point.
 #[derive(Debug)]
 pub struct Baseline;
 
@@ -82,7 +82,7 @@ impl Migration for Baseline {
     }
 
     fn description(&self) -> &'static str {
-        "baseline: the single-table layout of shared/TABLE.md; changes nothing"
+        "baseline: the single-table layout of docs/table-design.md; changes nothing"
     }
 
     async fn apply(&self, _repos: &Repos, _progress: &mut Progress) -> Result<(), MigrateError> {

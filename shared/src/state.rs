@@ -14,11 +14,11 @@ use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
 use crate::auth::{Argon2Hasher, JwtKeys, PasswordHasher};
 use crate::config::{Config, ConfigError};
+use crate::cursor::CursorCodec;
 use crate::deps::{Clock, IdGenerator, SystemClock, UuidV7};
 use crate::repo::Repos;
 use crate::repo::dynamo::DynamoStore;
 use crate::repo::memory::MemoryStore;
-use crate::web::CursorCodec;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -87,7 +87,7 @@ impl AppState {
 pub const DYNAMODB_ATTEMPTS: u32 = 3;
 pub const DYNAMODB_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most one DynamoDB call may take, retries included. `template.yaml`'s function timeout
-/// must leave room above it (tests/tests/template.rs checks), so that a stuck DynamoDB is a 503
+/// must leave room above it (tests/tests/api/template.rs checks), so that a stuck DynamoDB is a 503
 /// and not a Lambda timeout.
 pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -3,7 +3,6 @@
 //! test gets its own table, so tests never see each other's data. `DYNAMODB_ENDPOINT` points the
 //! tests at one that is already running instead.
 
-use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -12,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::Client;
 use shared::repo::dynamo::DynamoStore;
-use shared::repo::table::create_table;
+use shared::repo::dynamo::table::create_table;
 use shared::{AppState, Config};
 use uuid::Uuid;
 
@@ -78,14 +77,6 @@ fn start() -> String {
     let stdin = child.stdin.take().expect("piped stdin");
     *LAUNCHER.lock().unwrap_or_else(|e| e.into_inner()) = Some((child, stdin));
     format!("http://127.0.0.1:{port}")
-}
-
-/// Stops the DynamoDB Local this binary started (for tests of an unreachable store).
-pub fn stop_local() {
-    if let Some((mut child, mut stdin)) = LAUNCHER.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        let _ = stdin.write_all(b"\n");
-        let _ = child.wait();
-    }
 }
 
 /// The endpoint of DynamoDB Local: `DYNAMODB_ENDPOINT`, or one started for this test binary.

@@ -3,8 +3,9 @@
 //! even at TRACE, where the runtime and the AWS SDK would log whole requests.
 //!
 //! This test binary installs the production subscriber (JSON, the production filter at TRACE)
-//! process-wide, writing into memory, and runs every flow that handles a secret against the
-//! in-memory store and DynamoDB Local with sentinel values.
+//! process-wide, writing into memory (which is why it is a binary of its own), and runs every
+//! flow that handles a secret against the in-memory store and (with the `dynamodb` feature)
+//! DynamoDB Local with sentinel values.
 
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -109,6 +110,7 @@ async fn no_secret_reaches_a_log_line_with_the_in_memory_store() {
     }
 }
 
+#[cfg(feature = "dynamodb")]
 #[tokio::test]
 async fn no_secret_reaches_a_log_line_with_dynamodb_even_at_trace() {
     capture();

@@ -8,62 +8,102 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
 use shared::auth::refresh::{self, MAX_REFRESH_TOKEN_LEN};
+use shared::domain::Email;
 use shared::error::OAuthErrorCode;
 use shared::openapi::{OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable};
 use shared::repo::{RefreshRecord, Rotation};
-use shared::schemas::Token;
-use shared::validate::Email;
-use shared::web::OAuthForm;
+use shared::web::{Form, non_empty};
 use shared::{ApiError, ApiResult, AppState};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
-/// This function's part of the OpenAPI document (`functions/docs` joins the parts).
+/// This function's part of the OpenAPI document (the catalog joins the parts).
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     paths(token, revoke),
-    components(responses(OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable))
+    tags((name = "auth", description = "OAuth2 password login, refresh-token rotation, revocation"))
 )]
 pub struct Api;
 
 /// The token request: RFC 6749 §4.3 (password grant, as FastAPI's `OAuth2PasswordRequestForm`,
 /// `grant_type` may be left out) and §6 (refresh). Only the fields of the chosen grant are read.
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct TokenRequest {
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
     /// `password` (the default) or `refresh_token`.
-    #[schema(required = false, pattern = "^(password|refresh_token)$")]
-    grant_type: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false, pattern = "^(password|refresh_token)$")]
+    pub grant_type: Option<String>,
     /// The email address (password grant).
-    #[schema(required = false, max_length = 1024)]
-    username: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false, max_length = 1024)]
+    pub username: Option<String>,
     /// The password (password grant).
-    #[schema(required = false, max_length = 1024, format = Password)]
-    password: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false, max_length = 1024, format = Password)]
+    pub password: Option<String>,
     /// The refresh token to exchange (refresh grant).
-    #[schema(required = false)]
-    refresh_token: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false)]
+    pub refresh_token: Option<String>,
     /// Accepted and ignored, as OAuth2 clients send it.
-    #[schema(required = false)]
-    scope: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false)]
+    pub scope: Option<String>,
     /// Accepted and ignored.
-    #[schema(required = false)]
-    client_id: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false)]
+    pub client_id: Option<String>,
     /// Accepted and ignored.
-    #[schema(required = false)]
-    client_secret: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false)]
+    pub client_secret: Option<String>,
+}
+
+impl std::fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password, the refresh token and the client secret never reach a log line.
+        f.debug_struct("TokenRequest").field("grant_type", &self.grant_type).finish_non_exhaustive()
+    }
 }
 
 /// The revocation request (RFC 7009 §2.1).
-#[derive(utoipa::ToSchema)]
-#[allow(dead_code)]
-struct RevokeRequest {
+#[derive(Deserialize, ToSchema)]
+pub struct RevokeRequest {
     /// The refresh token to revoke, with every token of its login.
-    #[schema(min_length = 1)]
-    token: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = true, min_length = 1)]
+    pub token: Option<String>,
     /// Accepted and ignored: only refresh tokens can be revoked.
-    #[schema(required = false)]
-    token_type_hint: String,
+    #[serde(default, deserialize_with = "non_empty")]
+    #[schema(value_type = String, required = false)]
+    pub token_type_hint: Option<String>,
+}
+
+impl std::fmt::Debug for RevokeRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevokeRequest").finish_non_exhaustive()
+    }
+}
+
+/// The token response (RFC 6749 §5.1).
+#[derive(Clone, Serialize, ToSchema)]
+pub struct Token {
+    /// An HS256 JWT for `Authorization: Bearer`.
+    pub access_token: String,
+    #[schema(value_type = String, pattern = "^bearer$", example = "bearer")]
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+    /// Opaque; exchanged once for a new pair with `grant_type=refresh_token`.
+    pub refresh_token: String,
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Token").field("expires_in", &self.expires_in).finish_non_exhaustive()
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -76,7 +116,8 @@ const MAX_CREDENTIAL_LEN: usize = 1024;
 
 #[utoipa::path(
     post, path = "/v1/auth/token", tag = "auth", operation_id = "create_token",
-    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = TokenRequest, content_type = "application/x-www-form-urlencoded",
+        example = json!({"grant_type": "password", "username": "user@example.com", "password": "correct horse battery"})),
     responses(
         (status = 200, description = "A new access token and refresh token", body = Token,
             headers(("Cache-Control" = String, description = "no-store"))),
@@ -86,9 +127,9 @@ const MAX_CREDENTIAL_LEN: usize = 1024;
         (status = 503, response = Unavailable),
     )
 )]
-async fn token(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Response> {
+async fn token(State(state): State<AppState>, Form(form): Form<TokenRequest>) -> ApiResult<Response> {
     // As FastAPI's OAuth2PasswordRequestForm, grant_type may be omitted for the password grant.
-    match form.get("grant_type")? {
+    match form.grant_type.as_deref() {
         None | Some("password") => password_grant(&state, &form).await,
         Some("refresh_token") => refresh_grant(&state, &form).await,
         Some(_) => Err(ApiError::OAuth {
@@ -98,9 +139,9 @@ async fn token(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Resp
     }
 }
 
-async fn password_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Response> {
-    let username = form.get("username")?.ok_or(ApiError::invalid_request("username is required"))?;
-    let password = form.get("password")?.ok_or(ApiError::invalid_request("password is required"))?;
+async fn password_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Response> {
+    let username = form.username.as_deref().ok_or(ApiError::invalid_request("username is required"))?;
+    let password = form.password.as_deref().ok_or(ApiError::invalid_request("password is required"))?;
     if username.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
         return Err(ApiError::invalid_grant());
     }
@@ -132,9 +173,9 @@ async fn password_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Respons
     Ok(token_response(token))
 }
 
-async fn refresh_grant(state: &AppState, form: &OAuthForm) -> ApiResult<Response> {
+async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Response> {
     let presented =
-        form.get("refresh_token")?.ok_or(ApiError::invalid_request("refresh_token is required"))?;
+        form.refresh_token.as_deref().ok_or(ApiError::invalid_request("refresh_token is required"))?;
     if presented.len() > MAX_REFRESH_TOKEN_LEN {
         return Err(ApiError::invalid_grant());
     }
@@ -175,7 +216,8 @@ async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> ApiError {
 /// RFC 7009: 200 whether or not the token was known; a known token's whole family stops working.
 #[utoipa::path(
     post, path = "/v1/auth/revoke", tag = "auth", operation_id = "revoke_token",
-    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded"),
+    request_body(content = RevokeRequest, content_type = "application/x-www-form-urlencoded",
+        example = json!({"token": "<refresh token of user@example.com>"})),
     responses(
         (status = 200, description = "Revoked (RFC 7009: also when the token was unknown)",
             headers(("Cache-Control" = String, description = "no-store"))),
@@ -184,8 +226,8 @@ async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> ApiError {
         (status = 503, response = Unavailable),
     )
 )]
-async fn revoke(State(state): State<AppState>, form: OAuthForm) -> ApiResult<Response> {
-    let token = form.get("token")?.ok_or(ApiError::invalid_request("token is required"))?;
+async fn revoke(State(state): State<AppState>, Form(form): Form<RevokeRequest>) -> ApiResult<Response> {
+    let token = form.token.as_deref().ok_or(ApiError::invalid_request("token is required"))?;
     if token.len() <= MAX_REFRESH_TOKEN_LEN {
         let tokens = &state.repos.tokens;
         let record = match refresh::user_of(token) {

@@ -1,4 +1,7 @@
 //! The `users` function: public signup, the caller's own profile, and superuser administration.
+//! Its request and response schemas are in [`schemas`].
+
+pub mod schemas;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
@@ -7,23 +10,21 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use secrecy::SecretString;
-use shared::auth::{CurrentUser, SuperUser};
+use shared::domain::{Email, FullName, Password, Patch};
 use shared::openapi::{
-    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, PageParams, PayloadTooLarge, ProtectedErrors,
-    Unauthorized, Unavailable, UnsupportedMediaType, ValidationFailed,
+    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ProtectedErrors, SuperuserErrors, Unavailable,
+    ValidationFailed,
 };
 use shared::repo::{CreateUser, UpdateUser, UserChanges, UserRecord};
-use shared::schemas::{
-    Page, UpdatePassword, UserCreate, UserRegister, UserResponse, UserUpdate, UserUpdateMe,
-};
-use shared::validate::{Email, FullName, Password, Patch};
-use shared::web::extract::UserId;
-use shared::web::{Json, PageQuery};
+use shared::web::paging::page;
+use shared::web::{CurrentUser, Json, PageQuery, SuperUser, UserId};
 use shared::{ApiError, ApiResult, AppState};
-#[allow(unused_imports)]
-use uuid::Uuid;
 
-/// This function's part of the OpenAPI document (`functions/docs` joins the parts).
+pub use schemas::{
+    UpdatePassword, UserCreate, UserPage, UserRegister, UserResponse, UserUpdate, UserUpdateMe,
+};
+
+/// This function's part of the OpenAPI document (the catalog joins the parts).
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
     paths(
@@ -38,17 +39,7 @@ use uuid::Uuid;
         update_user,
         delete_user
     ),
-    components(responses(
-        BadRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        Conflict,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        ValidationFailed,
-        Unavailable
-    ))
+    tags((name = "users", description = "Signup, the caller's own account, and superuser administration"))
 )]
 pub struct Api;
 
@@ -122,7 +113,7 @@ fn created(user: &UserRecord) -> Response {
 
 #[utoipa::path(
     post, path = "/v1/users/signup", tag = "users", operation_id = "sign_up",
-    request_body = UserRegister,
+    request_body(content = UserRegister, example = json!({"email": "new@example.com", "password": "correct horse battery", "full_name": "New User"})),
     responses(
         (status = 201, description = "Created", body = UserResponse,
             headers(("Location" = String, description = "The new user's URL"))),
@@ -169,16 +160,13 @@ async fn apply(state: &AppState, user: &UserRecord, changes: UserChanges) -> Api
 }
 
 fn full_name_change(patch: Patch<Option<FullName>>) -> Patch<Option<String>> {
-    match patch {
-        Patch::Absent => Patch::Absent,
-        Patch::Set(v) => Patch::Set(v.map(FullName::into_inner)),
-    }
+    patch.map(|name| name.map(FullName::into_inner))
 }
 
 #[utoipa::path(
     patch, path = "/v1/users/me", tag = "users", operation_id = "update_own_user",
     security(("OAuth2PasswordBearer" = [])),
-    request_body = UserUpdateMe,
+    request_body(content = UserUpdateMe, example = json!({"full_name": "Renamed User"})),
     responses(
         (status = 200, description = "The caller, updated", body = UserResponse),
         ProtectedErrors,
@@ -205,7 +193,7 @@ async fn update_me(
 #[utoipa::path(
     patch, path = "/v1/users/me/password", tag = "users", operation_id = "update_own_password",
     security(("OAuth2PasswordBearer" = [])),
-    request_body = UpdatePassword,
+    request_body(content = UpdatePassword, example = json!({"current_password": "correct horse battery", "new_password": "a brand new passphrase"})),
     responses(
         (status = 204, description = "Changed; every refresh token of the user is revoked"),
         (status = 400, response = BadRequest),
@@ -260,10 +248,10 @@ const USERS_LISTING: &str = "users";
 #[utoipa::path(
     get, path = "/v1/users", tag = "users", operation_id = "list_users",
     security(("OAuth2PasswordBearer" = [])),
-    params(PageParams),
+    params(PageQuery),
     responses(
-        (status = 200, description = "Users in creation order", body = Page<UserResponse>),
-        ProtectedErrors,
+        (status = 200, description = "Users in creation order", body = UserPage),
+        SuperuserErrors,
         (status = 422, response = ValidationFailed),
     )
 )]
@@ -271,24 +259,21 @@ async fn list_users(
     State(state): State<AppState>,
     _admin: SuperUser,
     query: PageQuery,
-) -> ApiResult<axum::Json<Page<UserResponse>>> {
-    let after = query.cursor.as_deref().map(|c| state.cursors.decode(USERS_LISTING, c)).transpose()?;
-    let listing = state.repos.users.list_users(query.limit, after).await?;
-    let next_cursor = listing
-        .more
-        .then(|| listing.records.last().map(|u| state.cursors.encode(USERS_LISTING, u.id)))
-        .flatten();
-    Ok(axum::Json(Page { data: listing.records.iter().map(UserResponse::from).collect(), next_cursor }))
+) -> ApiResult<axum::Json<UserPage>> {
+    let users = &state.repos.users;
+    let page =
+        page(&state.cursors, USERS_LISTING, &query, |limit, after| users.list_users(limit, after)).await?;
+    Ok(axum::Json(page))
 }
 
 #[utoipa::path(
     post, path = "/v1/users", tag = "users", operation_id = "create_user",
     security(("OAuth2PasswordBearer" = [])),
-    request_body = UserCreate,
+    request_body(content = UserCreate, example = json!({"email": "created@example.com", "password": "correct horse battery", "full_name": "Created By Admin", "is_superuser": false})),
     responses(
         (status = 201, description = "Created", body = UserResponse,
             headers(("Location" = String, description = "The new user's URL"))),
-        ProtectedErrors,
+        SuperuserErrors,
         (status = 409, response = Conflict),
         JsonBodyErrors,
     )
@@ -311,10 +296,10 @@ async fn create_user(
 #[utoipa::path(
     get, path = "/v1/users/{user_id}", tag = "users", operation_id = "read_user",
     security(("OAuth2PasswordBearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user's id")),
+    params(UserId),
     responses(
         (status = 200, description = "The user", body = UserResponse),
-        ProtectedErrors,
+        SuperuserErrors,
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
     )
@@ -337,11 +322,11 @@ async fn read_user(
 #[utoipa::path(
     patch, path = "/v1/users/{user_id}", tag = "users", operation_id = "update_user",
     security(("OAuth2PasswordBearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user's id")),
-    request_body = UserUpdate,
+    params(UserId),
+    request_body(content = UserUpdate, example = json!({"full_name": "Renamed By Admin"})),
     responses(
         (status = 200, description = "The user, updated", body = UserResponse),
-        ProtectedErrors,
+        SuperuserErrors,
         (status = 404, response = NotFound),
         (status = 409, response = Conflict),
         JsonBodyErrors,
@@ -378,10 +363,10 @@ async fn update_user(
 #[utoipa::path(
     delete, path = "/v1/users/{user_id}", tag = "users", operation_id = "delete_user",
     security(("OAuth2PasswordBearer" = [])),
-    params(("user_id" = Uuid, Path, description = "The user's id")),
+    params(UserId),
     responses(
         (status = 204, description = "Deleted, with the user's items and refresh tokens"),
-        ProtectedErrors,
+        SuperuserErrors,
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
     )

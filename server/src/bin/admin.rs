@@ -68,7 +68,9 @@ async fn state(create_table: bool) -> Result<AppState, String> {
                 "--create-table needs DYNAMODB_ENDPOINT: in AWS the table comes from template.yaml".into()
             );
         }
-        shared::repo::table::ensure_table(&client, &config.table_name).await.map_err(|e| e.to_string())?;
+        shared::repo::dynamo::table::ensure_table(&client, &config.table_name)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let store = Arc::new(DynamoStore::new(client, config.table_name.clone()));
     Ok(AppState::new(config, Repos::from_store(store)))

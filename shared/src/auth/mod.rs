@@ -1,11 +1,10 @@
-//! Authentication: argon2id password hashing, HS256 access JWTs, opaque rotating refresh tokens,
-//! and the `CurrentUser` / `SuperUser` extractors.
+//! Authentication's cryptography: argon2id password hashing, HS256 access JWTs and opaque
+//! rotating refresh tokens. (The extractors that use them, `CurrentUser` and `SuperUser`, are in
+//! `web::auth`.)
 
-pub mod extract;
 pub mod jwt;
 pub mod password;
 pub mod refresh;
 
-pub use extract::{CurrentUser, SuperUser, TokenSubject, current_user};
 pub use jwt::JwtKeys;
 pub use password::{Argon2Hasher, PasswordHasher};

@@ -1,15 +1,17 @@
 //! Extractors whose rejections are the API's own errors: the JSON body (415 → 413 → 422, in that
-//! order, the size checked before anything is parsed), the OAuth2 form, path ids, paging query
-//! parameters and `If-Match`.
-
-use std::collections::HashMap;
+//! order, the size checked before anything is parsed), the OAuth2 form, path ids and `If-Match`.
+//! Each documents itself in the OpenAPI document where it can (path ids and `If-Match` are
+//! `IntoParams`), so the document describes what the extractor reads.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, RawPathParams, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Value, json};
-use uuid::Uuid;
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
 
 use super::MAX_BODY_BYTES;
 use crate::error::{ApiError, FieldError};
@@ -79,7 +81,7 @@ impl<T: FromJsonBody, S: Send + Sync> FromRequest<S> for Json<T> {
         let bytes = read_limited(request).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::validation(FieldError::new(
-                vec![json!("body")],
+                vec!["body".into()],
                 "missing",
                 "Field required",
             )));
@@ -100,29 +102,19 @@ fn json_invalid(bytes: &[u8], error: &serde_json::Error) -> ApiError {
     let reason = error.to_string();
     let reason = reason.split(" at line ").next().unwrap_or("invalid JSON").to_owned();
     ApiError::validation(
-        FieldError::new(vec![json!("body"), json!(offset)], "json_invalid", "JSON decode error")
+        FieldError::new(vec!["body".into(), offset.into()], "json_invalid", "JSON decode error")
             .with_ctx(json!({ "error": reason })),
     )
 }
 
-/// An `application/x-www-form-urlencoded` body for the OAuth2 endpoints, whose errors are
-/// RFC 6749 §5.2 `invalid_request`.
+/// An `application/x-www-form-urlencoded` body read into `T` (serde) for the OAuth2 endpoints,
+/// whose errors are RFC 6749 §5.2 `invalid_request`: a parameter of `T` may appear at most once
+/// (§3.2), and parameters `T` does not name are ignored. Give each field
+/// `#[serde(default, deserialize_with = "non_empty")]` so that an empty one counts as absent.
 #[derive(Debug)]
-pub struct OAuthForm(Vec<(String, String)>);
+pub struct Form<T>(pub T);
 
-impl OAuthForm {
-    /// A parameter that must appear at most once (RFC 6749 §3.2); empty counts as absent.
-    pub fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
-        let first = values.next();
-        if values.next().is_some() {
-            return Err(ApiError::invalid_request("A parameter was sent more than once"));
-        }
-        Ok(first.filter(|v| !v.is_empty()))
-    }
-}
-
-impl<S: Send + Sync> FromRequest<S> for OAuthForm {
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, ApiError> {
@@ -132,161 +124,98 @@ impl<S: Send + Sync> FromRequest<S> for OAuthForm {
             return Err(ApiError::invalid_request("Content-Type must be application/x-www-form-urlencoded"));
         }
         let bytes = read_limited(request).await?;
-        serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes)
-            .map(Self)
-            .map_err(|_| ApiError::invalid_request("The form body is not valid"))
+        serde_urlencoded::from_bytes::<T>(&bytes).map(Self).map_err(|e| {
+            if e.to_string().starts_with("duplicate field") {
+                ApiError::invalid_request("A parameter was sent more than once")
+            } else {
+                ApiError::invalid_request("The form body is not valid")
+            }
+        })
     }
 }
 
-/// Declares an extractor for one UUID path parameter, reporting `loc: ["path", name]`.
-macro_rules! path_uuid {
-    ($(#[$doc:meta])* $name:ident, $param:literal) => {
-        $(#[$doc])*
+/// A form parameter that is absent when empty (RFC 6749 §3.1).
+pub fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.filter(|v| !v.is_empty()))
+}
+
+/// Declares the extractor of one UUID path parameter: `path_id!(/// The item's id. ItemId,
+/// "item_id")`. A value that is not a UUID is a 422 at `["path", name]`, and the type documents
+/// the parameter (`params(ItemId)` in `#[utoipa::path]`).
+#[macro_export]
+macro_rules! path_id {
+    ($(#[doc = $doc:expr])* $name:ident, $param:literal) => {
+        $(#[doc = $doc])*
         #[derive(Debug, Clone, Copy)]
-        pub struct $name(pub Uuid);
+        pub struct $name(pub $crate::__macro::uuid::Uuid);
 
-        impl<S: Send + Sync> FromRequestParts<S> for $name {
-            type Rejection = ApiError;
+        impl<S: Send + Sync> $crate::__macro::axum::extract::FromRequestParts<S> for $name {
+            type Rejection = $crate::ApiError;
 
-            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-                let invalid = |why: String| {
-                    ApiError::validation(FieldError::at(
-                        "path",
-                        $param,
-                        "uuid_parsing",
-                        format!("Input should be a valid UUID, {why}"),
-                    ))
-                };
-                let params = RawPathParams::from_request_parts(parts, state)
-                    .await
-                    .map_err(|_| invalid("the path is not valid UTF-8".into()))?;
-                let raw = params
-                    .iter()
-                    .find(|(k, _)| *k == $param)
-                    .map(|(_, v)| v)
-                    .ok_or_else(|| ApiError::Internal(concat!("route has no ", $param).into()))?;
-                Uuid::parse_str(raw).map(Self).map_err(|e| invalid(e.to_string()))
+            async fn from_request_parts(
+                parts: &mut $crate::__macro::axum::http::request::Parts,
+                state: &S,
+            ) -> Result<Self, $crate::ApiError> {
+                $crate::web::extract::path_uuid(parts, state, $param).await.map(Self)
+            }
+        }
+
+        impl $crate::__macro::utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<$crate::__macro::utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<$crate::__macro::utoipa::openapi::path::Parameter> {
+                vec![$crate::web::extract::path_parameter($param, &[$($doc),*])]
             }
         }
     };
 }
 
-path_uuid!(
-    /// `{item_id}` in the path.
-    ItemId,
-    "item_id"
-);
-path_uuid!(
-    /// `{user_id}` in the path.
+/// The UUID path parameter `name`, or a 422 at `["path", name]`.
+pub async fn path_uuid<S: Send + Sync>(
+    parts: &mut Parts,
+    state: &S,
+    name: &str,
+) -> Result<uuid::Uuid, ApiError> {
+    let invalid = |why: String| {
+        ApiError::validation(FieldError::at(
+            "path",
+            name,
+            "uuid_parsing",
+            format!("Input should be a valid UUID, {why}"),
+        ))
+    };
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| invalid("the path is not valid UTF-8".into()))?;
+    let raw = params
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .ok_or_else(|| ApiError::Internal(format!("route has no {name}")))?;
+    uuid::Uuid::parse_str(raw).map_err(|e| invalid(e.to_string()))
+}
+
+/// The document's entry for a UUID path parameter.
+pub fn path_parameter(name: &str, doc: &[&str]) -> Parameter {
+    let description = doc.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ");
+    ParameterBuilder::new()
+        .name(name)
+        .parameter_in(ParameterIn::Path)
+        .required(Required::True)
+        .description(Some(description).filter(|d| !d.is_empty()))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(utoipa::openapi::KnownFormat::Uuid))),
+        ))
+        .build()
+}
+
+crate::path_id!(
+    /// The user's id
     UserId,
     "user_id"
 );
-
-fn query_pairs(parts: &Parts) -> HashMap<String, String> {
-    // As FastAPI does for scalar parameters, the last occurrence wins.
-    serde_urlencoded::from_str::<Vec<(String, String)>>(parts.uri.query().unwrap_or(""))
-        .unwrap_or_default()
-        .into_iter()
-        .collect()
-}
-
-/// `limit` (1–100, default 20) and `cursor` of a listing.
-#[derive(Debug, Clone)]
-pub struct PageQuery {
-    pub limit: usize,
-    pub cursor: Option<String>,
-}
-
-/// The items listing's query: the page, and `owner_id` (superusers only).
-#[derive(Debug, Clone)]
-pub struct ItemsQuery {
-    pub page: PageQuery,
-    pub owner_id: Option<Uuid>,
-}
-
-pub const DEFAULT_LIMIT: usize = 20;
-pub const MAX_LIMIT: usize = 100;
-
-/// Reads the page parameters, adding any errors to `errors` (FastAPI reports every query
-/// parameter's error at once). Parameters a listing does not declare are ignored, as FastAPI does.
-fn page_query(query: &HashMap<String, String>, errors: &mut Vec<FieldError>) -> PageQuery {
-    let limit = match query.get("limit").map(|s| s.trim()) {
-        None => DEFAULT_LIMIT,
-        Some(raw) => match raw.parse::<i64>() {
-            Err(_) => {
-                errors.push(FieldError::at(
-                    "query",
-                    "limit",
-                    "int_parsing",
-                    "Input should be a valid integer, unable to parse string as an integer",
-                ));
-                DEFAULT_LIMIT
-            }
-            Ok(n) if n < 1 => {
-                errors.push(
-                    FieldError::at(
-                        "query",
-                        "limit",
-                        "greater_than_equal",
-                        "Input should be greater than or equal to 1",
-                    )
-                    .with_ctx(json!({ "ge": 1 })),
-                );
-                DEFAULT_LIMIT
-            }
-            Ok(n) if n > MAX_LIMIT as i64 => {
-                errors.push(
-                    FieldError::at(
-                        "query",
-                        "limit",
-                        "less_than_equal",
-                        "Input should be less than or equal to 100",
-                    )
-                    .with_ctx(json!({ "le": MAX_LIMIT })),
-                );
-                DEFAULT_LIMIT
-            }
-            Ok(n) => n as usize,
-        },
-    };
-    PageQuery { limit, cursor: query.get("cursor").filter(|c| !c.is_empty()).cloned() }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let mut errors = Vec::new();
-        let page = page_query(&query_pairs(parts), &mut errors);
-        if errors.is_empty() { Ok(page) } else { Err(ApiError::Validation(errors)) }
-    }
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for ItemsQuery {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let query = query_pairs(parts);
-        let mut errors = Vec::new();
-        let page = page_query(&query, &mut errors);
-        let owner_id = match query.get("owner_id") {
-            None => None,
-            Some(raw) => match Uuid::parse_str(raw) {
-                Ok(id) => Some(id),
-                Err(e) => {
-                    errors.push(FieldError::at(
-                        "query",
-                        "owner_id",
-                        "uuid_parsing",
-                        format!("Input should be a valid UUID, {e}"),
-                    ));
-                    None
-                }
-            },
-        };
-        if errors.is_empty() { Ok(Self { page, owner_id }) } else { Err(ApiError::Validation(errors)) }
-    }
-}
 
 /// `If-Match` (RFC 9110 §13.1.1): absent, `*`, or a list of entity tags compared strongly.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -342,6 +271,24 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
         // A value that is not `*` or a list of entity tags names no version the item can have:
         // the precondition is false (412), as for a tag that does not match.
         Ok(Self::parse(&joined).unwrap_or(Self::Malformed))
+    }
+}
+
+impl utoipa::IntoParams for IfMatch {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("If-Match")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Only if the resource's `ETag` matches (RFC 9110 §13.1.1): `\"3\"`, a list of them, or `*`;\n\
+                     otherwise 412 and nothing changes. A value that is none of these matches no version (412).\n\
+                     Without it the write is unconditional.",
+                ))
+                .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                .build(),
+        ]
     }
 }
 

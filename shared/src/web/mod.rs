@@ -1,9 +1,13 @@
 //! What every function's router shares: typed extractors whose rejections use the API's own
-//! error format, opaque cursors, and [`finish`], which wraps a router with the contract's
-//! cross-cutting behaviour (JSON 404/405, `x-request-id`, panics as 500, one log line a request).
+//! error format ([`extract`], [`auth`]: `CurrentUser`, `SuperUser`), listings a page at a time
+//! ([`paging`]), the handlers' side of user-owned resources ([`resources`]), and [`finish`],
+//! which wraps a router with the contract's cross-cutting behaviour (JSON 404/405,
+//! `x-request-id`, panics as 500, one log line a request).
 
+pub mod auth;
 pub mod extract;
-pub mod pagination;
+pub mod paging;
+pub mod resources;
 
 use std::time::Instant;
 
@@ -17,8 +21,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use extract::{IfMatch, ItemsQuery, Json, OAuthForm, PageQuery};
-pub use pagination::CursorCodec;
+pub use auth::{CurrentUser, SuperUser, TokenSubject, current_user};
+pub use extract::{Form, IfMatch, Json, UserId, non_empty};
+pub use paging::{Page, PageQuery, ResourceQuery};
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -1,0 +1,98 @@
+//! The DynamoDB store: one table, the single-table design of `docs/table-design.md`, keyed by
+//! [`super::keys`]. Every multi-record write is a transaction, every write that must not race
+//! carries a condition, and every listing is a Query on a key or an index (never a Scan).
+//!
+//! By concern: the plumbing ([`retry`] classifies errors and decides what may be resent,
+//! [`transact`] runs transactions whose failures name the action that failed, [`paging`] reads
+//! and deletes whole partitions, [`attrs`] maps attributes, [`table`] creates the table for local
+//! runs), then one file per entity, and [`cascade`], which deletes what a user owns.
+
+mod attrs;
+mod cascade;
+mod migrations;
+mod paging;
+mod resources;
+mod retry;
+pub mod table;
+mod throttle;
+mod tokens;
+mod transact;
+mod users;
+
+use std::time::Duration as StdDuration;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+
+use self::attrs::{Attrs, key};
+use self::retry::sdk_error;
+use super::RepoResult;
+use super::keys::WARM_UP_KEY;
+
+/// The most a cold start waits for its warm-up read.
+pub const WARM_UP_TIMEOUT: StdDuration = StdDuration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Opens the way to DynamoDB before the first request needs it: credentials, endpoint
+    /// resolution, DNS, TCP and TLS, paid once during a Lambda cold start (whose init phase runs
+    /// at full CPU) instead of inside the first request. One read of a key that never exists,
+    /// bounded by [`WARM_UP_TIMEOUT`]; a failure is logged and the start goes on (the request
+    /// that follows will say 503 if DynamoDB is really down). Returns whether it answered.
+    pub async fn warm_up(&self) -> bool {
+        let started = std::time::Instant::now();
+        let read = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(WARM_UP_KEY.into(), WARM_UP_KEY)));
+        match tokio::time::timeout(WARM_UP_TIMEOUT, read.send()).await {
+            Ok(Ok(_)) => {
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "DynamoDB connection warmed"
+                );
+                true
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %DisplayErrorContext(&e), "DynamoDB warm-up failed; starting anyway");
+                false
+            }
+            Err(_) => {
+                tracing::warn!("DynamoDB warm-up took over {WARM_UP_TIMEOUT:?}; starting anyway");
+                false
+            }
+        }
+    }
+
+    /// One record, read consistently.
+    async fn get(&self, pk: String, sk: &str) -> RepoResult<Option<Attrs>> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(out.item)
+    }
+}

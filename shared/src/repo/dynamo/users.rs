@@ -1,0 +1,274 @@
+//! Users in DynamoDB: the user record in its own partition (and in `GSI1` for the listing), and
+//! the email reservation that makes an address unique, moved and released in the same
+//! transactions as the user.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Update};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::DynamoStore;
+use super::attrs::{Attrs, get_bool, get_opt_s, get_s, get_time, get_uuid, key, s, time};
+use super::retry::{ATTEMPTS, build_error, sdk_error};
+use super::transact::Transaction;
+use crate::domain::{Email, Patch};
+use crate::repo::keys::{
+    EMAIL_SK, GSI1, GSI1_PK, GSI1_SK, PK, SK, USER_SK, USERS_INDEX_PK, email_pk, user_pk,
+};
+use crate::repo::{
+    CreateUser, Listing, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
+};
+
+fn user_to_item(u: &UserRecord) -> Attrs {
+    let mut item = HashMap::from([
+        (PK.to_owned(), s(user_pk(u.id))),
+        (SK.to_owned(), s(USER_SK)),
+        (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
+        (GSI1_SK.to_owned(), s(u.id.to_string())),
+        ("type".to_owned(), s("user")),
+        ("id".to_owned(), s(u.id.to_string())),
+        ("email".to_owned(), s(u.email.as_str())),
+        ("email_key".to_owned(), s(u.email.key())),
+        ("password_hash".to_owned(), s(&u.password_hash)),
+        ("is_active".to_owned(), AttributeValue::Bool(u.is_active)),
+        ("is_superuser".to_owned(), AttributeValue::Bool(u.is_superuser)),
+        ("created_at".to_owned(), time(&u.created_at)),
+        ("updated_at".to_owned(), time(&u.updated_at)),
+    ]);
+    if let Some(name) = &u.full_name {
+        item.insert("full_name".to_owned(), s(name));
+    }
+    item
+}
+
+fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
+    Ok(UserRecord {
+        id: get_uuid(item, "id")?,
+        email: Email::from_trusted(get_s(item, "email")?.to_owned()),
+        full_name: get_opt_s(item, "full_name"),
+        password_hash: get_s(item, "password_hash")?.to_owned(),
+        is_active: get_bool(item, "is_active")?,
+        is_superuser: get_bool(item, "is_superuser")?,
+        created_at: get_time(item, "created_at")?,
+        updated_at: get_time(item, "updated_at")?,
+    })
+}
+
+fn reservation(email_key: &str, user_id: Uuid) -> Attrs {
+    HashMap::from([
+        (PK.to_owned(), s(email_pk(email_key))),
+        (SK.to_owned(), s(EMAIL_SK)),
+        ("type".to_owned(), s("email")),
+        ("user_id".to_owned(), s(user_id.to_string())),
+    ])
+}
+
+const NEW: Option<&str> = Some("attribute_not_exists(#pk)");
+
+/// The actions of the users' transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    User,
+    NewReservation,
+    OldReservation,
+}
+
+impl DynamoStore {
+    /// Deletes an email reservation, only while it still belongs to `user_id`.
+    fn release_email(&self, email_key: &str, user_id: Uuid) -> RepoResult<Delete> {
+        Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(email_pk(email_key), EMAIL_SK)))
+            .condition_expression("#user_id = :user_id")
+            .expression_attribute_names("#user_id", "user_id")
+            .expression_attribute_values(":user_id", s(user_id.to_string()))
+            .build()
+            .map_err(build_error)
+    }
+
+    /// The update of a user's attributes, conditional on the email it was read with, so a
+    /// concurrent email change cannot leave the reservation pointing at an address the user no
+    /// longer has.
+    fn user_update(
+        &self,
+        current: &UserRecord,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Update> {
+        let mut sets = vec!["#updated_at = :updated_at"];
+        let mut removes = vec![];
+        let mut values: Attrs = HashMap::from([(":updated_at".to_owned(), time(&now))]);
+        let mut names: HashMap<String, String> = HashMap::from([
+            ("#pk".to_owned(), PK.to_owned()),
+            ("#updated_at".to_owned(), "updated_at".to_owned()),
+        ]);
+        let mut name = |placeholder: &str, attribute: &str| {
+            names.insert(placeholder.to_owned(), attribute.to_owned());
+        };
+        if let Some(email) = &changes.email {
+            sets.extend(["#email = :email", "#email_key = :email_key"]);
+            name("#email", "email");
+            name("#email_key", "email_key");
+            values.insert(":email".into(), s(email.as_str()));
+            values.insert(":email_key".into(), s(email.key()));
+        }
+        match &changes.full_name {
+            Patch::Set(Some(full_name)) => {
+                sets.push("#full_name = :full_name");
+                values.insert(":full_name".into(), s(full_name));
+                name("#full_name", "full_name");
+            }
+            Patch::Set(None) => {
+                removes.push("#full_name");
+                name("#full_name", "full_name");
+            }
+            Patch::Absent => {}
+        }
+        if let Some(hash) = &changes.password_hash {
+            sets.push("#password_hash = :password_hash");
+            values.insert(":password_hash".into(), s(hash));
+            name("#password_hash", "password_hash");
+        }
+        if let Some(active) = changes.is_active {
+            sets.push("#is_active = :is_active");
+            values.insert(":is_active".into(), AttributeValue::Bool(active));
+            name("#is_active", "is_active");
+        }
+        if let Some(superuser) = changes.is_superuser {
+            sets.push("#is_superuser = :is_superuser");
+            values.insert(":is_superuser".into(), AttributeValue::Bool(superuser));
+            name("#is_superuser", "is_superuser");
+        }
+        let mut expression = format!("SET {}", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        values.insert(":current_email_key".into(), s(current.email.key()));
+        names.insert("#current_email_key".into(), "email_key".into());
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(current.id), USER_SK)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk) AND #current_email_key = :current_email_key")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(build_error)
+    }
+}
+
+#[async_trait]
+impl UserRepo for DynamoStore {
+    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
+        let transaction = Transaction::new(self).put(Step::User, user_to_item(user), NEW)?.put(
+            Step::NewReservation,
+            reservation(&user.email.key(), user.id),
+            NEW,
+        )?;
+        Ok(match self.commit(transaction).await? {
+            Ok(()) => CreateUser::Created,
+            Err(_) => CreateUser::EmailTaken,
+        })
+    }
+
+    async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>> {
+        self.get(user_pk(id), USER_SK).await?.as_ref().map(user_from_item).transpose()
+    }
+
+    async fn find_user_by_email(&self, email_key: &str) -> RepoResult<Option<UserRecord>> {
+        let Some(reservation) = self.get(email_pk(email_key), EMAIL_SK).await? else {
+            return Ok(None);
+        };
+        self.get_user(get_uuid(&reservation, "user_id")?).await
+    }
+
+    async fn update_user(
+        &self,
+        id: Uuid,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<UpdateUser> {
+        let Some(current) = self.get_user(id).await? else {
+            return Ok(UpdateUser::NotFound);
+        };
+        let mut transaction =
+            Transaction::new(self).update(Step::User, self.user_update(&current, changes, now)?);
+        let moving_email = changes.email.as_ref().filter(|e| e.key() != current.email.key());
+        if let Some(email) = moving_email {
+            transaction = transaction
+                .put(Step::NewReservation, reservation(&email.key(), id), NEW)?
+                .delete(Step::OldReservation, self.release_email(&current.email.key(), id)?);
+        }
+        match self.commit(transaction).await? {
+            Ok(()) => {}
+            Err(refused) if refused.by(Step::NewReservation) => return Ok(UpdateUser::EmailTaken),
+            Err(_) => {
+                // The user was deleted or changed its email concurrently: report what is now true.
+                return match self.get_user(id).await? {
+                    None => Ok(UpdateUser::NotFound),
+                    Some(_) => Err(RepoError::Unavailable("user changed concurrently".into())),
+                };
+            }
+        }
+        self.get_user(id).await?.map(UpdateUser::Updated).map_or(Ok(UpdateUser::NotFound), Ok)
+    }
+
+    async fn delete_user(&self, id: Uuid) -> RepoResult<bool> {
+        // What the user owns first, then the user and its reservation in one transaction, then
+        // one more sweep for anything created meanwhile (creating an owned record is conditional
+        // on the user, so nothing can be added after the transaction). Retrying after a failure
+        // completes it.
+        self.delete_owned(id).await?;
+        for _ in 0..ATTEMPTS {
+            let Some(user) = self.get_user(id).await? else {
+                return Ok(false);
+            };
+            let delete_user = Delete::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(user_pk(id), USER_SK)))
+                .condition_expression("attribute_exists(#pk) AND #email_key = :email_key")
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#email_key", "email_key")
+                .expression_attribute_values(":email_key", s(user.email.key()))
+                .build()
+                .map_err(build_error)?;
+            let transaction = Transaction::new(self)
+                .delete(Step::User, delete_user)
+                .delete(Step::OldReservation, self.release_email(&user.email.key(), id)?);
+            if self.commit(transaction).await?.is_ok() {
+                self.delete_owned(id).await?;
+                return Ok(true);
+            }
+            // The user changed its email (or was deleted) since we read it: read it again.
+        }
+        Err(RepoError::Unavailable("user kept changing while being deleted".into()))
+    }
+
+    async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {
+        let start = after.map(|id| {
+            HashMap::from([
+                (PK.to_owned(), s(user_pk(id))),
+                (SK.to_owned(), s(USER_SK)),
+                (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
+                (GSI1_SK.to_owned(), s(id.to_string())),
+            ])
+        });
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_values(":pk", s(USERS_INDEX_PK))
+            .set_exclusive_start_key(start)
+            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        let records = out.items().iter().map(user_from_item).collect::<RepoResult<Vec<_>>>()?;
+        Ok(Listing::of(records, limit))
+    }
+}

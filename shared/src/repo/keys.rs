@@ -1,0 +1,160 @@
+//! The key schema of the one table: where every kind of record lives, in one place. It mirrors
+//! the table design (`docs/table-design.md`; `tests/tests/api/table_design.rs` checks that
+//! the two agree), and both stores use it: the DynamoDB store as its keys, the memory store as the
+//! keys of its own map, so the two lay their records out alike.
+//!
+//! [`OWNED`] is the one list of what a user owns. Both stores' delete cascades run over it, the
+//! resource store refuses a kind missing from it, and the repository contract tests fail on any
+//! record in a user's partition whose kind it does not name.
+
+use uuid::Uuid;
+
+/// Attribute names of the table's keys, its index and its TTL.
+pub const PK: &str = "PK";
+pub const SK: &str = "SK";
+pub const GSI1: &str = "GSI1";
+pub const GSI1_PK: &str = "GSI1PK";
+pub const GSI1_SK: &str = "GSI1SK";
+pub const TTL: &str = "ttl";
+
+/// The key schema as (attribute, HASH|RANGE) pairs: the table's, then each index's by name.
+pub const TABLE_KEYS: [(&str, &str); 2] = [(PK, "HASH"), (SK, "RANGE")];
+pub const INDEXES: [(&str, [(&str, &str); 2]); 1] = [(GSI1, [(GSI1_PK, "HASH"), (GSI1_SK, "RANGE")])];
+
+/// A user's partition: the user record and everything it owns.
+pub fn user_pk(id: Uuid) -> String {
+    format!("USER#{id}")
+}
+pub const USER_SK: &str = "USER";
+/// Every user is also in `GSI1` under this partition, sorted by id (= creation time).
+pub const USERS_INDEX_PK: &str = "USERS";
+
+/// An email reservation: the uniqueness of an address (`email_key`) across users.
+pub fn email_pk(email_key: &str) -> String {
+    format!("EMAIL#{email_key}")
+}
+pub const EMAIL_SK: &str = "EMAIL";
+
+/// Failed-login counter of one typed email.
+pub fn attempts_pk(email_key: &str) -> String {
+    format!("LOGIN#{email_key}")
+}
+pub const ATTEMPTS_SK: &str = "ATTEMPTS";
+
+/// Data migrations live in one partition: `MIGRATION#<id>` records and the `LEASE`.
+pub const MIGRATIONS_PK: &str = "MIGRATIONS";
+pub const MIGRATION_PREFIX: &str = "MIGRATION#";
+pub const LEASE_SK: &str = "LEASE";
+
+/// The key the DynamoDB warm-up reads: no record has it (every partition key above has a prefix
+/// or is a fixed word other than this one).
+pub const WARM_UP_KEY: &str = "WARMUP";
+
+/// A kind of record that a user owns. It lives in its owner's partition, `USER#<owner>`, under
+/// `<prefix><id>`, and is deleted with its owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OwnedKind {
+    /// The record's `type` attribute.
+    pub name: &'static str,
+    /// The sort-key prefix of these records in their owner's partition.
+    pub prefix: &'static str,
+    /// Whether a pointer `<prefix><id>` / `OWNER` names each one's owner, so that a superuser
+    /// finds one by its id alone with a consistent read. The cascade deletes pointers first.
+    pub pointer: bool,
+}
+
+impl OwnedKind {
+    /// The record's sort key in its owner's partition, and the partition key of its pointer.
+    pub fn sk(&self, id: impl std::fmt::Display) -> String {
+        format!("{}{id}", self.prefix)
+    }
+
+    /// The `type` attribute of this kind's pointers.
+    pub fn pointer_type(&self) -> String {
+        format!("{}_owner", self.name)
+    }
+}
+
+/// The sort key of an owner pointer (its partition key is the record's sort key).
+pub const POINTER_SK: &str = "OWNER";
+
+/// A user's item (a resource: `shared::repo::resources`).
+pub const ITEM: OwnedKind = OwnedKind { name: "item", prefix: "ITEM#", pointer: true };
+/// A refresh-token family: one login and every token rotated from it.
+pub const FAMILY: OwnedKind = OwnedKind { name: "token_family", prefix: "FAMILY#", pointer: false };
+/// A refresh token, by the SHA-256 of the token.
+pub const REFRESH: OwnedKind = OwnedKind { name: "refresh_token", prefix: "REFRESH#", pointer: false };
+
+/// Everything a user owns besides the user record itself. Deleting a user deletes every record of
+/// these kinds in its partition (and their pointers); a kind missing here would outlive its user.
+pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH];
+
+/// What a record is, by its key: every record in the table is one of these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    User,
+    /// Deleted with its user, in the same transaction as the user record.
+    EmailReservation,
+    Owned(OwnedKind),
+    Pointer(OwnedKind),
+    /// Keyed by the typed email, not a user: it expires by TTL.
+    LoginAttempts,
+    Migration,
+    MigrationLease,
+}
+
+/// The kind of the record at (`pk`, `sk`), or `None` for a key this schema does not declare.
+pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
+    if let Some(user) = pk.strip_prefix("USER#") {
+        user.parse::<Uuid>().ok()?;
+        if sk == USER_SK {
+            return Some(Kind::User);
+        }
+        return OWNED.iter().find(|k| sk.starts_with(k.prefix)).map(|k| Kind::Owned(*k));
+    }
+    if sk == POINTER_SK {
+        return OWNED.iter().find(|k| k.pointer && pk.starts_with(k.prefix)).map(|k| Kind::Pointer(*k));
+    }
+    match (pk, sk) {
+        (pk, EMAIL_SK) if pk.starts_with("EMAIL#") => Some(Kind::EmailReservation),
+        (pk, ATTEMPTS_SK) if pk.starts_with("LOGIN#") => Some(Kind::LoginAttempts),
+        (MIGRATIONS_PK, LEASE_SK) => Some(Kind::MigrationLease),
+        (MIGRATIONS_PK, sk) if sk.starts_with(MIGRATION_PREFIX) => Some(Kind::Migration),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owned_prefixes_are_distinct_and_none_is_a_prefix_of_another() {
+        for a in OWNED {
+            for b in OWNED {
+                if a != b {
+                    assert!(!a.prefix.starts_with(b.prefix), "{} / {}", a.prefix, b.prefix);
+                    assert_ne!(a.name, b.name);
+                }
+            }
+            assert!(a.prefix.ends_with('#'), "{}", a.prefix);
+        }
+    }
+
+    #[test]
+    fn every_key_the_schema_makes_is_classified() {
+        let (user, id) = (Uuid::now_v7(), Uuid::now_v7());
+        assert_eq!(classify(&user_pk(user), USER_SK), Some(Kind::User));
+        assert_eq!(classify(&email_pk("a@b.io"), EMAIL_SK), Some(Kind::EmailReservation));
+        assert_eq!(classify(&attempts_pk("a@b.io"), ATTEMPTS_SK), Some(Kind::LoginAttempts));
+        assert_eq!(classify(MIGRATIONS_PK, LEASE_SK), Some(Kind::MigrationLease));
+        assert_eq!(classify(MIGRATIONS_PK, &format!("{MIGRATION_PREFIX}0001")), Some(Kind::Migration));
+        for kind in OWNED {
+            assert_eq!(classify(&user_pk(user), &kind.sk(id)), Some(Kind::Owned(*kind)));
+            let pointer = classify(&kind.sk(id), POINTER_SK);
+            assert_eq!(pointer, kind.pointer.then_some(Kind::Pointer(*kind)));
+        }
+        assert_eq!(classify(&user_pk(user), "PROJECT#1"), None, "an undeclared kind");
+        assert_eq!(classify(WARM_UP_KEY, WARM_UP_KEY), None);
+    }
+}

@@ -1,0 +1,115 @@
+//! Users in memory: the user record at `USER#<id>` / `USER`, and the email reservation.
+
+use std::ops::Bound;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Entry, MemoryStore, State, key};
+use crate::domain::Patch;
+use crate::repo::keys::{EMAIL_SK, USER_SK, email_pk, user_pk};
+use crate::repo::{CreateUser, Listing, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo};
+
+impl State {
+    fn user(&self, id: Uuid) -> Option<&UserRecord> {
+        match self.get(&user_pk(id), USER_SK) {
+            Some(Entry::User(user)) => Some(user),
+            _ => None,
+        }
+    }
+
+    fn reserved(&self, email_key: &str) -> Option<Uuid> {
+        match self.get(&email_pk(email_key), EMAIL_SK) {
+            Some(Entry::Email(user)) => Some(*user),
+            _ => None,
+        }
+    }
+}
+
+#[async_trait]
+impl UserRepo for MemoryStore {
+    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
+        let mut s = self.lock();
+        let email_key = user.email.key();
+        if s.reserved(&email_key).is_some() || s.user(user.id).is_some() {
+            return Ok(CreateUser::EmailTaken);
+        }
+        s.records.insert(key(email_pk(&email_key), EMAIL_SK), Entry::Email(user.id));
+        s.records.insert(key(user_pk(user.id), USER_SK), Entry::User(user.clone()));
+        s.users.insert(user.id);
+        Ok(CreateUser::Created)
+    }
+
+    async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>> {
+        Ok(self.lock().user(id).cloned())
+    }
+
+    async fn find_user_by_email(&self, email_key: &str) -> RepoResult<Option<UserRecord>> {
+        let s = self.lock();
+        Ok(s.reserved(email_key).and_then(|id| s.user(id)).cloned())
+    }
+
+    async fn update_user(
+        &self,
+        id: Uuid,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<UpdateUser> {
+        let mut s = self.lock();
+        let Some(current) = s.user(id).cloned() else {
+            return Ok(UpdateUser::NotFound);
+        };
+        let mut user = current.clone();
+        if let Some(email) = &changes.email {
+            let (old_key, new_key) = (current.email.key(), email.key());
+            if old_key != new_key {
+                if s.reserved(&new_key).is_some() {
+                    return Ok(UpdateUser::EmailTaken);
+                }
+                s.records.remove(&key(email_pk(&old_key), EMAIL_SK));
+                s.records.insert(key(email_pk(&new_key), EMAIL_SK), Entry::Email(id));
+            }
+            user.email = email.clone();
+        }
+        if let Patch::Set(full_name) = &changes.full_name {
+            user.full_name = full_name.clone();
+        }
+        if let Some(hash) = &changes.password_hash {
+            user.password_hash = hash.clone();
+        }
+        if let Some(active) = changes.is_active {
+            user.is_active = active;
+        }
+        if let Some(superuser) = changes.is_superuser {
+            user.is_superuser = superuser;
+        }
+        user.updated_at = now;
+        s.records.insert(key(user_pk(id), USER_SK), Entry::User(user.clone()));
+        Ok(UpdateUser::Updated(user))
+    }
+
+    async fn delete_user(&self, id: Uuid) -> RepoResult<bool> {
+        let mut s = self.lock();
+        let Some(user) = s.user(id).cloned() else {
+            return Ok(false);
+        };
+        s.delete_owned(id);
+        s.records.remove(&key(user_pk(id), USER_SK));
+        s.records.remove(&key(email_pk(&user.email.key()), EMAIL_SK));
+        s.users.remove(&id);
+        Ok(true)
+    }
+
+    async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {
+        let s = self.lock();
+        let from = after.map_or(Bound::Unbounded, Bound::Excluded);
+        let records = s
+            .users
+            .range((from, Bound::Unbounded))
+            .filter_map(|id| s.user(*id).cloned())
+            .take(limit + 1)
+            .collect();
+        Ok(Listing::of(records, limit))
+    }
+}

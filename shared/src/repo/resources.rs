@@ -1,0 +1,199 @@
+//! User-owned resources: records a user owns, addressed by their owner and id, versioned for
+//! `If-Match`, listed newest first, found by id alone through an owner pointer (for superusers),
+//! and deleted with their owner. Items are one; a function that adds a resource declares its
+//! fields and change set, implements [`Resource`], and names its kind in `keys::OWNED`: the stores
+//! need no code of their own for it.
+//!
+//! The stores see a record as its JSON object (serde), which is how the DynamoDB store writes its
+//! attributes and the memory store keeps it. So a record's stored form is its serde form: the
+//! envelope ([`Record`]: `id`, `owner_id`, `version`, `created_at`, `updated_at`) beside the
+//! resource's own fields.
+
+use std::marker::PhantomData;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::keys::{OWNED, OwnedKind};
+use super::{Conditional, Listing, RepoError, RepoResult};
+use crate::deps::rfc3339;
+
+/// The fields of one user-owned resource (an item's title and description).
+pub trait Resource: Serialize + DeserializeOwned + Clone + std::fmt::Debug + Send + Sync + 'static {
+    /// Where its records live. It must be one of `keys::OWNED`, or the stores refuse it: a kind
+    /// the delete cascade does not know would outlive its owner.
+    const KIND: OwnedKind;
+    /// The name its listings are known by: cursors are bound to `<LISTING>:<owner>`.
+    const LISTING: &'static str;
+    /// A change set. Serialised to a JSON object, each field present in it is set, and each
+    /// `null` one removed (`#[serde(skip_serializing_if = ...)]` leaves unchanged ones out).
+    type Changes: Serialize + std::fmt::Debug + Send + Sync;
+}
+
+/// A resource's record: the envelope every resource has, around its own fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record<R> {
+    pub id: Uuid,
+    pub owner_id: Uuid,
+    #[serde(flatten)]
+    pub fields: R,
+    /// 1 at creation, +1 per change; the `ETag` is this number in quotes.
+    pub version: u64,
+    #[serde(with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "rfc3339")]
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The envelope's attributes: the store keeps them, a change set may not name them.
+pub const ENVELOPE: [&str; 5] = ["id", "owner_id", "version", "created_at", "updated_at"];
+pub const VERSION: &str = "version";
+pub const UPDATED_AT: &str = "updated_at";
+
+/// A record or a change set as the stores see it: a JSON object.
+pub type Fields = Map<String, Value>;
+
+/// Every resource, whatever its kind: what each store implements once.
+#[async_trait]
+pub trait ResourceStore: Send + Sync + std::fmt::Debug {
+    /// Stores a new record; false (and nothing written) when its owner no longer exists.
+    async fn create_resource(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        id: Uuid,
+        record: &Fields,
+    ) -> RepoResult<bool>;
+    async fn get_resource(&self, kind: OwnedKind, owner: Uuid, id: Uuid) -> RepoResult<Option<Fields>>;
+    /// The owner of a record, for superusers who address records by id alone.
+    async fn find_resource_owner(&self, kind: OwnedKind, id: Uuid) -> RepoResult<Option<Uuid>>;
+    /// Applies the changes (a `null` removes the field), sets `updated_at` and bumps `version` by
+    /// exactly one, atomically; with `expected_version`, only if the record is still at it.
+    async fn update_resource(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        id: Uuid,
+        changes: &Fields,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Conditional<Fields>>;
+    async fn delete_resource(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        id: Uuid,
+        expected_version: Option<u64>,
+    ) -> RepoResult<Conditional<()>>;
+    /// The owner's records, newest first, older than `before`.
+    async fn list_resources(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        limit: usize,
+        before: Option<Uuid>,
+    ) -> RepoResult<Listing<Fields>>;
+}
+
+/// The records of one resource, typed: `repos.resources::<Item>()`.
+pub struct ResourceRepo<'a, R> {
+    store: &'a dyn ResourceStore,
+    resource: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for ResourceRepo<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceRepo").field("type", &std::any::type_name::<R>()).finish()
+    }
+}
+
+impl<'a, R: Resource> ResourceRepo<'a, R> {
+    pub fn new(store: &'a dyn ResourceStore) -> Self {
+        Self { store, resource: PhantomData }
+    }
+
+    /// The resource's kind, if the cascade knows it.
+    fn kind() -> RepoResult<OwnedKind> {
+        if OWNED.contains(&R::KIND) {
+            Ok(R::KIND)
+        } else {
+            Err(RepoError::Internal(format!(
+                "resource kind {:?} is not in repo::keys::OWNED: its records would outlive their owner",
+                R::KIND.name
+            )))
+        }
+    }
+
+    /// Stores a new record; false (and nothing written) when its owner no longer exists.
+    pub async fn create(&self, record: &Record<R>) -> RepoResult<bool> {
+        let fields = to_fields(record)?;
+        self.store.create_resource(Self::kind()?, record.owner_id, record.id, &fields).await
+    }
+
+    pub async fn get(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<Record<R>>> {
+        self.store.get_resource(Self::kind()?, owner, id).await?.map(from_fields).transpose()
+    }
+
+    /// The owner of a record, for superusers who address records by id alone.
+    pub async fn find_owner(&self, id: Uuid) -> RepoResult<Option<Uuid>> {
+        self.store.find_resource_owner(Self::kind()?, id).await
+    }
+
+    /// Applies the changes and bumps `version` by exactly one, atomically; with
+    /// `expected_version`, only if the record is still at that version.
+    pub async fn update(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        changes: &R::Changes,
+        expected_version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> RepoResult<Conditional<Record<R>>> {
+        let changes = to_fields(changes)?;
+        if let Some(field) = changes.keys().find(|k| ENVELOPE.contains(&k.as_str())) {
+            return Err(RepoError::Internal(format!("a change set may not set {field:?}")));
+        }
+        let kind = Self::kind()?;
+        Ok(match self.store.update_resource(kind, owner, id, &changes, expected_version, now).await? {
+            Conditional::Done(fields) => Conditional::Done(from_fields(fields)?),
+            Conditional::NotFound => Conditional::NotFound,
+            Conditional::VersionMismatch => Conditional::VersionMismatch,
+        })
+    }
+
+    pub async fn delete(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        expected_version: Option<u64>,
+    ) -> RepoResult<Conditional<()>> {
+        self.store.delete_resource(Self::kind()?, owner, id, expected_version).await
+    }
+
+    /// The owner's records, newest first, older than `before`.
+    pub async fn list(
+        &self,
+        owner: Uuid,
+        limit: usize,
+        before: Option<Uuid>,
+    ) -> RepoResult<Listing<Record<R>>> {
+        self.store.list_resources(Self::kind()?, owner, limit, before).await?.try_map(from_fields)
+    }
+}
+
+fn to_fields<T: Serialize>(value: &T) -> RepoResult<Fields> {
+    match serde_json::to_value(value) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(other) => Err(RepoError::Internal(format!("a record serialises to {other}, not an object"))),
+        Err(e) => Err(RepoError::Internal(format!("serialising a record: {e}"))),
+    }
+}
+
+fn from_fields<R: Resource>(fields: Fields) -> RepoResult<Record<R>> {
+    serde_json::from_value(Value::Object(fields))
+        .map_err(|e| RepoError::Internal(format!("malformed {} record: {e}", R::KIND.name)))
+}

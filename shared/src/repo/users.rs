@@ -1,0 +1,64 @@
+//! Users: the account records, and the email reservation that keeps addresses unique.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::{Listing, RepoResult};
+use crate::domain::{Email, Patch};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: Uuid,
+    pub email: Email,
+    pub full_name: Option<String>,
+    pub password_hash: String,
+    pub is_active: bool,
+    pub is_superuser: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// The fields a user update may change; absent fields stay as they are.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub email: Option<Email>,
+    pub full_name: Patch<Option<String>>,
+    pub password_hash: Option<String>,
+    pub is_active: Option<bool>,
+    pub is_superuser: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateUser {
+    Created,
+    EmailTaken,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpdateUser {
+    Updated(UserRecord),
+    NotFound,
+    EmailTaken,
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync + std::fmt::Debug {
+    /// Creates the user and reserves its email in one step; a taken email creates nothing.
+    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser>;
+    async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>>;
+    async fn find_user_by_email(&self, email_key: &str) -> RepoResult<Option<UserRecord>>;
+    /// Applies the changes; an email change moves the reservation in the same step.
+    async fn update_user(
+        &self,
+        id: Uuid,
+        changes: &UserChanges,
+        now: DateTime<Utc>,
+    ) -> RepoResult<UpdateUser>;
+    /// Deletes the user with everything it owns (every kind of `keys::OWNED`), then (last, in one
+    /// step) the user and its email reservation, so a failure part-way can be retried.
+    /// Returns false when there was no such user.
+    async fn delete_user(&self, id: Uuid) -> RepoResult<bool>;
+    /// Users in creation order, after `after`.
+    async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>>;
+}

@@ -1,0 +1,100 @@
+//! `events/`: one API Gateway HTTP API (payload v2) event per route, as `sam local invoke -e` and
+//! `cargo lambda invoke --data-file` take them, generated from the template and the document
+//! (`catalog::events`). Each goes through lambda_http's own event parsing into the router of the
+//! function that `template.yaml` routes it to, over the fixtures the events name (two users, and
+//! a record of each resource), and answers the status the document promises.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use api_tests::fixtures::{all_events, fill, fixtures};
+use api_tests::{API_ROUTES, TestApp};
+use catalog::events::event_name;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+fn events_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../events"))
+}
+
+#[test]
+fn there_is_one_event_per_route_and_nothing_else() {
+    let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    let routes: BTreeSet<String> = API_ROUTES
+        .iter()
+        .flat_map(|(_, path, methods)| methods.iter().map(move |m| format!("{}.json", event_name(m, path))))
+        .collect();
+    assert_eq!(on_disk, routes);
+    let generated: BTreeSet<String> = all_events().iter().map(|e| format!("{}.json", e.name)).collect();
+    assert_eq!(generated, routes);
+}
+
+#[test]
+fn the_checked_in_events_are_current() {
+    for event in all_events() {
+        let path = events_dir().join(format!("{}.json", event.name));
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == event.text,
+            "events/{}.json is stale: regenerate the events with `cargo run -p catalog --bin generate`",
+            event.name
+        );
+    }
+}
+
+#[tokio::test]
+async fn every_event_reaches_its_function_and_answers_as_the_document_says() {
+    let routes = catalog::routes().unwrap();
+    for event in all_events() {
+        let fixtures = fixtures(TestApp::memory().state).await;
+        let name = &event.name;
+        let file = std::fs::read_to_string(events_dir().join(format!("{name}.json"))).unwrap();
+        assert_eq!(file, event.text, "{name}: stale");
+        let text = fill(&event, &fixtures.substitutions);
+        let raw: Value = serde_json::from_str(&text).unwrap();
+        // API Gateway's route key names the template route, and so the function.
+        let route_key = raw["routeKey"].as_str().unwrap();
+        let path =
+            route_key.strip_prefix("ANY ").unwrap_or_else(|| panic!("{name}: routes ANY: {route_key}"));
+        assert_eq!(raw["requestContext"]["routeKey"], route_key);
+        let binary =
+            &routes.iter().find(|r| r.path == path).unwrap_or_else(|| panic!("{name}: {path}")).binary;
+        let router = (catalog::function(binary).unwrap().router)(fixtures.app.state.clone());
+
+        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let method = request.method().to_string();
+        assert_eq!(event_name(&method, path), *name, "the file is named after its route");
+        let response = router.oneshot(request).await.unwrap_or_else(|e| match e {});
+        let status = response.status().as_u16();
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(status, event.status, "{name}: {}", String::from_utf8_lossy(&body));
+        assert!((200..300).contains(&status), "{name}: {status}");
+        if !body.is_empty() && !name.starts_with("get-docs") {
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            assert!(json.is_object(), "{name}: {json}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_the_fixtures_the_same_events_are_refused_cleanly() {
+    // As `sam local invoke` against an empty table would answer them: the placeholders are not
+    // tokens, so protected routes say 401, and nothing is a 5xx.
+    let app = TestApp::memory();
+    for event in all_events() {
+        let request = lambda_http::request::from_str(&event.text).unwrap();
+        let protected = request.headers().contains_key("authorization");
+        let response = app.send(request.map(|b| axum::body::Body::from(b.to_vec()))).await;
+        assert!(response.status.as_u16() < 500, "{}: {}", event.name, response.text());
+        if protected {
+            assert_eq!(response.status.as_u16(), 401, "{}", event.name);
+        }
+    }
+}

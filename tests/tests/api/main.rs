@@ -1,0 +1,34 @@
+//! The in-process tier: every function's router called in-process (`TestApp`), the memory store
+//! against the repository contract, the schemas, the template, the catalog, the document and the
+//! sample events, and the shape of the code itself. A plain `cargo test` runs it with nothing but
+//! Rust.
+//!
+//! With the `dynamodb` feature (`scripts/test` turns it on), the same binary also runs what needs
+//! DynamoDB Local: the repository contract against it, end-to-end races, faults through a proxy,
+//! and least-privilege IAM. It starts DynamoDB Local once, on a free port, and gives each test
+//! its own table.
+
+mod auth;
+mod authorization_matrix;
+mod bodies;
+mod catalog;
+mod dynamodb_faults;
+mod events;
+mod forged_tokens;
+mod items;
+mod lambda;
+mod migrate;
+mod openapi;
+mod repo_contract;
+mod structure;
+mod table_design;
+mod template;
+mod users;
+mod web;
+
+#[cfg(feature = "dynamodb")]
+mod dynamodb_e2e;
+#[cfg(feature = "dynamodb")]
+mod faults;
+#[cfg(feature = "dynamodb")]
+mod iam;

@@ -1,0 +1,263 @@
+//! Data migrations (`shared::migrate`, run by `admin migrate`): applied in id order, each once,
+//! resumed from its checkpoint after a failure, never two runs at once; and the first
+//! superuser (`admin create-superuser`, `FIRST_SUPERUSER_*` of the local server). Each test runs
+//! on the in-memory store and on DynamoDB Local.
+
+// Test bodies shared by several #[tokio::test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Duration;
+use shared::AppState;
+use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
+use shared::deps::{Clock, TestClock};
+use shared::migrate::{self, Baseline, MigrateError, Migration, Migrator, Progress, State};
+use shared::repo::Repos;
+use uuid::Uuid;
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::memory_state()).await;
+            })*
+        }
+        #[cfg(feature = "dynamodb")]
+        mod dynamodb {
+            $(#[tokio::test]
+            async fn $name() {
+                let state = api_tests::dynamo::app_state().await.with_hasher(api_tests::fast_hasher());
+                super::$name(state).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    migrations_apply_in_order_once_each,
+    a_failed_migration_resumes_from_its_checkpoint,
+    a_second_run_waits_for_the_lease,
+    a_migration_the_build_does_not_know_stops_the_run,
+    a_run_that_lost_its_lease_records_nothing_more,
+    the_baseline_changes_nothing_but_its_record,
+    create_superuser_creates_promotes_or_keeps,
+);
+
+fn memory_state() -> AppState {
+    AppState::in_memory(api_tests::config()).with_hasher(api_tests::fast_hasher())
+}
+
+/// A migration that logs its runs and, if told to, fails once after its second step.
+struct Steps {
+    id: &'static str,
+    log: Arc<Mutex<Vec<String>>>,
+    fail_once_after: Option<u32>,
+    failures: AtomicU32,
+}
+
+impl Steps {
+    fn new(id: &'static str, log: &Arc<Mutex<Vec<String>>>) -> Arc<Self> {
+        Arc::new(Self { id, log: log.clone(), fail_once_after: None, failures: AtomicU32::new(0) })
+    }
+}
+
+#[async_trait]
+impl Migration for Steps {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn description(&self) -> &'static str {
+        "test steps"
+    }
+
+    async fn apply(&self, _repos: &Repos, progress: &mut Progress) -> Result<(), MigrateError> {
+        let first: u32 = progress.checkpoint().map_or(1, |c| c.parse::<u32>().unwrap() + 1);
+        for step in first..=4 {
+            self.log.lock().unwrap().push(format!("{} step {step}", self.id));
+            progress.save(step.to_string()).await?;
+            if self.fail_once_after == Some(step) && self.failures.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(MigrateError::Failed { id: self.id.into(), reason: "throttled".into() });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn migrator(state: &AppState, migrations: Vec<Arc<dyn Migration>>) -> Migrator {
+    Migrator::new(state.repos.clone(), state.clock.clone(), migrations)
+}
+
+async fn migrations_apply_in_order_once_each(state: AppState) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    // Given out of order: they run by id.
+    let set: Vec<Arc<dyn Migration>> =
+        vec![Steps::new("0003_c", &log), Arc::new(Baseline), Steps::new("0002_b", &log)];
+    let m = migrator(&state, set.clone());
+    let states: Vec<_> = m.status().await.unwrap().into_iter().map(|s| (s.id, s.state)).collect();
+    assert_eq!(
+        states,
+        [
+            ("0001_baseline".to_owned(), State::Pending),
+            ("0002_b".to_owned(), State::Pending),
+            ("0003_c".to_owned(), State::Pending)
+        ]
+    );
+    assert_eq!(m.run().await.unwrap(), ["0001_baseline", "0002_b", "0003_c"]);
+    let runs = log.lock().unwrap().clone();
+    assert_eq!(runs.first().map(String::as_str), Some("0002_b step 1"));
+    assert_eq!(runs.last().map(String::as_str), Some("0003_c step 4"));
+    assert_eq!(runs.len(), 8);
+    assert!(m.status().await.unwrap().iter().all(|s| matches!(s.state, State::Applied { .. })));
+    // Idempotent at the level of the run: nothing is applied twice.
+    assert!(migrator(&state, set).run().await.unwrap().is_empty());
+    assert_eq!(log.lock().unwrap().len(), 8);
+}
+
+async fn a_failed_migration_resumes_from_its_checkpoint(state: AppState) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let flaky = Arc::new(Steps {
+        id: "0002_flaky",
+        log: log.clone(),
+        fail_once_after: Some(2),
+        failures: AtomicU32::new(0),
+    });
+    let set: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), flaky, Steps::new("0003_after", &log)];
+    let err = migrator(&state, set.clone()).run().await.unwrap_err();
+    assert!(matches!(err, MigrateError::Failed { ref id, .. } if id == "0002_flaky"), "{err}");
+    let status = migrator(&state, set.clone()).status().await.unwrap();
+    assert!(matches!(status[0].state, State::Applied { .. }));
+    assert_eq!(status[1].state, State::Unfinished { checkpoint: Some("2".into()) });
+    assert_eq!(status[2].state, State::Pending, "nothing after a failure runs");
+    // The next run resumes at step 3 and goes on to the rest.
+    assert_eq!(migrator(&state, set).run().await.unwrap(), ["0002_flaky", "0003_after"]);
+    let runs: Vec<String> = log.lock().unwrap().iter().filter(|l| l.starts_with("0002")).cloned().collect();
+    assert_eq!(runs, ["0002_flaky step 1", "0002_flaky step 2", "0002_flaky step 3", "0002_flaky step 4"]);
+}
+
+async fn a_second_run_waits_for_the_lease(state: AppState) {
+    let clock = Arc::new(TestClock::default());
+    let state = state.with_clock(clock.clone());
+    let other = Uuid::new_v4();
+    let now = clock.now();
+    assert!(
+        state
+            .repos
+            .migrations
+            .acquire_migration_lease(other, now, now + Duration::seconds(migrate::LEASE_SECS))
+            .await
+            .unwrap()
+    );
+    let m = migrator(&state, migrate::all());
+    assert!(matches!(m.run().await, Err(MigrateError::Busy)));
+    assert_eq!(m.status().await.unwrap()[0].state, State::Pending, "nothing ran");
+    // A holder that died lets its lease run out; then the run goes ahead and gives it back.
+    clock.advance(Duration::seconds(migrate::LEASE_SECS + 1));
+    assert_eq!(m.run().await.unwrap(), ["0001_baseline"]);
+    let later = clock.now();
+    assert!(state.repos.migrations.acquire_migration_lease(other, later, later).await.unwrap(), "released");
+}
+
+/// A migration so slow that its lease runs out and another run takes it over mid-way.
+struct Overtaken {
+    clock: Arc<TestClock>,
+}
+
+#[async_trait]
+impl Migration for Overtaken {
+    fn id(&self) -> &'static str {
+        "0002_slow"
+    }
+
+    fn description(&self) -> &'static str {
+        "outlives its lease"
+    }
+
+    async fn apply(&self, repos: &Repos, progress: &mut Progress) -> Result<(), MigrateError> {
+        progress.save("1").await?;
+        self.clock.advance(Duration::seconds(migrate::LEASE_SECS + 1));
+        let now = self.clock.now();
+        let other = Uuid::new_v4();
+        assert!(
+            repos.migrations.acquire_migration_lease(other, now, now + Duration::seconds(60)).await.unwrap()
+        );
+        progress.save("2").await
+    }
+}
+
+async fn a_run_that_lost_its_lease_records_nothing_more(state: AppState) {
+    let clock = Arc::new(TestClock::default());
+    let state = state.with_clock(clock.clone());
+    let set: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), Arc::new(Overtaken { clock: clock.clone() })];
+    assert!(matches!(migrator(&state, set.clone()).run().await, Err(MigrateError::Busy)));
+    let status = migrator(&state, set).status().await.unwrap();
+    assert!(matches!(status[0].state, State::Applied { .. }));
+    // The checkpoint it saved while it held the lease stands; the one after does not.
+    assert_eq!(status[1].state, State::Unfinished { checkpoint: Some("1".into()) });
+}
+
+async fn a_migration_the_build_does_not_know_stops_the_run(state: AppState) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let newer: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), Steps::new("0002_newer", &log)];
+    migrator(&state, newer).run().await.unwrap();
+    // An older build, which knows only the baseline, refuses to run against this table.
+    let err = migrator(&state, migrate::all()).run().await.unwrap_err();
+    assert!(matches!(err, MigrateError::Unknown(ref id) if id == "0002_newer"), "{err}");
+    let status = migrator(&state, migrate::all()).status().await.unwrap();
+    assert_eq!(status.len(), 2, "status still lists the unknown one");
+}
+
+async fn the_baseline_changes_nothing_but_its_record(state: AppState) {
+    let admin =
+        ensure_superuser(&state, "base@example.com", Some(api_tests::PASSWORD), IfExists::Promote).await;
+    assert_eq!(admin.unwrap(), Outcome::Created);
+    let before = state.repos.users.list_users(100, None).await.unwrap();
+    assert_eq!(migrator(&state, migrate::all()).run().await.unwrap(), ["0001_baseline"]);
+    assert_eq!(state.repos.users.list_users(100, None).await.unwrap(), before);
+    let records = state.repos.migrations.migrations().await.unwrap();
+    assert_eq!(records.len(), 1);
+    assert_eq!((records[0].id.as_str(), records[0].checkpoint.as_deref()), ("0001_baseline", None));
+}
+
+async fn create_superuser_creates_promotes_or_keeps(state: AppState) {
+    let email = format!("root-{}@Example.com", Uuid::new_v4().simple());
+    let created = ensure_superuser(&state, &email, Some(api_tests::PASSWORD), IfExists::Keep).await.unwrap();
+    assert_eq!(created, Outcome::Created);
+    let user = state.repos.users.find_user_by_email(&email.to_lowercase()).await.unwrap().unwrap();
+    assert!(user.is_superuser && user.is_active);
+    assert!(state.hasher.verify(api_tests::PASSWORD.into(), Some(user.password_hash.clone())).await.unwrap());
+    // Again: nothing changes, whatever the password given.
+    let again = ensure_superuser(&state, &email, Some("another password entirely"), IfExists::Promote).await;
+    assert_eq!(again.unwrap(), Outcome::AlreadySuperuser);
+    let same = state.repos.users.get_user(user.id).await.unwrap().unwrap();
+    assert_eq!(same.password_hash, user.password_hash);
+
+    // An ordinary, deactivated user: kept as it is, or promoted (and reactivated).
+    let app = api_tests::TestApp::from_state(state.clone());
+    let ordinary = app.user().await;
+    let deactivate = shared::repo::UserChanges { is_active: Some(false), ..Default::default() };
+    state.repos.users.update_user(ordinary.id, &deactivate, state.clock.now()).await.unwrap();
+    let kept = ensure_superuser(&state, &ordinary.email, None, IfExists::Keep).await.unwrap();
+    assert_eq!(kept, Outcome::Kept);
+    assert!(!state.repos.users.get_user(ordinary.id).await.unwrap().unwrap().is_superuser);
+    let own_hash = state.repos.users.get_user(ordinary.id).await.unwrap().unwrap().password_hash;
+    // Promotion needs no password, and leaves the user's own.
+    let promoted = ensure_superuser(&state, &ordinary.email, None, IfExists::Promote).await;
+    assert_eq!(promoted.unwrap(), Outcome::Promoted);
+    let after = state.repos.users.get_user(ordinary.id).await.unwrap().unwrap();
+    assert!(after.is_superuser && after.is_active);
+    // Bad input is refused before anything is written.
+    assert_eq!(after.password_hash, own_hash);
+    // Bad input is refused before anything is written; a new user needs a password.
+    let bad = ensure_superuser(&state, "not an email", Some(api_tests::PASSWORD), IfExists::Keep).await;
+    assert!(matches!(bad, Err(AdminError::Email(_))));
+    let short = ensure_superuser(&state, "short@example.com", Some("short"), IfExists::Keep).await;
+    assert!(matches!(short, Err(AdminError::Password)));
+    let none = ensure_superuser(&state, "short@example.com", None, IfExists::Keep).await;
+    assert!(matches!(none, Err(AdminError::PasswordNeeded)));
+    assert!(state.repos.users.find_user_by_email("short@example.com").await.unwrap().is_none());
+}

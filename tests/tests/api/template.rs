@@ -1,0 +1,180 @@
+//! `template.yaml` and the code agree: the table's keys, index and TTL are the ones the code
+//! creates locally, and every route of the HTTP API reaches the function that serves it, with
+//! exactly the methods that function answers on that path.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+
+use api_tests::{API_ROUTES, TestApp};
+use axum::http::{Method, StatusCode};
+use serde_norway::Value;
+use shared::repo::keys::{INDEXES, TABLE_KEYS, TTL};
+
+fn template() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let text = std::fs::read_to_string(path).expect("read template.yaml");
+    serde_norway::from_str(&text).expect("template.yaml is YAML")
+}
+
+fn keys(schema: &Value) -> Vec<(String, String)> {
+    schema
+        .as_sequence()
+        .expect("key schema")
+        .iter()
+        .map(|k| (k["AttributeName"].as_str().unwrap().to_owned(), k["KeyType"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect()
+}
+
+#[test]
+fn the_table_in_the_template_is_the_one_the_code_creates() {
+    let t = template();
+    let table = &t["Resources"]["Table"]["Properties"];
+    assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
+    assert_eq!(keys(&table["KeySchema"]), owned(&TABLE_KEYS));
+    let indexes = table["GlobalSecondaryIndexes"].as_sequence().expect("indexes");
+    assert_eq!(indexes.len(), INDEXES.len());
+    for (index, (name, schema)) in indexes.iter().zip(INDEXES) {
+        assert_eq!(index["IndexName"], name);
+        assert_eq!(keys(&index["KeySchema"]), owned(&schema));
+        assert_eq!(index["Projection"]["ProjectionType"], "ALL");
+    }
+    assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL);
+    assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
+    assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
+}
+
+#[test]
+fn the_jwt_secret_is_never_in_plain_text() {
+    let t = template();
+    let secret = &t["Globals"]["Function"]["Environment"]["Variables"]["JWT_SECRET"];
+    let text = serde_norway::to_string(secret).unwrap();
+    assert!(text.contains("resolve:secretsmanager"), "{text}");
+    assert!(t["Parameters"].as_mapping().unwrap().keys().all(|k| !k.as_str().unwrap().contains("Secret")));
+}
+
+/// (function binary, path) of every HttpApi event; every event must route `ANY`.
+fn template_routes() -> BTreeSet<(String, String)> {
+    let t = template();
+    let mut out = BTreeSet::new();
+    for (_, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+        assert_eq!(resource["Metadata"]["BuildMethod"], "rust-cargolambda");
+        for (_, event) in resource["Properties"]["Events"].as_mapping().unwrap() {
+            assert_eq!(event["Type"], "HttpApi");
+            // ANY: the router, not API Gateway, answers unserved methods (405 with Allow).
+            assert_eq!(event["Properties"]["Method"], "ANY", "{binary}");
+            out.insert((binary.clone(), event["Properties"]["Path"].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_template_routes_every_path_of_api_md_to_its_function_and_unknown_paths_to_a_router() {
+    let mut expected: BTreeSet<(String, String)> =
+        API_ROUTES.iter().map(|(f, p, _)| ((*f).to_owned(), (*p).to_owned())).collect();
+    expected.insert(("docs".to_owned(), "$default".to_owned()));
+    assert_eq!(template_routes(), expected);
+}
+
+#[tokio::test]
+async fn every_function_serves_exactly_the_methods_of_api_md() {
+    let app = TestApp::memory();
+    let mut count = 0;
+    for (function, path, methods) in API_ROUTES {
+        let concrete = path
+            .replace("{user_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{item_id}", &uuid::Uuid::now_v7().to_string())
+            .replace("{proxy+}", "swagger-ui.css");
+        let prefix = if *function == "docs" { "/" } else { &format!("/v1/{function}") };
+        assert!(concrete.starts_with(prefix), "{function} serves {path}");
+        for method in *methods {
+            let response = app.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None).await;
+            // Unauthenticated and bodiless, a served route answers 400/401/415, never 404/405.
+            assert!(
+                ![StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&response.status),
+                "{method} {path}: {}",
+                response.status
+            );
+            count += 1;
+        }
+        // The 405 of an unserved method names exactly these methods (and HEAD, which axum
+        // answers wherever GET is).
+        let probe = app.call(Method::PUT, &concrete, None).await;
+        assert_eq!(probe.status, StatusCode::METHOD_NOT_ALLOWED, "PUT {path}");
+        let allow: BTreeSet<&str> =
+            probe.header("allow").unwrap().split(',').map(str::trim).filter(|m| *m != "HEAD").collect();
+        assert_eq!(allow, methods.iter().copied().collect(), "{path}");
+    }
+    assert_eq!(count, 20, "every route of API.md");
+    let unknown = app.call(Method::GET, "/v1/nothing/here", None).await;
+    assert_eq!((unknown.status, unknown.detail()), (StatusCode::NOT_FOUND, serde_json::json!("Not Found")));
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
+}
+
+fn tagged<'a>(v: &'a Value, tag: &str) -> &'a Value {
+    match v {
+        Value::Tagged(t) if t.tag == tag => &t.value,
+        other => panic!("expected {tag}, found {other:?}"),
+    }
+}
+
+#[test]
+fn cors_on_the_http_api_is_the_local_servers_with_origins_from_a_parameter() {
+    let t = template();
+    let cors = tagged(&t["Resources"]["Api"]["Properties"]["CorsConfiguration"], "!If");
+    assert_eq!(cors[0], "CorsEnabled");
+    assert_eq!(tagged(&cors[2], "!Ref"), "AWS::NoValue", "no origins, no CORS");
+    let on = &cors[1];
+    assert_eq!(strings(&on["AllowMethods"]), catalog::cors::CORS_ALLOW_METHODS);
+    assert_eq!(strings(&on["AllowHeaders"]), catalog::cors::CORS_ALLOW_HEADERS);
+    assert_eq!(strings(&on["ExposeHeaders"]), catalog::cors::CORS_EXPOSE_HEADERS);
+    assert_eq!(on["MaxAge"].as_u64(), Some(catalog::cors::CORS_MAX_AGE_SECS));
+    assert!(on.get("AllowCredentials").is_none(), "bearer tokens, not cookies");
+    let split = tagged(&on["AllowOrigins"], "!Split");
+    assert_eq!(split[0], ",");
+    assert_eq!(tagged(&split[1], "!Ref"), "CorsAllowedOrigins");
+    assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["Default"], "");
+    // !Split does not trim as the local server does: spaces are refused at deploy time.
+    assert_eq!(t["Parameters"]["CorsAllowedOrigins"]["AllowedPattern"], r"^[^\s]*$");
+}
+
+#[test]
+fn functions_are_traced_logged_with_retention_and_time_out_after_dynamodb_gives_up() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["Tracing"], "Active");
+    assert_eq!(globals["Architectures"][0], "arm64");
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    let timeout = globals["Timeout"].as_u64().unwrap();
+    let dynamodb = shared::state::DYNAMODB_OPERATION_TIMEOUT.as_secs();
+    assert!(timeout >= dynamodb + 3, "timeout {timeout}s leaves room after DynamoDB's {dynamodb}s");
+    assert!((128..=1024).contains(&globals["MemorySize"].as_u64().unwrap()));
+    let mut functions = 0;
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        functions += 1;
+        let group = tagged(&resource["Properties"]["LoggingConfig"]["LogGroup"], "!Ref").as_str().unwrap();
+        let logs = &t["Resources"][group];
+        assert_eq!(logs["Type"], "AWS::Logs::LogGroup", "{name:?}");
+        assert_eq!(tagged(&logs["Properties"]["RetentionInDays"], "!Ref"), "LogRetentionDays");
+    }
+    assert_eq!(functions, 4);
+    // The docs function touches no data at all.
+    assert!(t["Resources"]["DocsFunction"]["Properties"].get("Policies").is_none());
+}

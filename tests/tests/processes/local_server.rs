@@ -1,0 +1,293 @@
+//! The local API server and the admin command as a user runs them: real processes, real HTTP.
+//! The server mounts the functions' own routers on the routes of `template.yaml`, needs no
+//! configuration at all, and uses DynamoDB when `DYNAMODB_ENDPOINT` says so.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use api_tests::PASSWORD;
+use api_tests::process::{HOST_VARIABLES, LocalServer, Reply, build_server, http};
+use axum::http::{Method, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+async fn login(url: &str, email: &str, password: &str) -> Reply {
+    let form = serde_urlencoded::to_string([("username", email), ("password", password)]).unwrap();
+    http(Method::POST, &format!("{url}/v1/auth/token"), &[FORM], form).await
+}
+
+async fn signup(url: &str, email: &str) -> Reply {
+    let body = json!({"email": email, "password": PASSWORD}).to_string();
+    http(Method::POST, &format!("{url}/v1/users/signup"), &[JSON], body).await
+}
+
+#[tokio::test]
+async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
+    let admin_password = "first superuser password";
+    let server = LocalServer::start(
+        &["--port", "0"],
+        &[
+            ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
+            ("FIRST_SUPERUSER_PASSWORD", admin_password),
+            ("CORS_ALLOWED_ORIGINS", "http://localhost:5173"),
+        ],
+    );
+    let url = server.url.clone();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let banner = server.process.output().join("\n");
+    assert!(banner.contains("store:      in memory"), "{banner}");
+    assert!(banner.contains("a random one was made for this run"), "{banner}");
+    assert!(banner.contains("superuser:  root@example.com (created)"), "{banner}");
+    assert!(banner.contains(&format!("docs:       {url}/docs")), "{banner}");
+
+    // Every route of the template is served (a bodiless, anonymous request is refused by the
+    // function, never a 404 of the server).
+    let routes = catalog::routes().unwrap();
+    assert!(routes.len() >= 10);
+    for route in routes.iter().filter(|r| r.path != catalog::DEFAULT_ROUTE) {
+        let path = route
+            .path
+            .replace("{user_id}", &Uuid::now_v7().to_string())
+            .replace("{item_id}", &Uuid::now_v7().to_string())
+            .replace("{proxy+}", "swagger-ui.css");
+        let reply = http(Method::POST, &format!("{url}{path}"), &[], "").await;
+        assert_ne!(reply.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(reply.status.is_client_error(), "{path}: {}", reply.status);
+    }
+    let unknown = http(Method::GET, &format!("{url}/v2/nothing"), &[], "").await;
+    assert_eq!((unknown.status, unknown.json()), (StatusCode::NOT_FOUND, json!({"detail": "Not Found"})));
+    let put = http(Method::PUT, &format!("{url}/v1/items"), &[], "").await;
+    assert_eq!(put.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(put.header("allow"), Some("GET,HEAD,POST"));
+
+    // A user's whole journey, and the first superuser's powers.
+    assert_eq!(signup(&url, "local@example.com").await.status, StatusCode::CREATED);
+    let token = login(&url, "local@example.com", PASSWORD).await.json();
+    let access = token["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {access}");
+    let created = http(
+        Method::POST,
+        &format!("{url}/v1/items"),
+        &[JSON, ("authorization", &bearer)],
+        r#"{"title":"t"}"#,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let location = created.header("location").unwrap().to_owned();
+    let read = http(Method::GET, &format!("{url}{location}"), &[("authorization", &bearer)], "").await;
+    assert_eq!((read.status, read.json()["title"].clone()), (StatusCode::OK, json!("t")));
+    let root = login(&url, "root@example.com", admin_password).await.json();
+    let root_bearer = format!("Bearer {}", root["access_token"].as_str().unwrap());
+    let users = http(Method::GET, &format!("{url}/v1/users"), &[("authorization", &root_bearer)], "").await;
+    assert_eq!(users.status, StatusCode::OK);
+    assert_eq!(users.json()["data"].as_array().unwrap().len(), 2);
+
+    // CORS: the configured origin may call, preflight included; another may not.
+    let preflight = http(
+        Method::OPTIONS,
+        &format!("{url}/v1/items"),
+        &[
+            ("origin", "http://localhost:5173"),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization,content-type"),
+        ],
+        "",
+    )
+    .await;
+    assert_eq!(preflight.status, StatusCode::OK);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some("http://localhost:5173"));
+    assert_eq!(preflight.header("access-control-allow-methods"), Some("GET,POST,PATCH,DELETE"));
+    assert!(preflight.header("x-request-id").is_some());
+    let simple = http(
+        Method::GET,
+        &format!("{url}{location}"),
+        &[("origin", "http://localhost:5173"), ("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(simple.header("access-control-allow-origin"), Some("http://localhost:5173"));
+    assert!(simple.header("access-control-expose-headers").unwrap().contains("etag"));
+    let foreign = http(
+        Method::GET,
+        &format!("{url}{location}"),
+        &[("origin", "https://evil.example"), ("authorization", &bearer)],
+        "",
+    )
+    .await;
+    assert_eq!(foreign.header("access-control-allow-origin"), None);
+
+    // One access-log line per request, with its route and status; no secret in any line.
+    let output = server.process.stop();
+    let requests: Vec<&String> = output.iter().filter(|l| l.contains(" request ")).collect();
+    assert!(
+        requests.iter().any(|l| l.contains("route=\"/v1/items/{item_id}\"") && l.contains("status=200")),
+        "{output:#?}"
+    );
+    assert!(requests.iter().any(|l| l.contains("route=\"/v1/users/signup\"") && l.contains("status=201")));
+    assert!(requests.iter().all(|l| l.contains("request_id=") && l.contains("latency_ms=")));
+    // The preflight never reached a function (as in AWS, where API Gateway answers it), and is
+    // logged by the server itself.
+    assert!(
+        requests.iter().any(|l| l.contains("route=\"<cors preflight>\"") && l.contains("method=OPTIONS"))
+    );
+    let everything = output.join("\n");
+    for secret in [PASSWORD, admin_password, &access, "Bearer"] {
+        assert!(!everything.contains(secret), "{secret:?} was logged:\n{everything}");
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn the_port_comes_from_port_or_the_flag_and_the_flag_wins() {
+    let port = free_port();
+    let server = LocalServer::start(&[], &[("PORT", &port.to_string())]);
+    assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
+    assert_eq!(signup(&server.url, "port@example.com").await.status, StatusCode::CREATED);
+    drop(server);
+    let port = free_port();
+    let server = LocalServer::start(&["--port", &port.to_string()], &[("PORT", "1")]);
+    assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
+}
+
+#[tokio::test]
+async fn it_serves_on_one_thread_or_on_as_many_as_asked() {
+    for workers in [("--workers", "3"), ("--workers", "1")] {
+        let server = LocalServer::start(&["--port", "0", workers.0, workers.1], &[]);
+        let email = format!("workers-{}@example.com", workers.1);
+        assert_eq!(signup(&server.url, &email).await.status, StatusCode::CREATED);
+        assert_eq!(login(&server.url, &email, PASSWORD).await.status, StatusCode::OK);
+    }
+    let server = LocalServer::start(&["--port", "0"], &[("WORKERS", "2")]);
+    assert_eq!(signup(&server.url, "workers-env@example.com").await.status, StatusCode::CREATED);
+    let (ok, output) = run("server", &["--workers", "0"], &[], None);
+    assert!(!ok, "0 workers started: {output}");
+    assert!(output.contains("--workers"), "{output}");
+}
+
+fn run(bin: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (bool, String) {
+    let mut command = Command::new(build_server().join(bin));
+    for name in HOST_VARIABLES {
+        command.env_remove(name);
+    }
+    command
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).unwrap();
+    }
+    drop(input);
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn a_table_needs_an_endpoint_before_it_is_created() {
+    let (ok, out) = run("server", &["--create-table", "--port", "0"], &[], None);
+    assert!(!ok && out.contains("--create-table needs DYNAMODB_ENDPOINT"), "{out}");
+    let (ok, out) = run("server", &["--port", "0"], &[("JWT_SECRET", "short")], None);
+    assert!(!ok && out.contains("JWT_SECRET is 5 bytes long"), "{out}");
+    let (ok, out) = run("server", &["--port", "0"], &[("FIRST_SUPERUSER_EMAIL", "a@example.com")], None);
+    assert!(!ok && out.contains("set both FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD"), "{out}");
+    let (ok, out) = run("admin", &["migrate", "--status"], &[], None);
+    assert!(!ok && out.contains("set TABLE_NAME"), "{out}");
+    // A table that is not there is found at start, not by every request's 5xx.
+    let endpoint = api_tests::dynamo::endpoint();
+    let env = [("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", "never-created")];
+    let (ok, out) = run("server", &["--port", "0"], &env, None);
+    assert!(
+        !ok && out.contains("\"never-created\" does not exist") && out.contains("--create-table"),
+        "{out}"
+    );
+    let (ok, out) = run("admin", &["--create-table", "migrate"], &[("TABLE_NAME", "deployed")], None);
+    assert!(!ok && out.contains("--create-table needs DYNAMODB_ENDPOINT"), "{out}");
+}
+
+#[tokio::test]
+async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
+    let endpoint = api_tests::dynamo::endpoint();
+    let table = format!("local-{}", Uuid::new_v4().simple());
+    let env = [
+        ("DYNAMODB_ENDPOINT", endpoint.as_str()),
+        ("TABLE_NAME", table.as_str()),
+        ("JWT_SECRET", api_tests::SECRET),
+        ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
+        ("FIRST_SUPERUSER_PASSWORD", PASSWORD),
+    ];
+    let server = LocalServer::start(&["--port", "0", "--create-table"], &env);
+    let banner = server.process.output().join("\n");
+    assert!(banner.contains(&format!("store:      DynamoDB table {table:?} at {endpoint}")), "{banner}");
+    assert!(banner.contains("root@example.com (created)"), "{banner}");
+    assert!(!banner.contains("random"), "{banner}");
+    assert_eq!(signup(&server.url, "kept@example.com").await.status, StatusCode::CREATED);
+    drop(server);
+
+    // The data outlives the process; the superuser is kept, not made twice.
+    let server = LocalServer::start(&["--port", "0"], &env);
+    assert!(server.process.output().join("\n").contains("root@example.com (already there)"));
+    assert_eq!(login(&server.url, "kept@example.com", PASSWORD).await.status, StatusCode::OK);
+    let mut config = api_tests::config();
+    config.table_name = table;
+    config.dynamodb_endpoint = Some(endpoint);
+    let client = api_tests::dynamo::client(&config).await;
+    let store = shared::repo::dynamo::DynamoStore::new(client, config.table_name.clone());
+    let user = shared::repo::UserRepo::find_user_by_email(&store, "kept@example.com").await.unwrap();
+    assert!(user.is_some(), "the signup is in the DynamoDB table");
+}
+
+#[tokio::test]
+async fn the_admin_command_migrates_and_makes_superusers_on_a_table() {
+    let endpoint = api_tests::dynamo::endpoint();
+    let table = format!("admin-{}", Uuid::new_v4().simple());
+    let env = [("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())];
+    let (ok, out) = run("admin", &["--create-table", "migrate", "--status"], &env, None);
+    assert!(ok && out.contains("0001_baseline") && out.contains("pending"), "{out}");
+    let (ok, out) = run("admin", &["migrate"], &env, None);
+    assert!(ok && out.contains("applied 0001_baseline"), "{out}");
+    let (ok, out) = run("admin", &["migrate"], &env, None);
+    assert!(ok && out.contains("nothing to apply"), "{out}");
+    let (ok, out) = run("admin", &["migrate", "--status"], &env, None);
+    assert!(ok && out.contains("0001_baseline") && out.contains("applied 20"), "{out}");
+
+    // The password comes from standard input or ADMIN_PASSWORD, never the command line.
+    let (ok, out) =
+        run("admin", &["create-superuser", "--email", "ops@example.com"], &env, Some("ops password 1\n"));
+    assert!(ok && out.contains("ops@example.com: created"), "{out}");
+    let mut with_password = env.to_vec();
+    with_password.push(("ADMIN_PASSWORD", "ops password 1"));
+    let (ok, out) = run("admin", &["create-superuser", "--email", "ops@example.com"], &with_password, None);
+    assert!(ok && out.contains("already a superuser"), "{out}");
+    let (ok, out) = run("admin", &["create-superuser", "--email", "weak@example.com"], &env, Some("short\n"));
+    assert!(!ok && out.contains("invalid password"), "{out}");
+    assert!(!out.contains("short\n") && !out.contains("ops password 1"), "{out}");
+
+    // An ordinary user of the API, promoted; the API then treats it as a superuser.
+    let server = LocalServer::start(
+        &["--port", "0"],
+        &[("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())],
+    );
+    assert_eq!(signup(&server.url, "promote@example.com").await.status, StatusCode::CREATED);
+    let (ok, out) = run("admin", &["create-superuser", "--email", "promote@example.com"], &env, None);
+    assert!(ok && out.contains("promoted to superuser"), "{out}");
+    let token = login(&server.url, "promote@example.com", PASSWORD).await.json();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let users =
+        http(Method::GET, &format!("{}/v1/users", server.url), &[("authorization", &bearer)], "").await;
+    assert_eq!(users.status, StatusCode::OK);
+    let ops = login(&server.url, "ops@example.com", "ops password 1").await;
+    assert_eq!(ops.status, StatusCode::OK);
+}
