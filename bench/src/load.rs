@@ -45,6 +45,7 @@ impl Peer {
         let mut process = Running::spawn(command);
         let url = process
             .wait_for(Duration::from_secs(60), |l| l.strip_prefix("API listening on ").map(str::to_owned));
+        process.wait_until_answers(&format!("{url}/openapi.json"), Duration::from_secs(60)).await;
         Self::ready("Rust local server", url, process).await
     }
 
@@ -63,9 +64,10 @@ impl Peer {
                 ("FIRST_SUPERUSER_PASSWORD", PASSWORD),
             ]);
         let mut process = Running::spawn(command);
-        process
-            .wait_for(Duration::from_secs(60), |l| l.contains("Application startup complete").then_some(()));
-        Self::ready("FastAPI peer", format!("http://127.0.0.1:{port}"), process).await
+        // Ready when it answers: uvicorn says "Application startup complete" before it binds.
+        let url = format!("http://127.0.0.1:{port}");
+        process.wait_until_answers(&format!("{url}/openapi.json"), Duration::from_secs(60)).await;
+        Self::ready("FastAPI peer", url, process).await
     }
 
     async fn ready(name: &'static str, url: String, process: Running) -> Result<Self, String> {

@@ -1,16 +1,19 @@
-//! The catalog of functions: each function of the API once, with its router and its part of the
-//! OpenAPI document. Everything that needs "every function" reads it: the local server and the
-//! tests mount the routers on the routes of `template.yaml` ([`app`]), the document is joined
-//! from the parts ([`openapi`]; the docs function serves it as `openapi.json`), the sample events
-//! are generated from the routes and the document ([`events`]), and the bench starts each one.
+//! The catalog of functions: each function of the API once, with its router, its part of the
+//! OpenAPI document and its probe. Everything that needs "every function" reads it: the local
+//! server and the tests mount the routers on the routes of `template.yaml` ([`app`]), the
+//! document is joined from the parts ([`openapi`]; the docs function serves it as
+//! `openapi.json`), the sample events are generated from the routes and the document
+//! ([`events`]), and the bench starts each one.
 //!
-//! Adding a function: its crate under `functions/`, a line in `Cargo.toml` here, an entry in
-//! [`FUNCTIONS`], and its resource in `template.yaml` (`docs/adding-a-resource.md`). The template
-//! tests fail until the template and this list name the same functions.
+//! The list, [`FUNCTIONS`], is `template.yaml`'s own: `build.rs` writes one entry per function
+//! there, from the three things every function crate exports (`router`, `openapi`, `PROBE`).
+//! Adding a function is its crate under `functions/`, its resource in `template.yaml`, and a
+//! line in this crate's `Cargo.toml` (`docs/adding-a-resource.md`).
 
 pub mod app;
 pub mod cors;
 pub mod events;
+pub mod table_design;
 pub mod template;
 
 use axum::Router;
@@ -29,35 +32,15 @@ pub struct Function {
     pub name: &'static str,
     /// Its router: what its Lambda `main` runs, and what the local server mounts.
     pub router: fn(AppState) -> Router,
-    /// Its part of the OpenAPI document; none for the docs function, which serves the document.
-    pub openapi: Option<fn() -> OpenApi>,
+    /// Its part of the OpenAPI document (empty for the docs function, whose pages are not
+    /// operations).
+    pub openapi: fn() -> OpenApi,
     /// The sample event (`events/<probe>.json`) that stands for it where one request must: the
     /// bench's cold starts.
     pub probe: &'static str,
 }
 
-/// Every function of the API.
-pub const FUNCTIONS: &[Function] = &[
-    Function {
-        name: "auth",
-        router: auth::router,
-        openapi: Some(auth::Api::openapi),
-        probe: "post-v1-auth-token",
-    },
-    Function {
-        name: "users",
-        router: users::router,
-        openapi: Some(users::Api::openapi),
-        probe: "get-v1-users-me",
-    },
-    Function {
-        name: "items",
-        router: items::router,
-        openapi: Some(items::Api::openapi),
-        probe: "get-v1-items-item_id",
-    },
-    Function { name: "docs", router: docs::router, openapi: None, probe: "get-openapi_json" },
-];
+include!(concat!(env!("OUT_DIR"), "/functions.rs"));
 
 /// The function built as `name`.
 pub fn function(name: &str) -> Option<&'static Function> {
@@ -76,8 +59,8 @@ does not serve is a 405 with a complete `Allow`; an unknown path a 404. Every re
 /// and the OAuth2 password flow.
 pub fn openapi() -> OpenApi {
     let mut doc = OpenApi::default();
-    for part in FUNCTIONS.iter().filter_map(|f| f.openapi) {
-        doc.merge(part());
+    for function in FUNCTIONS {
+        doc.merge((function.openapi)());
     }
     doc.merge(shared::openapi::SharedComponents::openapi());
     doc.info = InfoBuilder::new()

@@ -31,24 +31,34 @@ use uuid::Uuid;
 pub const SECRET: &str = "test-secret-for-the-in-process-tests-0123456789";
 pub const PASSWORD: &str = "correct horse battery";
 
-/// The routes of the contract (`docs/contract.md`): (function, path in the template's syntax,
-/// methods). Written out here once, by hand, as the independent check on `template.yaml` and the
-/// OpenAPI document: a route dropped from both is noticed. Everything else derives its routes
-/// from those two.
-pub const API_ROUTES: &[(&str, &str, &[&str])] = &[
-    ("auth", "/v1/auth/token", &["POST"]),
-    ("auth", "/v1/auth/revoke", &["POST"]),
-    ("users", "/v1/users/signup", &["POST"]),
-    ("users", "/v1/users/me", &["GET", "PATCH", "DELETE"]),
-    ("users", "/v1/users/me/password", &["PATCH"]),
-    ("users", "/v1/users", &["GET", "POST"]),
-    ("users", "/v1/users/{user_id}", &["GET", "PATCH", "DELETE"]),
-    ("items", "/v1/items", &["GET", "POST"]),
-    ("items", "/v1/items/{item_id}", &["GET", "PATCH", "DELETE"]),
-    ("docs", "/openapi.json", &["GET"]),
-    ("docs", "/docs", &["GET"]),
-    ("docs", "/docs/{proxy+}", &["GET"]),
-];
+/// The routes of the contract: (function, path in the template's syntax, methods), as the
+/// table of routes in `docs/contract.md` lists them. Written there once, by hand, as the
+/// independent check on `template.yaml` and the OpenAPI document: a route dropped from both (or
+/// added to both without the contract) is noticed. Everything else derives its routes from those
+/// two.
+pub fn api_routes() -> Vec<(String, String, Vec<String>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/contract.md");
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let table =
+        text.split("\n## Routes\n").nth(1).expect("a Routes section").split("\n## ").next().unwrap_or("");
+    let mut routes: Vec<(String, String, Vec<String>)> = Vec::new();
+    for row in table.lines().filter(|l| l.starts_with("| ")) {
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (method, path, function) = (cells[1], cells[2].trim_matches('`'), cells[3]);
+        if !["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&method) {
+            continue;
+        }
+        match routes.iter_mut().find(|(_, p, _)| p == path) {
+            Some((f, _, methods)) => {
+                assert_eq!(f, function, "{path}: two functions in docs/contract.md");
+                methods.push(method.to_owned());
+            }
+            None => routes.push((function.to_owned(), path.to_owned(), vec![method.to_owned()])),
+        }
+    }
+    assert!(!routes.is_empty(), "no routes in the table of docs/contract.md");
+    routes
+}
 
 /// A configuration for tests.
 pub fn config() -> Config {

@@ -158,6 +158,27 @@ impl Running {
         }
     }
 
+    /// Waits until `url` answers an HTTP request (whatever its status): a server is ready when
+    /// it answers, not when it says so (uvicorn prints "Application startup complete" before it
+    /// binds its socket). Panics with everything printed so far if the process exits or
+    /// `timeout` passes first.
+    pub async fn wait_until_answers(&mut self, url: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if try_http(Method::GET, url, &[], Bytes::new()).await.is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!("exited with {status} before it answered:\n{}", self.output().join("\n"));
+            }
+            if Instant::now() > deadline {
+                panic!("{url} did not answer within {timeout:?}:\n{}", self.output().join("\n"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the process (SIGKILL) and returns everything it printed.
     pub fn stop(mut self) -> Vec<String> {
         self.kill();
@@ -183,8 +204,8 @@ pub struct LocalServer {
 
 impl LocalServer {
     /// Starts `target/<profile>/server` with `args` and `env`, nothing else from the host's
-    /// configuration, and waits for its banner.
-    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+    /// configuration, and waits for its banner (which names its port) and then for it to answer.
+    pub async fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut command = Command::new(build_server().join("server"));
         command.args(args);
         for name in HOST_VARIABLES {
@@ -195,6 +216,7 @@ impl LocalServer {
         let url = process.wait_for(Duration::from_secs(60), |line| {
             line.strip_prefix("API listening on ").map(str::to_owned)
         });
+        process.wait_until_answers(&format!("{url}/openapi.json"), Duration::from_secs(60)).await;
         Self { process, url }
     }
 }

@@ -106,6 +106,15 @@ impl std::fmt::Debug for Token {
     }
 }
 
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// The sample event (`events/post-v1-auth-token.json`) that stands for this function where one request
+/// must: the bench's cold starts.
+pub const PROBE: &str = "post-v1-auth-token";
+
 pub fn router(state: AppState) -> Router {
     let routes = Router::new().route("/v1/auth/token", post(token)).route("/v1/auth/revoke", post(revoke));
     shared::web::finish(routes, state)

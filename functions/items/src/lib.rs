@@ -25,6 +25,15 @@ pub use model::{Item, ItemChanges, ItemCreate, ItemId, ItemPage, ItemRecord, Ite
 )]
 pub struct Api;
 
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// The sample event (`events/get-v1-items-item_id.json`) that stands for this function where one request
+/// must: the bench's cold starts.
+pub const PROBE: &str = "get-v1-items-item_id";
+
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v1/items", get(list_items).post(create_item))

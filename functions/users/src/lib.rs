@@ -43,6 +43,15 @@ pub use schemas::{
 )]
 pub struct Api;
 
+/// This function's part of the OpenAPI document.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    <Api as utoipa::OpenApi>::openapi()
+}
+
+/// The sample event (`events/get-v1-users-me.json`) that stands for this function where one request
+/// must: the bench's cold starts.
+pub const PROBE: &str = "get-v1-users-me";
+
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v1/users/signup", post(signup))

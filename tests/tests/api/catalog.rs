@@ -59,17 +59,12 @@ fn each_functions_part_of_the_document_holds_the_paths_the_template_routes_to_it
             .filter(|r| r.binary == function.name && r.path != catalog::DEFAULT_ROUTE)
             .map(|r| r.path.clone())
             .collect();
-        match function.openapi {
-            Some(part) => {
-                let documented: BTreeSet<String> = part().paths.paths.keys().cloned().collect();
-                assert_eq!(
-                    documented, routed,
-                    "{}: its document part (left), its routes (right)",
-                    function.name
-                );
-            }
+        let documented: BTreeSet<String> = (function.openapi)().paths.paths.keys().cloned().collect();
+        if documented.is_empty() {
             // The docs function's pages are not API operations, as FastAPI leaves /docs out.
-            None => assert!(routed.iter().all(|p| !p.starts_with("/v1/")), "{}: {routed:?}", function.name),
+            assert!(routed.iter().all(|p| !p.starts_with("/v1/")), "{}: {routed:?}", function.name);
+        } else {
+            assert_eq!(documented, routed, "{}: its document part (left), its routes (right)", function.name);
         }
     }
 }

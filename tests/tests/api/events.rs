@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use api_tests::fixtures::{all_events, fill, fixtures};
-use api_tests::{API_ROUTES, TestApp};
+use api_tests::{TestApp, api_routes};
 use catalog::events::event_name;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -27,7 +27,7 @@ fn there_is_one_event_per_route_and_nothing_else() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
-    let routes: BTreeSet<String> = API_ROUTES
+    let routes: BTreeSet<String> = api_routes()
         .iter()
         .flat_map(|(_, path, methods)| methods.iter().map(move |m| format!("{}.json", event_name(m, path))))
         .collect();

@@ -20,6 +20,7 @@ mod lambda;
 mod migrate;
 mod openapi;
 mod repo_contract;
+mod resources;
 mod structure;
 mod table_design;
 mod template;

@@ -29,7 +29,8 @@ async fn swagger_ui_authorizes_and_runs_an_operation_in_chromium() {
     let server = LocalServer::start(
         &["--host", "127.0.0.2", "--port", "0"],
         &[("FIRST_SUPERUSER_EMAIL", email), ("FIRST_SUPERUSER_PASSWORD", password)],
-    );
+    )
+    .await;
     assert!(server.url.starts_with("http://127.0.0.2:"), "{}", server.url);
     let screenshot = api_tests::process::bin_dir().join("../test-artifacts/docs.png");
     let _ = std::fs::remove_file(&screenshot);

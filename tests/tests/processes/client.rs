@@ -87,7 +87,7 @@ async fn a_generated_client_has_one_model_per_shared_type_and_works() {
     }
 
     // And it works, against the local server.
-    let server = LocalServer::start(&["--port", "0"], &[]);
+    let server = LocalServer::start(&["--port", "0"], &[]).await;
     let script = r#"
 import sys
 sys.path.insert(0, sys.argv[1])

@@ -37,7 +37,8 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
             ("FIRST_SUPERUSER_PASSWORD", admin_password),
             ("CORS_ALLOWED_ORIGINS", "http://localhost:5173"),
         ],
-    );
+    )
+    .await;
     let url = server.url.clone();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let banner = server.process.output().join("\n");
@@ -149,24 +150,24 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn the_port_comes_from_port_or_the_flag_and_the_flag_wins() {
     let port = free_port();
-    let server = LocalServer::start(&[], &[("PORT", &port.to_string())]);
+    let server = LocalServer::start(&[], &[("PORT", &port.to_string())]).await;
     assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
     assert_eq!(signup(&server.url, "port@example.com").await.status, StatusCode::CREATED);
     drop(server);
     let port = free_port();
-    let server = LocalServer::start(&["--port", &port.to_string()], &[("PORT", "1")]);
+    let server = LocalServer::start(&["--port", &port.to_string()], &[("PORT", "1")]).await;
     assert_eq!(server.url, format!("http://127.0.0.1:{port}"));
 }
 
 #[tokio::test]
 async fn it_serves_on_one_thread_or_on_as_many_as_asked() {
     for workers in [("--workers", "3"), ("--workers", "1")] {
-        let server = LocalServer::start(&["--port", "0", workers.0, workers.1], &[]);
+        let server = LocalServer::start(&["--port", "0", workers.0, workers.1], &[]).await;
         let email = format!("workers-{}@example.com", workers.1);
         assert_eq!(signup(&server.url, &email).await.status, StatusCode::CREATED);
         assert_eq!(login(&server.url, &email, PASSWORD).await.status, StatusCode::OK);
     }
-    let server = LocalServer::start(&["--port", "0"], &[("WORKERS", "2")]);
+    let server = LocalServer::start(&["--port", "0"], &[("WORKERS", "2")]).await;
     assert_eq!(signup(&server.url, "workers-env@example.com").await.status, StatusCode::CREATED);
     let (ok, output) = run("server", &["--workers", "0"], &[], None);
     assert!(!ok, "0 workers started: {output}");
@@ -228,7 +229,7 @@ async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
         ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
         ("FIRST_SUPERUSER_PASSWORD", PASSWORD),
     ];
-    let server = LocalServer::start(&["--port", "0", "--create-table"], &env);
+    let server = LocalServer::start(&["--port", "0", "--create-table"], &env).await;
     let banner = server.process.output().join("\n");
     assert!(banner.contains(&format!("store:      DynamoDB table {table:?} at {endpoint}")), "{banner}");
     assert!(banner.contains("root@example.com (created)"), "{banner}");
@@ -237,7 +238,7 @@ async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
     drop(server);
 
     // The data outlives the process; the superuser is kept, not made twice.
-    let server = LocalServer::start(&["--port", "0"], &env);
+    let server = LocalServer::start(&["--port", "0"], &env).await;
     assert!(server.process.output().join("\n").contains("root@example.com (already there)"));
     assert_eq!(login(&server.url, "kept@example.com", PASSWORD).await.status, StatusCode::OK);
     let mut config = api_tests::config();
@@ -279,7 +280,8 @@ async fn the_admin_command_migrates_and_makes_superusers_on_a_table() {
     let server = LocalServer::start(
         &["--port", "0"],
         &[("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())],
-    );
+    )
+    .await;
     assert_eq!(signup(&server.url, "promote@example.com").await.status, StatusCode::CREATED);
     let (ok, out) = run("admin", &["create-superuser", "--email", "promote@example.com"], &env, None);
     assert!(ok && out.contains("promoted to superuser"), "{out}");
