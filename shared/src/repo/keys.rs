@@ -154,7 +154,7 @@ mod tests {
             let pointer = classify(&kind.sk(id), POINTER_SK);
             assert_eq!(pointer, kind.pointer.then_some(Kind::Pointer(*kind)));
         }
-        assert_eq!(classify(&user_pk(user), "PROJECT#1"), None, "an undeclared kind");
+        assert_eq!(classify(&user_pk(user), "UNDECLARED#1"), None, "an undeclared kind");
         assert_eq!(classify(WARM_UP_KEY, WARM_UP_KEY), None);
     }
 }
