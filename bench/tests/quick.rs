@@ -15,7 +15,8 @@ fn one_short_iteration_of_every_measurement_runs_and_is_reported() {
     // The binaries the bench starts, built as `cargo test` built this one (a no-op if they are).
     let built = Command::new(env!("CARGO"))
         .args(["build", "--quiet", "--profile", &profile])
-        .args(["-p", "auth", "-p", "users", "-p", "items", "-p", "docs", "-p", "server", "-p", "bench"])
+        .args(catalog::FUNCTIONS.iter().flat_map(|f| ["-p", f.name]))
+        .args(["-p", "server", "-p", "bench"])
         .current_dir(&workspace)
         .status()
         .expect("cargo");

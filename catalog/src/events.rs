@@ -23,7 +23,6 @@ pub const ADMIN_ID: &str = "0193f1a0-0000-7000-8000-000000000001";
 pub const USER_ID: &str = "0193f1a0-0000-7000-8000-000000000002";
 pub const ADMIN_EMAIL: &str = "admin@example.com";
 pub const USER_EMAIL: &str = "user@example.com";
-pub const PASSWORD: &str = "correct horse battery";
 /// The path a greedy `{proxy+}` stands for in the events: one of Swagger UI's files.
 pub const PROXY_PATH: &str = "swagger-ui.css";
 /// The version every fixture record has, so `If-Match: "1"` matches it.

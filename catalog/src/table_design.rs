@@ -15,11 +15,11 @@ pub fn owned_kinds() -> String {
     );
     for kind in OWNED {
         let pointer = if kind.pointer {
-            format!("`{}<id>` / `OWNER` (`{}`)", kind.prefix, kind.pointer_type())
+            format!("`{}{}` / `OWNER` (`{}`)", kind.prefix, kind.id, kind.pointer_type())
         } else {
             "none".to_owned()
         };
-        table.push_str(&format!("| {} | `{}<id>` | {pointer} |\n", kind.name, kind.prefix));
+        table.push_str(&format!("| {} | `{}{}` | {pointer} |\n", kind.name, kind.prefix, kind.id));
     }
     table
 }

@@ -26,7 +26,7 @@ pub enum TemplateError {
     NoBinary(String),
     #[error("route {path} of function {function} has no Path")]
     NoPath { function: String, path: String },
-    #[error("no function of the catalog is built as {0:?}: add it to catalog::FUNCTIONS")]
+    #[error("no function of the catalog is built as {0:?}: make its crate a dependency of catalog")]
     UnknownBinary(String),
     #[error("invalid CORS origin {0:?}")]
     Origin(String),

@@ -21,6 +21,9 @@ pub struct Fixture {
     pub item_path: String,
     pub user_path: String,
     pub user_id: String,
+    /// (method, concrete path) of every operation of the document that reads a JSON body, its
+    /// path parameters filled with the fixture's user or a record of the fixture's own.
+    pub json_endpoints: Vec<(String, String)>,
 }
 
 pub fn fixture() -> &'static Fixture {
@@ -48,11 +51,43 @@ pub fn fixture() -> &'static Fixture {
             let item_path = format!("/v1/items/{}", item["id"].as_str().expect("id"));
             let user_id = user["id"].as_str().expect("id").to_owned();
             let user_path = format!("/v1/users/{user_id}");
-            (token, item_path, user_path, user_id)
+            let json_endpoints = json_endpoints(&app, &token, &user_id).await;
+            (token, item_path, user_path, user_id, json_endpoints)
         });
-        let (token, item_path, user_path, user_id) = fixture;
-        Fixture { runtime, app, state, token, item_path, user_path, user_id }
+        let (token, item_path, user_path, user_id, json_endpoints) = fixture;
+        Fixture { runtime, app, state, token, item_path, user_path, user_id, json_endpoints }
     })
+}
+
+/// Every operation of the document with a JSON body, at a concrete path: `{user_id}` is the
+/// fixture's user, and any other parameter a record made by its collection's own example.
+async fn json_endpoints(app: &axum::Router, token: &str, user_id: &str) -> Vec<(String, String)> {
+    let document = serde_json::to_value(catalog::openapi()).expect("the document");
+    let paths = document["paths"].as_object().expect("paths");
+    let mut endpoints = Vec::new();
+    for (path, item) in paths {
+        for (method, operation) in item.as_object().expect("operations") {
+            if operation["requestBody"]["content"].get("application/json").is_none() {
+                continue;
+            }
+            let mut concrete = Vec::new();
+            for segment in path.split('/') {
+                if segment == "{user_id}" {
+                    concrete.push(user_id.to_owned());
+                } else if segment.starts_with('{') {
+                    // A record of the collection this parameter names, by its create example.
+                    let collection = concrete.join("/");
+                    let example = &paths[&collection]["post"]["requestBody"]["content"]["application/json"]["example"];
+                    let (_, made) = send(app, json("POST", &collection, Some(token), example.to_string())).await;
+                    concrete.push(made["id"].as_str().expect("a record's id").to_owned());
+                } else {
+                    concrete.push(segment.to_owned());
+                }
+            }
+            endpoints.push((method.to_uppercase(), concrete.join("/")));
+        }
+    }
+    endpoints
 }
 
 pub fn json(method: &str, path: &str, token: Option<&str>, body: impl Into<Body>) -> Request<Body> {

@@ -100,7 +100,7 @@ error_responses! {
     Conflict = 409, ErrorDetail, "The email is taken";
     /// 412.
     PreconditionFailed = 412, ErrorDetail,
-        "`If-Match` matches no current version of the resource (a stale or a malformed tag)";
+        "`If-Match` matches no current version of the record at this path (a stale or a malformed tag)";
     /// 413.
     PayloadTooLarge = 413, ErrorDetail, "The body is over 65536 bytes";
     /// 415.

@@ -37,27 +37,47 @@ pub const PASSWORD: &str = "correct horse battery";
 /// added to both without the contract) is noticed. Everything else derives its routes from those
 /// two.
 pub fn api_routes() -> Vec<(String, String, Vec<String>)> {
+    let mut routes: Vec<(String, String, Vec<String>)> = Vec::new();
+    for (method, path, function, _) in contract_routes() {
+        match routes.iter_mut().find(|(_, p, _)| *p == path) {
+            Some((f, _, methods)) => {
+                assert_eq!(*f, function, "{path}: two functions in docs/contract.md");
+                methods.push(method);
+            }
+            None => routes.push((function, path, vec![method])),
+        }
+    }
+    routes
+}
+
+/// The status each route and method of the contract answers on success: (method, path) → the
+/// status that opens the "success" column of `docs/contract.md`'s table of routes.
+pub fn contract_statuses() -> std::collections::BTreeMap<(String, String), u16> {
+    contract_routes().into_iter().map(|(method, path, _, status)| ((method, path), status)).collect()
+}
+
+/// The rows of `docs/contract.md`'s table of routes: (method, path, function, success status).
+fn contract_routes() -> Vec<(String, String, String, u16)> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/contract.md");
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let table =
         text.split("\n## Routes\n").nth(1).expect("a Routes section").split("\n## ").next().unwrap_or("");
-    let mut routes: Vec<(String, String, Vec<String>)> = Vec::new();
+    let mut rows = Vec::new();
     for row in table.lines().filter(|l| l.starts_with("| ")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
-        let (method, path, function) = (cells[1], cells[2].trim_matches('`'), cells[3]);
+        let (method, path, function, success) = (cells[1], cells[2].trim_matches('`'), cells[3], cells[5]);
         if !["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&method) {
             continue;
         }
-        match routes.iter_mut().find(|(_, p, _)| p == path) {
-            Some((f, _, methods)) => {
-                assert_eq!(f, function, "{path}: two functions in docs/contract.md");
-                methods.push(method.to_owned());
-            }
-            None => routes.push((function.to_owned(), path.to_owned(), vec![method.to_owned()])),
-        }
+        let status = success
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("docs/contract.md: {method} {path}: no status opens {success:?}"));
+        rows.push((method.to_owned(), path.to_owned(), function.to_owned(), status));
     }
-    assert!(!routes.is_empty(), "no routes in the table of docs/contract.md");
-    routes
+    assert!(!rows.is_empty(), "no routes in the table of docs/contract.md");
+    rows
 }
 
 /// A configuration for tests.

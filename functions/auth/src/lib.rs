@@ -14,7 +14,7 @@ use shared::domain::Email;
 use shared::error::OAuthErrorCode;
 use shared::openapi::{OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable};
 use shared::repo::{RefreshRecord, Rotation};
-use shared::web::{Form, non_empty};
+use shared::web::{Form, Param};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -32,39 +32,41 @@ pub struct Api;
 #[derive(Deserialize, ToSchema)]
 pub struct TokenRequest {
     /// `password` (the default) or `refresh_token`.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false, pattern = "^(password|refresh_token)$")]
-    pub grant_type: Option<String>,
+    pub grant_type: Param,
     /// The email address (password grant).
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false, max_length = 1024)]
-    pub username: Option<String>,
+    pub username: Param,
     /// The password (password grant).
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false, max_length = 1024, format = Password)]
-    pub password: Option<String>,
+    pub password: Param,
     /// The refresh token to exchange (refresh grant).
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false)]
-    pub refresh_token: Option<String>,
+    pub refresh_token: Param,
     /// Accepted and ignored, as OAuth2 clients send it.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false)]
-    pub scope: Option<String>,
+    pub scope: Param,
     /// Accepted and ignored.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false)]
-    pub client_id: Option<String>,
+    pub client_id: Param,
     /// Accepted and ignored.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false)]
-    pub client_secret: Option<String>,
+    pub client_secret: Param,
 }
 
 impl std::fmt::Debug for TokenRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The password, the refresh token and the client secret never reach a log line.
-        f.debug_struct("TokenRequest").field("grant_type", &self.grant_type).finish_non_exhaustive()
+        f.debug_struct("TokenRequest")
+            .field("grant_type", &self.grant_type.get().ok().flatten())
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,13 +74,13 @@ impl std::fmt::Debug for TokenRequest {
 #[derive(Deserialize, ToSchema)]
 pub struct RevokeRequest {
     /// The refresh token to revoke, with every token of its login.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = true, min_length = 1)]
-    pub token: Option<String>,
+    pub token: Param,
     /// Accepted and ignored: only refresh tokens can be revoked.
-    #[serde(default, deserialize_with = "non_empty")]
+    #[serde(default)]
     #[schema(value_type = String, required = false)]
-    pub token_type_hint: Option<String>,
+    pub token_type_hint: Param,
 }
 
 impl std::fmt::Debug for RevokeRequest {
@@ -138,7 +140,7 @@ const MAX_CREDENTIAL_LEN: usize = 1024;
 )]
 async fn token(State(state): State<AppState>, Form(form): Form<TokenRequest>) -> ApiResult<Response> {
     // As FastAPI's OAuth2PasswordRequestForm, grant_type may be omitted for the password grant.
-    match form.grant_type.as_deref() {
+    match form.grant_type.get()? {
         None | Some("password") => password_grant(&state, &form).await,
         Some("refresh_token") => refresh_grant(&state, &form).await,
         Some(_) => Err(ApiError::OAuth {
@@ -149,8 +151,8 @@ async fn token(State(state): State<AppState>, Form(form): Form<TokenRequest>) ->
 }
 
 async fn password_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Response> {
-    let username = form.username.as_deref().ok_or(ApiError::invalid_request("username is required"))?;
-    let password = form.password.as_deref().ok_or(ApiError::invalid_request("password is required"))?;
+    let username = form.username.get()?.ok_or(ApiError::invalid_request("username is required"))?;
+    let password = form.password.get()?.ok_or(ApiError::invalid_request("password is required"))?;
     if username.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
         return Err(ApiError::invalid_grant());
     }
@@ -184,7 +186,7 @@ async fn password_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Resp
 
 async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Response> {
     let presented =
-        form.refresh_token.as_deref().ok_or(ApiError::invalid_request("refresh_token is required"))?;
+        form.refresh_token.get()?.ok_or(ApiError::invalid_request("refresh_token is required"))?;
     if presented.len() > MAX_REFRESH_TOKEN_LEN {
         return Err(ApiError::invalid_grant());
     }
@@ -236,7 +238,7 @@ async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> ApiError {
     )
 )]
 async fn revoke(State(state): State<AppState>, Form(form): Form<RevokeRequest>) -> ApiResult<Response> {
-    let token = form.token.as_deref().ok_or(ApiError::invalid_request("token is required"))?;
+    let token = form.token.get()?.ok_or(ApiError::invalid_request("token is required"))?;
     if token.len() <= MAX_REFRESH_TOKEN_LEN {
         let tokens = &state.repos.tokens;
         let record = match refresh::user_of(token) {

@@ -65,7 +65,7 @@ async fn create_item(
 #[utoipa::path(
     get, path = "/v1/items", tag = "items", operation_id = "list_items",
     security(("OAuth2PasswordBearer" = [])),
-    params(ResourceQuery),
+    params(ResourceQuery<Item>),
     responses(
         (status = 200, description = "The caller's items, newest first", body = ItemPage),
         ProtectedErrors,
@@ -75,7 +75,7 @@ async fn create_item(
 async fn list_items(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
-    query: ResourceQuery,
+    query: ResourceQuery<Item>,
 ) -> ApiResult<axum::Json<ItemPage>> {
     Ok(axum::Json(resources::list::<Item, ItemResponse>(&state, &me, &query).await?))
 }

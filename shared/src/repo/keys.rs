@@ -21,6 +21,14 @@ pub const TTL: &str = "ttl";
 pub const TABLE_KEYS: [(&str, &str); 2] = [(PK, "HASH"), (SK, "RANGE")];
 pub const INDEXES: [(&str, [(&str, &str); 2]); 1] = [(GSI1, [(GSI1_PK, "HASH"), (GSI1_SK, "RANGE")])];
 
+/// The `type` attribute of each kind of record that is not a user's own (those are
+/// [`OwnedKind::name`]).
+pub const USER_TYPE: &str = "user";
+pub const EMAIL_TYPE: &str = "email";
+pub const ATTEMPTS_TYPE: &str = "login_attempts";
+pub const MIGRATION_TYPE: &str = "migration";
+pub const LEASE_TYPE: &str = "migration_lease";
+
 /// A user's partition: the user record and everything it owns.
 pub fn user_pk(id: Uuid) -> String {
     format!("USER#{id}")
@@ -58,9 +66,14 @@ pub struct OwnedKind {
     pub name: &'static str,
     /// The sort-key prefix of these records in their owner's partition.
     pub prefix: &'static str,
+    /// What follows the prefix in the sort key (for the table design).
+    pub id: &'static str,
     /// Whether a pointer `<prefix><id>` / `OWNER` names each one's owner, so that a superuser
     /// finds one by its id alone with a consistent read. The cascade deletes pointers first.
     pub pointer: bool,
+    /// Whether the kind is a resource's (kept by the stores' `ResourceStore`, which refuses
+    /// any other kind): records of a token kind must never be read as a resource's.
+    pub resource: bool,
 }
 
 impl OwnedKind {
@@ -79,11 +92,19 @@ impl OwnedKind {
 pub const POINTER_SK: &str = "OWNER";
 
 /// A user's item (a resource: `shared::repo::resources`).
-pub const ITEM: OwnedKind = OwnedKind { name: "item", prefix: "ITEM#", pointer: true };
+pub const ITEM: OwnedKind =
+    OwnedKind { name: "item", prefix: "ITEM#", id: "<item_id>", pointer: true, resource: true };
 /// A refresh-token family: one login and every token rotated from it.
-pub const FAMILY: OwnedKind = OwnedKind { name: "token_family", prefix: "FAMILY#", pointer: false };
+pub const FAMILY: OwnedKind =
+    OwnedKind { name: "token_family", prefix: "FAMILY#", id: "<family_id>", pointer: false, resource: false };
 /// A refresh token, by the SHA-256 of the token.
-pub const REFRESH: OwnedKind = OwnedKind { name: "refresh_token", prefix: "REFRESH#", pointer: false };
+pub const REFRESH: OwnedKind = OwnedKind {
+    name: "refresh_token",
+    prefix: "REFRESH#",
+    id: "<sha256(token)>",
+    pointer: false,
+    resource: false,
+};
 
 /// Everything a user owns besides the user record itself. Deleting a user deletes every record of
 /// these kinds in its partition (and their pointers); a kind missing here would outlive its user.
@@ -138,6 +159,7 @@ mod tests {
                 }
             }
             assert!(a.prefix.ends_with('#'), "{}", a.prefix);
+            assert!(!a.resource || a.pointer, "{}: a resource's records have owner pointers", a.name);
         }
     }
 

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::keys::{OWNED, OwnedKind};
+use super::keys::{GSI1_PK, GSI1_SK, OWNED, OwnedKind, PK, SK, TTL};
 use super::{Conditional, Listing, RepoError, RepoResult};
 use crate::deps::rfc3339;
 
@@ -51,6 +51,9 @@ pub struct Record<R> {
 
 /// The envelope's attributes: the store keeps them, a change set may not name them.
 pub const ENVELOPE: [&str; 5] = ["id", "owner_id", "version", "created_at", "updated_at"];
+/// Attributes of the table itself (keys, index keys, TTL, the record's kind): no resource's field
+/// may be named so, or DynamoDB would read it as one of them (a `ttl` expires the record).
+pub const RESERVED: [&str; 6] = [PK, SK, GSI1_PK, GSI1_SK, TTL, "type"];
 pub const VERSION: &str = "version";
 pub const UPDATED_AT: &str = "updated_at";
 
@@ -116,22 +119,37 @@ impl<'a, R: Resource> ResourceRepo<'a, R> {
         Self { store, resource: PhantomData }
     }
 
-    /// The resource's kind, if the cascade knows it.
+    /// The resource's kind, if the cascade knows it and it is a resource's.
     fn kind() -> RepoResult<OwnedKind> {
-        if OWNED.contains(&R::KIND) {
-            Ok(R::KIND)
-        } else {
-            Err(RepoError::Internal(format!(
+        if !OWNED.contains(&R::KIND) {
+            return Err(RepoError::Internal(format!(
                 "resource kind {:?} is not in repo::keys::OWNED: its records would outlive their owner",
                 R::KIND.name
-            )))
+            )));
+        }
+        if !R::KIND.resource {
+            return Err(RepoError::Internal(format!("kind {:?} is not a resource's", R::KIND.name)));
+        }
+        Ok(R::KIND)
+    }
+
+    /// Refuses fields named as the envelope's or the table's own attributes.
+    fn check_names(fields: &Fields) -> RepoResult<()> {
+        match fields.keys().find(|k| ENVELOPE.contains(&k.as_str()) || RESERVED.contains(&k.as_str())) {
+            Some(name) => Err(RepoError::Internal(format!(
+                "{} has a field named {name:?}, which the store keeps for itself",
+                R::KIND.name
+            ))),
+            None => Ok(()),
         }
     }
 
     /// Stores a new record; false (and nothing written) when its owner no longer exists.
     pub async fn create(&self, record: &Record<R>) -> RepoResult<bool> {
+        let kind = Self::kind()?;
+        Self::check_names(&to_fields(&record.fields)?)?;
         let fields = to_fields(record)?;
-        self.store.create_resource(Self::kind()?, record.owner_id, record.id, &fields).await
+        self.store.create_resource(kind, record.owner_id, record.id, &fields).await
     }
 
     pub async fn get(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<Record<R>>> {
@@ -153,11 +171,9 @@ impl<'a, R: Resource> ResourceRepo<'a, R> {
         expected_version: Option<u64>,
         now: DateTime<Utc>,
     ) -> RepoResult<Conditional<Record<R>>> {
-        let changes = to_fields(changes)?;
-        if let Some(field) = changes.keys().find(|k| ENVELOPE.contains(&k.as_str())) {
-            return Err(RepoError::Internal(format!("a change set may not set {field:?}")));
-        }
         let kind = Self::kind()?;
+        let changes = to_fields(changes)?;
+        Self::check_names(&changes)?;
         Ok(match self.store.update_resource(kind, owner, id, &changes, expected_version, now).await? {
             Conditional::Done(fields) => Conditional::Done(from_fields(fields)?),
             Conditional::NotFound => Conditional::NotFound,
@@ -196,4 +212,93 @@ fn to_fields<T: Serialize>(value: &T) -> RepoResult<Fields> {
 fn from_fields<R: Resource>(fields: Fields) -> RepoResult<Record<R>> {
     serde_json::from_value(Value::Object(fields))
         .map_err(|e| RepoError::Internal(format!("malformed {} record: {e}", R::KIND.name)))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::Utc;
+    use serde_json::json;
+
+    use super::*;
+    use crate::repo::keys::{self, FAMILY, ITEM};
+    use crate::repo::memory::MemoryStore;
+
+    /// A resource whose fields are whatever the test gives it.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Loose(Fields);
+
+    impl Resource for Loose {
+        const KIND: OwnedKind = ITEM;
+        const LISTING: &'static str = "loose";
+        type Changes = Fields;
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Tokenish;
+
+    impl Resource for Tokenish {
+        const KIND: OwnedKind = FAMILY;
+        const LISTING: &'static str = "tokenish";
+        type Changes = Fields;
+    }
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Undeclared;
+
+    impl Resource for Undeclared {
+        const KIND: OwnedKind = OwnedKind {
+            name: "undeclared",
+            prefix: "UNDECLARED#",
+            id: "<id>",
+            pointer: true,
+            resource: true,
+        };
+        const LISTING: &'static str = "undeclared";
+        type Changes = Fields;
+    }
+
+    fn record<R>(fields: R) -> Record<R> {
+        let now = Utc::now();
+        Record {
+            id: Uuid::now_v7(),
+            owner_id: Uuid::now_v7(),
+            fields,
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    fn fields(value: serde_json::Value) -> Fields {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_field_named_as_the_store_names_its_own_attributes_is_refused_before_any_write() {
+        let store = Arc::new(MemoryStore::new());
+        let repo = ResourceRepo::<Loose>::new(store.as_ref());
+        for name in ["type", "ttl", "PK", "SK", "GSI1PK", "GSI1SK", "id", "owner_id", "version", "created_at"]
+        {
+            let result = repo.create(&record(Loose(fields(json!({ name: "x" }))))).await;
+            assert!(matches!(result, Err(RepoError::Internal(_))), "{name}: {result:?}");
+            let changes = fields(json!({ name: "x" }));
+            let result = repo.update(Uuid::now_v7(), Uuid::now_v7(), &changes, None, Utc::now()).await;
+            assert!(matches!(result, Err(RepoError::Internal(_))), "{name}: {result:?}");
+        }
+        assert_eq!(store.keys(), Vec::<(String, String)>::new(), "nothing was written");
+        let fine = repo.create(&record(Loose(fields(json!({ "title": "x" }))))).await;
+        assert_eq!(fine, Ok(false), "an ordinary field reaches the store (whose owner does not exist)");
+    }
+
+    #[tokio::test]
+    async fn only_a_resource_kind_of_keys_owned_is_kept() {
+        let store = MemoryStore::new();
+        let tokenish = ResourceRepo::<Tokenish>::new(&store).create(&record(Tokenish)).await;
+        assert!(matches!(tokenish, Err(RepoError::Internal(_))), "{tokenish:?}");
+        let undeclared = ResourceRepo::<Undeclared>::new(&store).get(Uuid::now_v7(), Uuid::now_v7()).await;
+        assert!(matches!(undeclared, Err(RepoError::Internal(_))), "{undeclared:?}");
+        assert!(keys::OWNED.iter().any(|k| k.resource), "items are a resource");
+    }
 }

@@ -107,10 +107,9 @@ fn json_invalid(bytes: &[u8], error: &serde_json::Error) -> ApiError {
     )
 }
 
-/// An `application/x-www-form-urlencoded` body read into `T` (serde) for the OAuth2 endpoints,
-/// whose errors are RFC 6749 §5.2 `invalid_request`: a parameter of `T` may appear at most once
-/// (§3.2), and parameters `T` does not name are ignored. Give each field
-/// `#[serde(default, deserialize_with = "non_empty")]` so that an empty one counts as absent.
+/// An `application/x-www-form-urlencoded` body read into `T` for the OAuth2 endpoints, whose
+/// errors are RFC 6749 §5.2 `invalid_request`. `T` declares its parameters once, as fields of
+/// type [`Param`] (serde); parameters it does not name are ignored.
 #[derive(Debug)]
 pub struct Form<T>(pub T);
 
@@ -123,20 +122,75 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
         if !form {
             return Err(ApiError::invalid_request("Content-Type must be application/x-www-form-urlencoded"));
         }
+        let invalid = || ApiError::invalid_request("The form body is not valid");
         let bytes = read_limited(request).await?;
-        serde_urlencoded::from_bytes::<T>(&bytes).map(Self).map_err(|e| {
-            if e.to_string().starts_with("duplicate field") {
-                ApiError::invalid_request("A parameter was sent more than once")
-            } else {
-                ApiError::invalid_request("The form body is not valid")
-            }
+        let pairs = serde_urlencoded::from_bytes::<Vec<(String, String)>>(&bytes).map_err(|_| invalid())?;
+        // Each name once: its value, or every value when it was sent more than once.
+        let mut params = serde_json::Map::new();
+        for (name, value) in pairs {
+            match params.remove(&name) {
+                None => params.insert(name, Value::String(value)),
+                Some(Value::Array(mut values)) => {
+                    values.push(Value::String(value));
+                    params.insert(name, Value::Array(values))
+                }
+                Some(first) => params.insert(name, Value::Array(vec![first, Value::String(value)])),
+            };
+        }
+        serde_json::from_value(Value::Object(params)).map(Self).map_err(|_| invalid())
+    }
+}
+
+/// One parameter of an OAuth2 form: absent, or empty (which RFC 6749 §3.1 counts as absent),
+/// sent once, or sent more than once. §3.2 forbids the last for the parameters a request uses,
+/// so [`Param::get`] refuses it where the parameter is read, and only there: a repeated parameter
+/// the grant does not use is ignored like any other.
+#[derive(Clone, Default)]
+pub enum Param {
+    #[default]
+    Absent,
+    Once(String),
+    Repeated,
+}
+
+impl Param {
+    /// The value, if one was sent; a parameter sent more than once is an `invalid_request`.
+    pub fn get(&self) -> Result<Option<&str>, ApiError> {
+        match self {
+            Self::Absent => Ok(None),
+            Self::Once(value) => Ok(Some(value)),
+            Self::Repeated => Err(ApiError::invalid_request("A parameter was sent more than once")),
+        }
+    }
+}
+
+/// Never the value: a parameter may be a password or a token.
+impl std::fmt::Debug for Param {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Absent => "Absent",
+            Self::Once(_) => "Once(**redacted**)",
+            Self::Repeated => "Repeated",
         })
     }
 }
 
-/// A form parameter that is absent when empty (RFC 6749 §3.1).
-pub fn non_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.filter(|v| !v.is_empty()))
+impl<'de> Deserialize<'de> for Param {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // What was sent: one value, or the values of a repeated parameter (which are never read:
+        // a repeat is refused whatever its values).
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Sent {
+            Once(String),
+            Repeated(serde::de::IgnoredAny),
+        }
+        Ok(match Sent::deserialize(d)? {
+            Sent::Once(value) if value.is_empty() => Self::Absent,
+            Sent::Once(value) => Self::Once(value),
+            Sent::Repeated(_) => Self::Repeated,
+        })
+    }
 }
 
 /// Declares the extractor of one UUID path parameter: `path_id!(/// The item's id. ItemId,
@@ -282,7 +336,7 @@ impl utoipa::IntoParams for IfMatch {
                 .parameter_in(ParameterIn::Header)
                 .required(Required::False)
                 .description(Some(
-                    "Only if the resource's `ETag` matches (RFC 9110 §13.1.1): `\"3\"`, a list of them, or `*`;\n\
+                    "Only if the `ETag` of the record at this path matches (RFC 9110 §13.1.1): `\"3\"`, a list of them, or `*`;\n\
                      otherwise 412 and nothing changes. A value that is none of these matches no version (412).\n\
                      Without it the write is unconditional.",
                 ))

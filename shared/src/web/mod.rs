@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 pub use auth::{CurrentUser, SuperUser, TokenSubject, current_user};
-pub use extract::{Form, IfMatch, Json, UserId, non_empty};
+pub use extract::{Form, IfMatch, Json, Param, UserId};
 pub use paging::{Page, PageQuery, ResourceQuery};
 
 /// Bodies above this are refused with 413 before they are parsed.

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::marker::PhantomData;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -17,7 +18,7 @@ use uuid::Uuid;
 
 use crate::cursor::CursorCodec;
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::repo::{Listing, Record, RepoResult, UserRecord};
+use crate::repo::{Listing, Record, RepoResult, Resource, UserRecord};
 
 pub const DEFAULT_LIMIT: usize = 20;
 pub const MAX_LIMIT: usize = 100;
@@ -29,11 +30,17 @@ pub struct PageQuery {
     pub cursor: Option<String>,
 }
 
-/// A resource listing's query: the page, and `owner_id` (superusers only).
-#[derive(Debug, Clone)]
-pub struct ResourceQuery {
+/// A listing's query of the resource `R`: the page, and `owner_id` (superusers only).
+pub struct ResourceQuery<R> {
     pub page: PageQuery,
     pub owner_id: Option<Uuid>,
+    resource: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for ResourceQuery<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceQuery").field("page", &self.page).field("owner_id", &self.owner_id).finish()
+    }
 }
 
 fn query_pairs(parts: &Parts) -> HashMap<String, String> {
@@ -99,7 +106,7 @@ impl<S: Send + Sync> FromRequestParts<S> for PageQuery {
     }
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for ResourceQuery {
+impl<R, S: Send + Sync> FromRequestParts<S> for ResourceQuery<R> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
@@ -121,7 +128,11 @@ impl<S: Send + Sync> FromRequestParts<S> for ResourceQuery {
                 }
             },
         };
-        if errors.is_empty() { Ok(Self { page, owner_id }) } else { Err(ApiError::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(Self { page, owner_id, resource: PhantomData })
+        } else {
+            Err(ApiError::Validation(errors))
+        }
     }
 }
 
@@ -154,12 +165,12 @@ impl IntoParams for PageQuery {
     }
 }
 
-impl IntoParams for ResourceQuery {
+impl<R: Resource> IntoParams for ResourceQuery<R> {
     fn into_params(parameter_in: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
         let mut params = PageQuery::into_params(parameter_in);
         params.push(query_parameter(
             "owner_id",
-            "Superusers only: list this user's records instead of their own.",
+            &format!("Superusers only: list this user's {} instead of their own.", R::LISTING),
             ObjectBuilder::new()
                 .schema_type(Type::String)
                 .format(Some(SchemaFormat::KnownFormat(KnownFormat::Uuid))),

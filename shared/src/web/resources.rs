@@ -71,7 +71,7 @@ pub async fn create<R: Served>(state: &AppState, me: &UserRecord, fields: R) -> 
 pub async fn list<R: Served, T: for<'a> From<&'a Record<R>>>(
     state: &AppState,
     me: &UserRecord,
-    query: &ResourceQuery,
+    query: &ResourceQuery<R>,
 ) -> ApiResult<Page<T>> {
     let owner = query.owner_id.unwrap_or(me.id);
     if owner != me.id && !me.is_superuser {

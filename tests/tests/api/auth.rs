@@ -425,3 +425,63 @@ async fn every_login_costs_exactly_one_verification_even_for_unknown_or_malforme
         assert_eq!(counts(), (at.0, at.1 + 1), "{unknown:?}: one verification, against the dummy hash");
     }
 }
+
+#[tokio::test]
+async fn a_parameter_the_grant_uses_may_be_sent_once_and_others_are_ignored() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    // RFC 6749 §3.2: a parameter of the request sent twice is an invalid_request...
+    let twice = app
+        .form(
+            "/v1/auth/token",
+            &[("username", user.email.as_str()), ("username", user.email.as_str()), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(oauth_error(&twice), "invalid_request");
+    assert_eq!(twice.json()["error_description"], "A parameter was sent more than once");
+    // ...and so is a grant type sent twice, even the same one.
+    let grant = app
+        .form(
+            "/v1/auth/token",
+            &[
+                ("grant_type", "password"),
+                ("grant_type", "password"),
+                ("username", &user.email),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(oauth_error(&grant), "invalid_request");
+    // A parameter the grant does not read is ignored, however often it comes.
+    let ignored = app
+        .form(
+            "/v1/auth/token",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", user.refresh.as_str()),
+                ("scope", "a"),
+                ("scope", "b"),
+                ("password", "x"),
+                ("password", "y"),
+            ],
+        )
+        .await;
+    assert_eq!(ignored.status, StatusCode::OK, "{}", ignored.text());
+    // An empty parameter is an absent one (RFC 6749 §3.1), checked before another one's repeats.
+    let empty = app.form("/v1/auth/token", &[("username", ""), ("password", "a"), ("password", "b")]).await;
+    assert_eq!(oauth_error(&empty), "invalid_request");
+    assert_eq!(empty.json()["error_description"], "username is required");
+    // Revocation: a repeated hint is ignored (RFC 7009: 200); a repeated token is not.
+    let second = app.login(&user.email, PASSWORD).await.json();
+    let token = second["refresh_token"].as_str().unwrap();
+    let hinted = app
+        .form(
+            "/v1/auth/revoke",
+            &[("token", token), ("token_type_hint", "refresh_token"), ("token_type_hint", "access_token")],
+        )
+        .await;
+    assert_eq!(hinted.status, StatusCode::OK);
+    assert_eq!(app.refresh(token).await.status, StatusCode::BAD_REQUEST, "revoked");
+    let repeated = app.form("/v1/auth/revoke", &[("token", token), ("token", token)]).await;
+    assert_eq!(oauth_error(&repeated), "invalid_request");
+}

@@ -39,15 +39,16 @@ async fn failing_dynamodb(status: u16, kind: &'static str) -> (DynamoStore, Requ
 async fn failing_dynamodb_with(
     status: u16,
     kind: &'static str,
-    extra: &'static str,
+    extra: &str,
 ) -> (DynamoStore, Requests) {
+    let extra = extra.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let requests = Requests::default();
     let counter = requests.clone();
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
-            let counter = counter.clone();
+            let (counter, extra) = (counter.clone(), extra.clone());
             tokio::spawn(async move {
                 let mut buffer = Vec::new();
                 let mut chunk = [0u8; 4096];
@@ -196,4 +197,43 @@ async fn the_cold_start_warm_up_reads_dynamodb_local_and_never_fails_a_start() {
     assert!(!nothing.warm_up().await);
     let bound = shared::repo::dynamo::WARM_UP_TIMEOUT * 2 + std::time::Duration::from_secs(2);
     assert!(started.elapsed() < bound, "the warm-up took {:?}", started.elapsed());
+}
+
+/// A fake that cancels every transaction with these cancellation reasons, one per action.
+async fn cancelling(reasons: &[&str]) -> DynamoStore {
+    let reasons: Vec<String> = reasons.iter().map(|code| format!(r#"{{"Code":"{code}"}}"#)).collect();
+    let extra = format!(r#","CancellationReasons":[{}]"#, reasons.join(","));
+    failing_dynamodb_with(400, "TransactionCanceledException", &extra).await.0
+}
+
+#[tokio::test]
+async fn a_cancelled_transaction_is_read_by_which_action_failed_not_by_position() {
+    let now = Utc::now();
+    let token = |user_id| shared::repo::RefreshRecord {
+        token_hash: "h".into(),
+        user_id,
+        family_id: Uuid::now_v7(),
+        issued_at: now,
+        expires_at: now + chrono::Duration::days(1),
+        used: false,
+    };
+    let (old, new) = (token(Uuid::now_v7()), token(Uuid::now_v7()));
+    // Rotation's actions: mark the old token used, extend the family, put the new token.
+    let used = cancelling(&["ConditionalCheckFailed", "None", "None"]).await;
+    assert_eq!(used.rotate_refresh(&old, &new, now).await, Ok(shared::repo::Rotation::AlreadyUsed));
+    let gone = cancelling(&["None", "ConditionalCheckFailed", "None"]).await;
+    assert_eq!(gone.rotate_refresh(&old, &new, now).await, Ok(shared::repo::Rotation::FamilyGone));
+    // A resource's creation: its owner exists, the record, its pointer.
+    let item = ItemRecord {
+        id: Uuid::now_v7(),
+        owner_id: Uuid::now_v7(),
+        fields: Item { title: "t".into(), description: None },
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    let orphan = cancelling(&["ConditionalCheckFailed", "None", "None"]).await;
+    assert_eq!(orphan.create_item(&item).await, Ok(false), "the owner is gone");
+    let taken = cancelling(&["None", "ConditionalCheckFailed", "None"]).await;
+    assert!(matches!(taken.create_item(&item).await, Err(RepoError::Internal(_))), "an id collision");
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use api_tests::fixtures::{all_events, fill, fixtures};
-use api_tests::{TestApp, api_routes};
+use api_tests::{TestApp, api_routes, contract_statuses};
 use catalog::events::event_name;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -44,6 +44,21 @@ fn the_checked_in_events_are_current() {
         assert!(
             on_disk == event.text,
             "events/{}.json is stale: regenerate the events with `cargo run -p catalog --bin generate`",
+            event.name
+        );
+    }
+}
+
+#[test]
+fn each_events_status_is_the_one_the_contract_promises() {
+    // The document's success status (what the events expect) is the contract's, route by route.
+    let promised = contract_statuses();
+    for event in all_events() {
+        let key = (event.method.clone(), event.route.clone());
+        assert_eq!(
+            Some(&event.status),
+            promised.get(&key),
+            "{}: docs/contract.md's table of routes",
             event.name
         );
     }

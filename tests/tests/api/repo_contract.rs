@@ -58,6 +58,7 @@ contract!(
     deleting_a_user_removes_everything_it_owns,
     users_are_listed_in_creation_order_page_by_page,
     an_item_needs_an_existing_owner,
+    a_taken_record_id_is_an_error_and_overwrites_nothing,
     items_are_found_under_their_owner_only,
     item_updates_bump_the_version_by_one,
     item_updates_and_deletes_honour_the_expected_version,
@@ -248,6 +249,15 @@ async fn an_item_needs_an_existing_owner<S: Store>(s: Arc<S>) {
     let orphan = item(Uuid::now_v7(), "orphan");
     assert!(!s.create_item(&orphan).await.unwrap());
     assert_eq!(s.get_item(orphan.owner_id, orphan.id).await.unwrap(), None);
+}
+
+async fn a_taken_record_id_is_an_error_and_overwrites_nothing<S: Store>(s: Arc<S>) {
+    let owner = created_user(s.as_ref()).await;
+    let first = item(owner.id, "first");
+    assert!(s.create_item(&first).await.unwrap());
+    let second = ItemRecord { fields: Item { title: "second".into(), description: None }, ..first.clone() };
+    assert!(matches!(s.create_item(&second).await, Err(RepoError::Internal(_))), "an id collision is a bug");
+    assert_eq!(s.get_item(owner.id, first.id).await.unwrap(), Some(first));
 }
 
 async fn items_are_found_under_their_owner_only<S: Store>(s: Arc<S>) {

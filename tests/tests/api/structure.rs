@@ -27,31 +27,79 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// The top-level module of `shared` a file belongs to (`repo` for `repo/dynamo/users.rs`).
-fn top_module(src: &Path, file: &Path) -> Option<String> {
+/// The top-level module of `shared` a file belongs to (`repo` for `repo/dynamo/users.rs`), and how
+/// deep the file's module is (`repo/dynamo/users.rs`: 3; `repo/mod.rs`: 1; `cursor.rs`: 1).
+fn module_of(src: &Path, file: &Path) -> Option<(String, usize)> {
     let relative = file.strip_prefix(src).unwrap();
-    let first = relative.components().next()?.as_os_str().to_str()?.trim_end_matches(".rs").to_owned();
-    (first != "lib").then_some(first)
+    let parts: Vec<&str> = relative.components().map(|c| c.as_os_str().to_str().unwrap()).collect();
+    let first = parts[0].trim_end_matches(".rs").to_owned();
+    let depth = if parts.last() == Some(&"mod.rs") { parts.len() - 1 } else { parts.len() };
+    (first != "lib").then_some((first, depth))
 }
 
-/// The modules of `shared` each top-level module refers to through `crate::...`.
+/// The first identifier of each path in `text` (after `crate::`): one for `crate::a::b`, one for
+/// each item of `crate::{a::X, b::Y}`.
+fn first_segments(text: &str) -> Vec<String> {
+    let ident =
+        |t: &str| t.trim_start().chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect::<String>();
+    match text.strip_prefix('{') {
+        Some(group) => {
+            let (mut depth, mut items, mut current) = (0, Vec::new(), String::new());
+            for c in group.chars() {
+                match c {
+                    '{' => depth += 1,
+                    '}' if depth == 0 => break,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => items.push(std::mem::take(&mut current)),
+                    _ => {}
+                }
+                if depth == 0 && c != ',' {
+                    current.push(c);
+                }
+            }
+            items.push(current);
+            items.iter().map(|item| ident(item)).filter(|i| !i.is_empty()).collect()
+        }
+        None => vec![ident(text)].into_iter().filter(|i| !i.is_empty()).collect(),
+    }
+}
+
+/// The modules of `shared` each top-level module refers to: through `crate::...` (grouped
+/// imports, and the root's re-exports such as `crate::AppState`, included) and through `super::`
+/// chains that climb to the crate's root.
 fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     let src = workspace().join("shared/src");
+    // The root's re-exports: `pub use state::AppState;` makes `crate::AppState` the state module.
+    let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
+    let mut reexports: BTreeMap<String, String> = BTreeMap::new();
+    for line in lib.lines().filter_map(|l| l.trim().strip_prefix("pub use ")) {
+        let (module, items) = line.trim_end_matches(';').split_once("::").unwrap_or(("", ""));
+        for item in items.trim_matches(|c| c == '{' || c == '}').split(',') {
+            reexports.insert(item.trim().to_owned(), module.to_owned());
+        }
+    }
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in rust_files(&src) {
-        let Some(module) = top_module(&src, &file) else { continue };
+        let Some((module, depth)) = module_of(&src, &file) else { continue };
         let text = std::fs::read_to_string(&file).unwrap();
-        let uses = graph.entry(module.clone()).or_default();
+        let mut targets = Vec::new();
         for (i, _) in text.match_indices("crate::") {
             // `$crate::` in a macro names the crate of the macro's user, not a module here.
-            if text[..i].ends_with('$') {
-                continue;
+            if !text[..i].ends_with('$') {
+                targets.extend(first_segments(&text[i + "crate::".len()..]));
             }
-            let target: String = text[i + "crate::".len()..]
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            if !target.is_empty() && target != module && !target.chars().next().unwrap().is_uppercase() {
+        }
+        // `super::` as many times as the file is deep reaches the root.
+        let climb = "super::".repeat(depth);
+        for (i, _) in text.match_indices(&climb) {
+            if !text[..i].ends_with("super::") {
+                targets.extend(first_segments(&text[i + climb.len()..]));
+            }
+        }
+        let uses = graph.entry(module.clone()).or_default();
+        for target in targets {
+            let target = reexports.get(&target).cloned().unwrap_or(target);
+            if target != module {
                 uses.insert(target);
             }
         }
@@ -79,6 +127,16 @@ fn circle(graph: &BTreeMap<String, BTreeSet<String>>, from: &str) -> Option<Vec<
         }
     }
     None
+}
+
+#[test]
+fn the_import_graph_sees_grouped_imports_reexports_and_climbs() {
+    assert_eq!(first_segments("{state::AppState, web::{Json, Form}};"), ["state", "web"]);
+    assert_eq!(first_segments("repo::keys::PK;"), ["repo"]);
+    let graph = module_graph();
+    // `web` uses the state through `crate::state::AppState` and `crate::AppState` alike.
+    assert!(graph["web"].contains("state"), "{graph:?}");
+    assert!(graph["error"].contains("repo"), "error renders repository errors: {graph:?}");
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn the_table_of_what_a_user_owns_is_the_one_keys_owned_writes() {
         "docs/table-design.md's table of owned kinds is stale: run `cargo run -p catalog --bin generate`"
     );
     for kind in shared::repo::keys::OWNED {
-        assert!(text.contains(&format!("| {} | `{}<id>` |", kind.name, kind.prefix)), "{}", kind.name);
+        assert!(text.contains(&format!("| {} | `{}{}` |", kind.name, kind.prefix, kind.id)), "{}", kind.name);
     }
 }
 

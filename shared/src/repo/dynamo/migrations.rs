@@ -14,7 +14,7 @@ use super::DynamoStore;
 use super::attrs::{Attrs, get_opt_s, get_s, get_time, key, n, s, time, ttl};
 use super::retry::{Resend, build_error, resend, sdk_error};
 use super::transact::Transaction;
-use crate::repo::keys::{LEASE_SK, MIGRATION_PREFIX, MIGRATIONS_PK, PK, SK, TTL};
+use crate::repo::keys::{LEASE_SK, LEASE_TYPE, MIGRATION_PREFIX, MIGRATION_TYPE, MIGRATIONS_PK, PK, SK, TTL};
 use crate::repo::{MigrationRecord, MigrationRepo, RepoResult};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +27,7 @@ fn migration_to_item(m: &MigrationRecord) -> Attrs {
     let mut item = HashMap::from([
         (PK.to_owned(), s(MIGRATIONS_PK)),
         (SK.to_owned(), s(format!("{MIGRATION_PREFIX}{}", m.id))),
-        ("type".to_owned(), s("migration")),
+        ("type".to_owned(), s(MIGRATION_TYPE)),
         ("id".to_owned(), s(&m.id)),
         ("description".to_owned(), s(&m.description)),
         ("started_at".to_owned(), time(&m.started_at)),
@@ -97,7 +97,7 @@ impl MigrationRepo for DynamoStore {
             .table_name(&self.table)
             .item(PK, s(MIGRATIONS_PK))
             .item(SK, s(LEASE_SK))
-            .item("type", s("migration_lease"))
+            .item("type", s(LEASE_TYPE))
             .item("holder", s(holder.to_string()))
             .item("until_us", n(until.timestamp_micros()))
             .item(TTL, ttl(until))

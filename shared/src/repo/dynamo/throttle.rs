@@ -11,7 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use super::DynamoStore;
 use super::attrs::{corrupt, get_micros, get_n, n, s, ttl};
 use super::retry::{ATTEMPTS, Resend, resend, sdk_error};
-use crate::repo::keys::{ATTEMPTS_SK, PK, SK, TTL, attempts_pk};
+use crate::repo::keys::{ATTEMPTS_SK, ATTEMPTS_TYPE, PK, SK, TTL, attempts_pk};
 use crate::repo::{AttemptWindow, RepoError, RepoResult, ThrottleRepo};
 
 #[async_trait]
@@ -64,7 +64,7 @@ impl ThrottleRepo for DynamoStore {
                 .table_name(&self.table)
                 .item(PK, s(attempts_pk(email_key)))
                 .item(SK, s(ATTEMPTS_SK))
-                .item("type", s("login_attempts"))
+                .item("type", s(ATTEMPTS_TYPE))
                 .item("count", n(1))
                 .item("started_at_us", n(now.timestamp_micros()))
                 .item(TTL, ttl(now + Duration::seconds(window_secs)))

@@ -15,7 +15,8 @@ use super::retry::{ATTEMPTS, build_error, sdk_error};
 use super::transact::Transaction;
 use crate::domain::{Email, Patch};
 use crate::repo::keys::{
-    EMAIL_SK, GSI1, GSI1_PK, GSI1_SK, PK, SK, USER_SK, USERS_INDEX_PK, email_pk, user_pk,
+    EMAIL_SK, EMAIL_TYPE, GSI1, GSI1_PK, GSI1_SK, PK, SK, USER_SK, USER_TYPE, USERS_INDEX_PK, email_pk,
+    user_pk,
 };
 use crate::repo::{
     CreateUser, Listing, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
@@ -27,7 +28,7 @@ fn user_to_item(u: &UserRecord) -> Attrs {
         (SK.to_owned(), s(USER_SK)),
         (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
         (GSI1_SK.to_owned(), s(u.id.to_string())),
-        ("type".to_owned(), s("user")),
+        ("type".to_owned(), s(USER_TYPE)),
         ("id".to_owned(), s(u.id.to_string())),
         ("email".to_owned(), s(u.email.as_str())),
         ("email_key".to_owned(), s(u.email.key())),
@@ -60,7 +61,7 @@ fn reservation(email_key: &str, user_id: Uuid) -> Attrs {
     HashMap::from([
         (PK.to_owned(), s(email_pk(email_key))),
         (SK.to_owned(), s(EMAIL_SK)),
-        ("type".to_owned(), s("email")),
+        ("type".to_owned(), s(EMAIL_TYPE)),
         ("user_id".to_owned(), s(user_id.to_string())),
     ])
 }
