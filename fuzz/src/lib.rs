@@ -70,19 +70,25 @@ async fn json_endpoints(app: &axum::Router, token: &str, user_id: &str) -> Vec<(
             if operation["requestBody"]["content"].get("application/json").is_none() {
                 continue;
             }
-            let mut concrete = Vec::new();
+            let (mut concrete, mut template) = (Vec::new(), Vec::new());
             for segment in path.split('/') {
                 if segment == "{user_id}" {
                     concrete.push(user_id.to_owned());
                 } else if segment.starts_with('{') {
-                    // A record of the collection this parameter names, by its create example.
-                    let collection = concrete.join("/");
-                    let example = &paths[&collection]["post"]["requestBody"]["content"]["application/json"]["example"];
-                    let (_, made) = send(app, json("POST", &collection, Some(token), example.to_string())).await;
-                    concrete.push(made["id"].as_str().expect("a record's id").to_owned());
+                    // A record of the collection this parameter names, made by its create example.
+                    let collection = template.join("/");
+                    let example = paths
+                        .get(&collection)
+                        .and_then(|c| c["post"]["requestBody"]["content"]["application/json"].get("example"))
+                        .unwrap_or_else(|| panic!("{path}: no POST {collection} with an example makes its {segment}"));
+                    let at = concrete.join("/");
+                    let (status, made) = send(app, json("POST", &at, Some(token), example.to_string())).await;
+                    let id = made["id"].as_str().unwrap_or_else(|| panic!("POST {at}: {status} {made}"));
+                    concrete.push(id.to_owned());
                 } else {
                     concrete.push(segment.to_owned());
                 }
+                template.push(segment.to_owned());
             }
             endpoints.push((method.to_uppercase(), concrete.join("/")));
         }

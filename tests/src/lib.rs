@@ -65,6 +65,7 @@ fn contract_routes() -> Vec<(String, String, String, u16)> {
     let mut rows = Vec::new();
     for row in table.lines().filter(|l| l.starts_with("| ")) {
         let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        assert!(cells.len() >= 7, "docs/contract.md: a row of the table of routes has not five cells: {row}");
         let (method, path, function, success) = (cells[1], cells[2].trim_matches('`'), cells[3], cells[5]);
         if !["GET", "POST", "PATCH", "PUT", "DELETE"].contains(&method) {
             continue;

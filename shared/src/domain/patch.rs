@@ -38,9 +38,38 @@ impl<T> Patch<T> {
 impl<T: Serialize> Serialize for Patch<T> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            // Only reached without `skip_serializing_if`: an absent field says nothing.
-            Self::Absent => serializer.serialize_none(),
+            // Only reached without `skip_serializing_if`. Writing it as `null` would make a
+            // change set clear a field that was left alone, so it is an error instead.
+            Self::Absent => Err(serde::ser::Error::custom(
+                "an absent Patch field must be skipped (#[serde(skip_serializing_if = \"Patch::is_absent\")])",
+            )),
             Self::Set(v) => v.serialize(serializer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Serialize)]
+    struct Skipped {
+        #[serde(skip_serializing_if = "Patch::is_absent")]
+        a: Patch<Option<String>>,
+    }
+
+    #[derive(Serialize)]
+    struct Forgotten {
+        a: Patch<String>,
+    }
+
+    #[test]
+    fn an_absent_field_is_left_out_or_refused_never_written_as_null() {
+        assert_eq!(serde_json::to_string(&Skipped { a: Patch::Absent }).ok(), Some("{}".to_owned()));
+        assert_eq!(
+            serde_json::to_string(&Skipped { a: Patch::Set(None) }).ok(),
+            Some(r#"{"a":null}"#.to_owned())
+        );
+        assert!(serde_json::to_string(&Forgotten { a: Patch::Absent }).is_err());
     }
 }

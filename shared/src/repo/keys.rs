@@ -164,6 +164,23 @@ mod tests {
     }
 
     #[test]
+    fn owned_kinds_keep_clear_of_the_other_keys_and_type_names() {
+        for kind in OWNED {
+            for taken in ["USER#", "EMAIL#", "LOGIN#", MIGRATION_PREFIX, MIGRATIONS_PK, WARM_UP_KEY] {
+                assert!(
+                    !taken.starts_with(kind.prefix) && !kind.prefix.starts_with(taken),
+                    "{}",
+                    kind.prefix
+                );
+            }
+            for name in [USER_TYPE, EMAIL_TYPE, ATTEMPTS_TYPE, MIGRATION_TYPE, LEASE_TYPE] {
+                assert_ne!(kind.name, name);
+                assert_ne!(kind.pointer_type(), name);
+            }
+        }
+    }
+
+    #[test]
     fn every_key_the_schema_makes_is_classified() {
         let (user, id) = (Uuid::now_v7(), Uuid::now_v7());
         assert_eq!(classify(&user_pk(user), USER_SK), Some(Kind::User));

@@ -209,14 +209,20 @@ fn to_fields<T: Serialize>(value: &T) -> RepoResult<Fields> {
     }
 }
 
+/// A stored record as `Record<R>`. What does not fit is an error that names the field, never its
+/// value (serde's own message would quote the value into the log).
 fn from_fields<R: Resource>(fields: Fields) -> RepoResult<Record<R>> {
-    serde_json::from_value(Value::Object(fields))
-        .map_err(|e| RepoError::Internal(format!("malformed {} record: {e}", R::KIND.name)))
+    serde_path_to_error::deserialize(Value::Object(fields)).map_err(|e| {
+        RepoError::Internal(format!(
+            "malformed {} record: `{}` is missing or not of the type the resource declares",
+            R::KIND.name,
+            e.path()
+        ))
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use chrono::Utc;
     use serde_json::json;
@@ -275,30 +281,72 @@ mod tests {
         value.as_object().cloned().unwrap_or_default()
     }
 
+    /// A store with one user, who owns nothing yet.
+    async fn store_with_owner() -> (MemoryStore, Uuid) {
+        use crate::domain::Email;
+        use crate::repo::{UserRecord, UserRepo};
+        let store = MemoryStore::new();
+        let now = Utc::now();
+        let user = UserRecord {
+            id: Uuid::now_v7(),
+            email: Email::parse("owner@example.com").expect("email"),
+            full_name: None,
+            password_hash: "hash".into(),
+            is_active: true,
+            is_superuser: false,
+            created_at: now,
+            updated_at: now,
+        };
+        store.create_user(&user).await.expect("the owner");
+        (store, user.id)
+    }
+
+    fn owned_by<R>(owner: Uuid, fields: R) -> Record<R> {
+        Record { owner_id: owner, ..record(fields) }
+    }
+
     #[tokio::test]
     async fn a_field_named_as_the_store_names_its_own_attributes_is_refused_before_any_write() {
-        let store = Arc::new(MemoryStore::new());
-        let repo = ResourceRepo::<Loose>::new(store.as_ref());
+        let (store, owner) = store_with_owner().await;
+        let before = store.keys();
+        let repo = ResourceRepo::<Loose>::new(&store);
+        let fine = owned_by(owner, Loose(fields(json!({ "title": "x" }))));
+        assert_eq!(repo.create(&fine).await, Ok(true), "an ordinary field is stored");
+        let stored = store.keys();
         for name in ["type", "ttl", "PK", "SK", "GSI1PK", "GSI1SK", "id", "owner_id", "version", "created_at"]
         {
-            let result = repo.create(&record(Loose(fields(json!({ name: "x" }))))).await;
-            assert!(matches!(result, Err(RepoError::Internal(_))), "{name}: {result:?}");
+            let result = repo.create(&owned_by(owner, Loose(fields(json!({ name: "x" }))))).await;
+            let refused = matches!(&result, Err(RepoError::Internal(e)) if e.contains("keeps for itself"));
+            assert!(refused, "{name}: {result:?}");
             let changes = fields(json!({ name: "x" }));
-            let result = repo.update(Uuid::now_v7(), Uuid::now_v7(), &changes, None, Utc::now()).await;
-            assert!(matches!(result, Err(RepoError::Internal(_))), "{name}: {result:?}");
+            let result = repo.update(owner, fine.id, &changes, None, Utc::now()).await;
+            let refused = matches!(&result, Err(RepoError::Internal(e)) if e.contains("keeps for itself"));
+            assert!(refused, "{name}: {result:?}");
         }
-        assert_eq!(store.keys(), Vec::<(String, String)>::new(), "nothing was written");
-        let fine = repo.create(&record(Loose(fields(json!({ "title": "x" }))))).await;
-        assert_eq!(fine, Ok(false), "an ordinary field reaches the store (whose owner does not exist)");
+        assert_eq!(store.keys(), stored, "nothing more was written");
+        assert_eq!(stored.len(), before.len() + 2, "the record and its pointer");
+        assert_eq!(repo.get(owner, fine.id).await.map(|r| r.map(|r| r.version)), Ok(Some(1)), "unchanged");
     }
 
     #[tokio::test]
     async fn only_a_resource_kind_of_keys_owned_is_kept() {
-        let store = MemoryStore::new();
-        let tokenish = ResourceRepo::<Tokenish>::new(&store).create(&record(Tokenish)).await;
-        assert!(matches!(tokenish, Err(RepoError::Internal(_))), "{tokenish:?}");
-        let undeclared = ResourceRepo::<Undeclared>::new(&store).get(Uuid::now_v7(), Uuid::now_v7()).await;
-        assert!(matches!(undeclared, Err(RepoError::Internal(_))), "{undeclared:?}");
+        let (store, owner) = store_with_owner().await;
+        // Reads serialise nothing: only the kind can refuse them.
+        let tokenish = ResourceRepo::<Tokenish>::new(&store);
+        let refused = tokenish.list(owner, 10, None).await;
+        assert!(
+            matches!(&refused, Err(RepoError::Internal(e)) if e.contains("not a resource's")),
+            "{refused:?}"
+        );
+        let refused = tokenish.get(owner, Uuid::now_v7()).await;
+        assert!(
+            matches!(&refused, Err(RepoError::Internal(e)) if e.contains("not a resource's")),
+            "{refused:?}"
+        );
+        let undeclared = ResourceRepo::<Undeclared>::new(&store).list(owner, 10, None).await;
+        let refused =
+            matches!(&undeclared, Err(RepoError::Internal(e)) if e.contains("not in repo::keys::OWNED"));
+        assert!(refused, "{undeclared:?}");
         assert!(keys::OWNED.iter().any(|k| k.resource), "items are a resource");
     }
 }

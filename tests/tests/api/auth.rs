@@ -467,6 +467,12 @@ async fn a_parameter_the_grant_uses_may_be_sent_once_and_others_are_ignored() {
         )
         .await;
     assert_eq!(ignored.status, StatusCode::OK, "{}", ignored.text());
+    // An empty value still counts as one sent: with another, the parameter was repeated.
+    for name in ["username", "grant_type"] {
+        let pairs = [(name, ""), (name, "password"), ("username", "x@example.com"), ("password", PASSWORD)];
+        let repeated = app.form("/v1/auth/token", &pairs).await;
+        assert_eq!(repeated.json()["error_description"], "A parameter was sent more than once", "{name}");
+    }
     // An empty parameter is an absent one (RFC 6749 §3.1), checked before another one's repeats.
     let empty = app.form("/v1/auth/token", &[("username", ""), ("password", "a"), ("password", "b")]).await;
     assert_eq!(oauth_error(&empty), "invalid_request");

@@ -36,11 +36,7 @@ async fn failing_dynamodb(status: u16, kind: &'static str) -> (DynamoStore, Requ
 }
 
 /// As [`failing_dynamodb`], with `extra` JSON members in the error body.
-async fn failing_dynamodb_with(
-    status: u16,
-    kind: &'static str,
-    extra: &str,
-) -> (DynamoStore, Requests) {
+async fn failing_dynamodb_with(status: u16, kind: &'static str, extra: &str) -> (DynamoStore, Requests) {
     let extra = extra.to_owned();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

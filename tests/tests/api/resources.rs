@@ -77,6 +77,11 @@ async fn with_if_match(
 async fn every_resource_of_the_document_keeps_the_resource_contract() {
     let resources = resources();
     assert!(resources.iter().any(|r| r.collection == "/v1/items"), "items are found as a resource");
+    // Every resource kind has its collection in the document, with the shape found above: one
+    // that forgot its listing or `If-Match` is not silently left out of this test.
+    let kinds = shared::repo::keys::OWNED.iter().filter(|k| k.resource).count();
+    assert_eq!(resources.len(), kinds, "resources of the document vs resource kinds of keys::OWNED");
+    let mut prefixes = std::collections::BTreeMap::new();
     for r in &resources {
         let store = Arc::new(MemoryStore::new());
         let app = TestApp::from_state(
@@ -94,6 +99,12 @@ async fn every_resource_of_the_document_keeps_the_resource_contract() {
         assert_eq!((created.header("etag"), record["version"].as_u64()), (Some("\"1\""), Some(1)), "{what}");
         assert_eq!(record["owner_id"], owner.id.to_string(), "{what}");
         assert_eq!(app.get(&path, &owner.access).await.json(), record, "{what}");
+        // Its records are under a sort-key prefix of its own: two resources never share a kind.
+        let (_, sk) = store.keys().into_iter().find(|(_, sk)| sk.ends_with(&id)).unwrap();
+        let prefix = sk.trim_end_matches(&id).to_owned();
+        if let Some(other) = prefixes.insert(prefix.clone(), what.clone()) {
+            panic!("{what} and {other} both keep their records under {prefix}");
+        }
 
         // Another user's record does not exist for the caller, and stays as it is.
         assert_eq!(app.get(&path, &other.access).await.status, StatusCode::NOT_FOUND, "{what}");
@@ -125,6 +136,13 @@ async fn every_resource_of_the_document_keeps_the_resource_contract() {
             (Some("\"2\""), Some(2)),
             "{what}"
         );
+        // What the update set is set, and every field it left out is as it was.
+        for (field, value) in record.as_object().unwrap() {
+            let expected = r.update.get(field).unwrap_or(value);
+            if !["version", "updated_at"].contains(&field.as_str()) {
+                assert_eq!(&changed.json()[field], expected, "{what}: {field} after the update");
+            }
+        }
         let stale = with_if_match(&app, Method::PATCH, &path, &owner.access, "\"1\"", update).await;
         assert_eq!(stale, StatusCode::PRECONDITION_FAILED, "{what}");
         let nothing = app.json(Method::PATCH, &path, Some(&owner.access), json!({})).await;

@@ -72,28 +72,46 @@ fn module_graph() -> BTreeMap<String, BTreeSet<String>> {
     // The root's re-exports: `pub use state::AppState;` makes `crate::AppState` the state module.
     let lib = std::fs::read_to_string(src.join("lib.rs")).unwrap();
     let mut reexports: BTreeMap<String, String> = BTreeMap::new();
-    for line in lib.lines().filter_map(|l| l.trim().strip_prefix("pub use ")) {
-        let (module, items) = line.trim_end_matches(';').split_once("::").unwrap_or(("", ""));
+    // Every `pub use` / `pub(crate) use` statement, over as many lines as it takes.
+    for statement in lib.split(';').filter_map(|s| {
+        s.split_once(" use ")
+            .filter(|(v, _)| v.trim_end().ends_with("pub") || v.trim_end().ends_with(')'))
+            .map(|(_, u)| u)
+    }) {
+        let statement: String = statement.split_whitespace().collect();
+        let (module, items) = statement.trim_start_matches("self::").split_once("::").unwrap_or(("", ""));
         for item in items.trim_matches(|c| c == '{' || c == '}').split(',') {
-            reexports.insert(item.trim().to_owned(), module.to_owned());
+            reexports.insert(item.to_owned(), module.to_owned());
         }
     }
+    // A glob of the root (`use crate::*`, or `use super::*` in a file right under it) reaches
+    // every module behind the root's re-exports.
+    let behind_root: Vec<String> = reexports.values().cloned().collect();
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for file in rust_files(&src) {
         let Some((module, depth)) = module_of(&src, &file) else { continue };
         let text = std::fs::read_to_string(&file).unwrap();
+        // The code, not its unit tests: a test module's `super::` is its file, not the root.
+        let text = text.split("#[cfg(test)]").next().unwrap_or_default();
         let mut targets = Vec::new();
+        let from_root = |rest: &str, targets: &mut Vec<String>| {
+            if rest.starts_with('*') {
+                targets.extend(behind_root.iter().cloned());
+            } else {
+                targets.extend(first_segments(rest));
+            }
+        };
         for (i, _) in text.match_indices("crate::") {
             // `$crate::` in a macro names the crate of the macro's user, not a module here.
             if !text[..i].ends_with('$') {
-                targets.extend(first_segments(&text[i + "crate::".len()..]));
+                from_root(&text[i + "crate::".len()..], &mut targets);
             }
         }
         // `super::` as many times as the file is deep reaches the root.
         let climb = "super::".repeat(depth);
         for (i, _) in text.match_indices(&climb) {
             if !text[..i].ends_with("super::") {
-                targets.extend(first_segments(&text[i + climb.len()..]));
+                from_root(&text[i + climb.len()..], &mut targets);
             }
         }
         let uses = graph.entry(module.clone()).or_default();

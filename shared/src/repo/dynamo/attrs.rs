@@ -86,5 +86,7 @@ pub(super) fn to_json(mut item: Attrs) -> RepoResult<serde_json::Map<String, ser
     for name in [PK, SK, "type"] {
         item.remove(name);
     }
-    serde_dynamo::aws_sdk_dynamodb_1::from_item(item).map_err(|e| corrupt(&e.to_string()))
+    // Not the error's own text: it would quote the stored value.
+    serde_dynamo::aws_sdk_dynamodb_1::from_item(item)
+        .map_err(|_| corrupt("an attribute of a type no resource has"))
 }
