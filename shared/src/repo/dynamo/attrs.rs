@@ -1,11 +1,11 @@
 //! Attribute values in and out: the few shapes the records use, each read with a check (a
-//! malformed record is a 500, never a panic), and whole records through serde.
+//! malformed record is a 500, never a panic), and whole records as the JSON objects they serialise to.
 
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::deps::{format_timestamp, parse_timestamp};
@@ -69,24 +69,87 @@ pub(super) fn get_micros(item: &Attrs, name: &str) -> RepoResult<DateTime<Utc>> 
     DateTime::from_timestamp_micros(get_n(item, name)?).ok_or_else(|| corrupt(name))
 }
 
-/// A value as its attribute (through serde).
-pub(super) fn to_attribute<T: Serialize>(value: &T) -> RepoResult<AttributeValue> {
-    serde_dynamo::aws_sdk_dynamodb_1::to_attribute_value(value)
-        .map_err(|e| RepoError::Internal(format!("serialising an attribute: {e}")))
+/// A JSON value as its attribute: a resource's record is its serde form, a JSON object, and each
+/// of its values maps to one attribute type (numbers to `N`, as DynamoDB keeps every number).
+pub(super) fn to_attribute(value: &Value) -> AttributeValue {
+    match value {
+        Value::Null => AttributeValue::Null(true),
+        Value::Bool(b) => AttributeValue::Bool(*b),
+        Value::Number(n) => AttributeValue::N(n.to_string()),
+        Value::String(text) => AttributeValue::S(text.clone()),
+        Value::Array(values) => AttributeValue::L(values.iter().map(to_attribute).collect()),
+        Value::Object(fields) => AttributeValue::M(to_attrs(fields)),
+    }
 }
 
-/// A serialised record as its attributes.
-pub(super) fn to_attrs<T: Serialize>(record: &T) -> RepoResult<Attrs> {
-    serde_dynamo::aws_sdk_dynamodb_1::to_item(record)
-        .map_err(|e| RepoError::Internal(format!("serialising a record: {e}")))
+/// A record's JSON object as its attributes.
+pub(super) fn to_attrs(fields: &Map<String, Value>) -> Attrs {
+    fields.iter().map(|(name, value)| (name.clone(), to_attribute(value))).collect()
+}
+
+/// An attribute as the JSON value it was written from. A type no resource writes (binary, sets)
+/// is a malformed record: an error that names the attribute, never its value.
+fn to_value(name: &str, attribute: &AttributeValue) -> RepoResult<Value> {
+    Ok(match attribute {
+        AttributeValue::Null(_) => Value::Null,
+        AttributeValue::Bool(b) => Value::Bool(*b),
+        AttributeValue::S(text) => Value::String(text.clone()),
+        AttributeValue::N(n) => {
+            let number = n.parse::<u64>().map(Value::from).or_else(|_| n.parse::<i64>().map(Value::from));
+            number.or_else(|_| n.parse::<f64>().map(Value::from)).map_err(|_| corrupt(name))?
+        }
+        AttributeValue::L(values) => {
+            Value::Array(values.iter().map(|v| to_value(name, v)).collect::<RepoResult<_>>()?)
+        }
+        AttributeValue::M(fields) => Value::Object(to_json_fields(fields)?),
+        _ => return Err(corrupt(name)),
+    })
+}
+
+fn to_json_fields(item: &Attrs) -> RepoResult<Map<String, Value>> {
+    item.iter().map(|(name, attribute)| Ok((name.clone(), to_value(name, attribute)?))).collect()
 }
 
 /// A record's attributes as a JSON object, without its keys.
-pub(super) fn to_json(mut item: Attrs) -> RepoResult<serde_json::Map<String, serde_json::Value>> {
+pub(super) fn to_json(mut item: Attrs) -> RepoResult<Map<String, Value>> {
     for name in [PK, SK, "type"] {
         item.remove(name);
     }
-    // Not the error's own text: it would quote the stored value.
-    serde_dynamo::aws_sdk_dynamodb_1::from_item(item)
-        .map_err(|_| corrupt("an attribute of a type no resource has"))
+    to_json_fields(&item)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_record_comes_back_as_it_was_written() {
+        let record = json!({
+            "title": "Sword", "count": 3, "debt": -7, "big": u64::MAX, "price": 9.5,
+            "small": 1e-7, "done": false, "note": null,
+            "tags": ["a", 1, null], "where": {"shelf": 2, "row": [true]}
+        });
+        let Value::Object(fields) = record.clone() else { unreachable!() };
+        let mut item = to_attrs(&fields);
+        assert_eq!(item["count"], AttributeValue::N("3".into()));
+        assert_eq!(item["note"], AttributeValue::Null(true));
+        item.insert(PK.into(), s("USER#1"));
+        item.insert(SK.into(), s("ITEM#1"));
+        item.insert("type".into(), s("item"));
+        assert_eq!(Value::Object(to_json(item).unwrap()), record);
+    }
+
+    #[test]
+    fn an_attribute_no_resource_writes_is_a_malformed_record_named_without_its_value() {
+        for attribute in [
+            AttributeValue::Ss(vec!["secret".into()]),
+            AttributeValue::N("secret".into()),
+            AttributeValue::L(vec![AttributeValue::Ns(vec!["1".into()])]),
+        ] {
+            let item = HashMap::from([("odd".to_owned(), attribute)]);
+            let err = to_json(item).unwrap_err().to_string();
+            assert!(err.contains("odd") && !err.contains("secret"), "{err}");
+        }
+    }
 }

@@ -32,10 +32,18 @@ use super::keys::WARM_UP_KEY;
 /// The most a cold start waits for its warm-up read.
 pub const WARM_UP_TIMEOUT: StdDuration = StdDuration::from_secs(1);
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DynamoStore {
     client: Client,
     table: String,
+}
+
+/// The table only: the client's own `Debug` prints its whole configuration, and linking it into
+/// every function (the repositories are `Debug`) costs kilobytes of each zip for nothing.
+impl std::fmt::Debug for DynamoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DynamoStore").field("table", &self.table).finish_non_exhaustive()
+    }
 }
 
 impl DynamoStore {

@@ -53,7 +53,7 @@ impl ResourceStore for DynamoStore {
             .expression_attribute_names("#pk", PK)
             .build()
             .map_err(build_error)?;
-        let mut item = to_attrs(record)?;
+        let mut item = to_attrs(record);
         item.insert(PK.to_owned(), s(user_pk(owner)));
         item.insert(SK.to_owned(), s(kind.sk(id)));
         item.insert("type".to_owned(), s(kind.name));
@@ -107,7 +107,7 @@ impl ResourceStore for DynamoStore {
                 removes.push(format!("#f{i}"));
             } else {
                 sets.push(format!("#f{i} = :f{i}"));
-                request = request.expression_attribute_values(format!(":f{i}"), to_attribute(value)?);
+                request = request.expression_attribute_values(format!(":f{i}"), to_attribute(value));
             }
         }
         let mut condition = "attribute_exists(#pk)".to_owned();

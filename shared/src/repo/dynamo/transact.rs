@@ -76,6 +76,16 @@ impl DynamoStore {
         L: Copy + PartialEq + std::fmt::Debug,
     {
         let (labels, actions): (Vec<L>, Vec<TransactWriteItem>) = transaction.actions.into_iter().unzip();
+        // The labels stay here; what runs the transaction is one function for every label type.
+        Ok(self
+            .run_transaction(actions)
+            .await?
+            .map_err(|failed| Refused(failed.into_iter().filter_map(|i| labels.get(i).copied()).collect())))
+    }
+
+    /// Runs the actions; on a refusal, the positions of the actions whose conditions failed
+    /// (which [`DynamoStore::commit`] turns back into labels).
+    async fn run_transaction(&self, actions: Vec<TransactWriteItem>) -> RepoResult<Result<(), Vec<usize>>> {
         for attempt in 1..=ATTEMPTS {
             let result =
                 self.client.transact_write_items().set_transact_items(Some(actions.clone())).send().await;
@@ -86,14 +96,14 @@ impl DynamoStore {
             if let Some(TransactWriteItemsError::TransactionCanceledException(e)) = err.as_service_error() {
                 let codes: Vec<&str> =
                     e.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
-                let failed: Vec<L> = labels
+                let failed: Vec<usize> = codes
                     .iter()
-                    .zip(&codes)
+                    .enumerate()
                     .filter(|(_, code)| **code == "ConditionalCheckFailed")
-                    .map(|(label, _)| *label)
+                    .map(|(i, _)| i)
                     .collect();
                 if !failed.is_empty() {
-                    return Ok(Err(Refused(failed)));
+                    return Ok(Err(failed));
                 }
                 // Lost to a concurrent transaction, or throttled: nothing was written.
                 if codes.iter().any(|c| TRANSIENT_CANCELLATIONS.contains(c)) {
