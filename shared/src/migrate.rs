@@ -16,7 +16,7 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::deps::Clock;
-use crate::repo::{MigrationRecord, RepoError, Repos};
+use crate::repo::{MigrationRecord, MigrationRepo, RepoError, Repos};
 
 /// How long a run holds the lease before another may take it over; renewed at each checkpoint
 /// and each migration, so only a run that died lets it lapse.
@@ -52,7 +52,7 @@ pub trait Migration: Send + Sync {
 /// What a migration may record about how far it got.
 #[derive(Debug)]
 pub struct Progress {
-    repos: Repos,
+    ledger: Arc<dyn MigrationRepo>,
     clock: Arc<dyn Clock>,
     holder: Uuid,
     record: MigrationRecord,
@@ -67,7 +67,7 @@ impl Progress {
     /// Records that everything up to `checkpoint` is done, and renews the lease.
     pub async fn save(&mut self, checkpoint: impl Into<String>) -> Result<(), MigrateError> {
         self.record.checkpoint = Some(checkpoint.into());
-        save(&self.repos, self.clock.as_ref(), self.holder, &self.record).await
+        save(self.ledger.as_ref(), self.clock.as_ref(), self.holder, &self.record).await
     }
 }
 
@@ -115,7 +115,11 @@ pub struct Status {
 }
 
 pub struct Migrator {
+    /// What the migrations change.
     repos: Repos,
+    /// Where they are recorded, and the lease: only this operator command reads it, so it is no
+    /// part of [`Repos`], and the functions do not link it.
+    ledger: Arc<dyn MigrationRepo>,
     clock: Arc<dyn Clock>,
     migrations: Vec<Arc<dyn Migration>>,
 }
@@ -129,22 +133,18 @@ impl std::fmt::Debug for Migrator {
 
 /// Renews the lease, then writes `record` on condition that the lease is still ours.
 async fn save(
-    repos: &Repos,
+    ledger: &dyn MigrationRepo,
     clock: &dyn Clock,
     holder: Uuid,
     record: &MigrationRecord,
 ) -> Result<(), MigrateError> {
-    renew(repos, clock, holder).await?;
-    if repos.migrations.save_migration(record, holder, clock.now()).await? {
-        Ok(())
-    } else {
-        Err(MigrateError::Busy)
-    }
+    renew(ledger, clock, holder).await?;
+    if ledger.save_migration(record, holder, clock.now()).await? { Ok(()) } else { Err(MigrateError::Busy) }
 }
 
-async fn renew(repos: &Repos, clock: &dyn Clock, holder: Uuid) -> Result<(), MigrateError> {
+async fn renew(ledger: &dyn MigrationRepo, clock: &dyn Clock, holder: Uuid) -> Result<(), MigrateError> {
     let now = clock.now();
-    if repos.migrations.acquire_migration_lease(holder, now, now + Duration::seconds(LEASE_SECS)).await? {
+    if ledger.acquire_migration_lease(holder, now, now + Duration::seconds(LEASE_SECS)).await? {
         Ok(())
     } else {
         Err(MigrateError::Busy)
@@ -152,15 +152,21 @@ async fn renew(repos: &Repos, clock: &dyn Clock, holder: Uuid) -> Result<(), Mig
 }
 
 impl Migrator {
-    /// A migrator over `migrations`, which it sorts by id.
-    pub fn new(repos: Repos, clock: Arc<dyn Clock>, mut migrations: Vec<Arc<dyn Migration>>) -> Self {
+    /// A migrator over `migrations`, which it sorts by id, applied to `repos` and recorded in
+    /// `ledger` (the same store, in practice).
+    pub fn new(
+        repos: Repos,
+        ledger: Arc<dyn MigrationRepo>,
+        clock: Arc<dyn Clock>,
+        mut migrations: Vec<Arc<dyn Migration>>,
+    ) -> Self {
         migrations.sort_by_key(|m| m.id());
-        Self { repos, clock, migrations }
+        Self { repos, ledger, clock, migrations }
     }
 
     /// Every known migration with its state, then any recorded one this build does not know.
     pub async fn status(&self) -> Result<Vec<Status>, MigrateError> {
-        let records = self.repos.migrations.migrations().await?;
+        let records = self.ledger.migrations().await?;
         let mut out: Vec<Status> = self
             .migrations
             .iter()
@@ -189,15 +195,15 @@ impl Migrator {
     /// Stops at the first failure, leaving it unfinished (with its checkpoint) for the next run.
     pub async fn run(&self) -> Result<Vec<String>, MigrateError> {
         let holder = Uuid::new_v4();
-        renew(&self.repos, self.clock.as_ref(), holder).await?;
+        renew(self.ledger.as_ref(), self.clock.as_ref(), holder).await?;
         let result = self.run_holding(holder).await;
         // Give the lease back whatever happened; if that fails too, it lapses by itself.
-        let _ = self.repos.migrations.release_migration_lease(holder).await;
+        let _ = self.ledger.release_migration_lease(holder).await;
         result
     }
 
     async fn run_holding(&self, holder: Uuid) -> Result<Vec<String>, MigrateError> {
-        let records = self.repos.migrations.migrations().await?;
+        let records = self.ledger.migrations().await?;
         if let Some(unknown) = records.iter().find(|r| !self.migrations.iter().any(|m| m.id() == r.id)) {
             return Err(MigrateError::Unknown(unknown.id.clone()));
         }
@@ -214,9 +220,9 @@ impl Migrator {
                 checkpoint: None,
                 applied_at: None,
             });
-            save(&self.repos, self.clock.as_ref(), holder, &record).await?;
+            save(self.ledger.as_ref(), self.clock.as_ref(), holder, &record).await?;
             let mut progress =
-                Progress { repos: self.repos.clone(), clock: self.clock.clone(), holder, record };
+                Progress { ledger: self.ledger.clone(), clock: self.clock.clone(), holder, record };
             match migration.apply(&self.repos, &mut progress).await {
                 Ok(()) => {}
                 Err(e @ (MigrateError::Failed { .. } | MigrateError::Busy)) => return Err(e),
@@ -229,7 +235,7 @@ impl Migrator {
             }
             let mut record = progress.record;
             record.applied_at = Some(self.clock.now());
-            save(&self.repos, self.clock.as_ref(), holder, &record).await?;
+            save(self.ledger.as_ref(), self.clock.as_ref(), holder, &record).await?;
             finished.push(record.id);
         }
         Ok(finished)

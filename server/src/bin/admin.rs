@@ -53,7 +53,8 @@ async fn main() -> ExitCode {
     server::exit_with(run(args).await)
 }
 
-async fn state(create_table: bool) -> Result<AppState, String> {
+/// The API's state over the table, and the table's store (which also keeps the migrations' ledger).
+async fn state(create_table: bool) -> Result<(AppState, Arc<DynamoStore>), String> {
     if std::env::var_os("DYNAMODB_ENDPOINT").is_none() && std::env::var_os("TABLE_NAME").is_none() {
         return Err("set TABLE_NAME to the stack's table (the TableName output of `sam deploy`), \
                     or DYNAMODB_ENDPOINT for DynamoDB Local"
@@ -73,7 +74,7 @@ async fn state(create_table: bool) -> Result<AppState, String> {
             .map_err(|e| e.to_string())?;
     }
     let store = Arc::new(DynamoStore::new(client, config.table_name.clone()));
-    Ok(AppState::new(config, Repos::from_store(store)))
+    Ok((AppState::new(config, Repos::from_store(store.clone())), store))
 }
 
 /// The new user's password: prompted for without echo on a terminal, else the first line of
@@ -97,7 +98,7 @@ async fn read_password() -> Result<String, String> {
 
 #[allow(clippy::print_stdout)]
 async fn run(args: Args) -> Result<(), String> {
-    let state = state(args.create_table).await?;
+    let (state, store) = state(args.create_table).await?;
     match args.command {
         Command::CreateSuperuser { email } => {
             // An existing user keeps its password: one is asked for only when the user is new.
@@ -118,7 +119,7 @@ async fn run(args: Args) -> Result<(), String> {
             println!("{email}: {what}");
         }
         Command::Migrate { status: true } => {
-            let migrator = Migrator::new(state.repos.clone(), state.clock.clone(), migrate::all());
+            let migrator = Migrator::new(state.repos.clone(), store, state.clock.clone(), migrate::all());
             for status in migrator.status().await.map_err(|e| e.to_string())? {
                 let state = match status.state {
                     State::Pending => "pending".to_owned(),
@@ -130,7 +131,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Migrate { status: false } => {
-            let migrator = Migrator::new(state.repos.clone(), state.clock.clone(), migrate::all());
+            let migrator = Migrator::new(state.repos.clone(), store, state.clock.clone(), migrate::all());
             let applied = migrator.run().await.map_err(|e| e.to_string())?;
             if applied.is_empty() {
                 println!("nothing to apply: every migration is applied");

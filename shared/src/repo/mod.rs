@@ -77,22 +77,15 @@ pub struct Repos {
     pub resources: Arc<dyn ResourceStore>,
     pub tokens: Arc<dyn TokenRepo>,
     pub throttle: Arc<dyn ThrottleRepo>,
-    pub migrations: Arc<dyn MigrationRepo>,
 }
 
 impl Repos {
     /// Every repository backed by one store.
     pub fn from_store<S>(store: Arc<S>) -> Self
     where
-        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + 'static,
+        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + 'static,
     {
-        Self {
-            users: store.clone(),
-            resources: store.clone(),
-            tokens: store.clone(),
-            throttle: store.clone(),
-            migrations: store,
-        }
+        Self { users: store.clone(), resources: store.clone(), tokens: store.clone(), throttle: store }
     }
 
     /// The records of one resource: `repos.resources::<Item>().get(owner, id)`.
