@@ -9,7 +9,6 @@
 //! by commas. Its `EnvFilter` also matches spans and fields, by regular expressions, and linking
 //! those into every function cost 177 KB of each zip (BENCHMARKS.md, tuning log, step 6).
 
-use tracing::Level;
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -19,31 +18,63 @@ use tracing_subscriber::layer::SubscriberExt;
 /// `hyper_util`, and `tower` covers `tower_http`.
 const CAPPED: &[&str] = &["lambda_runtime", "lambda_http", "aws", "hyper", "h2", "rustls", "tower", "axum"];
 
-/// The filter for a requested level or `target=level` directives (`debug`, `info,shared=debug`);
-/// what does not parse as such (a span or field directive, a typo) is `info`.
+/// The filter for a requested level (`debug`; Lambda's `FATAL` is `error`) or comma-separated
+/// `target=level` directives (`warn,shared=debug`). Anything else (a span or field directive, a
+/// word that is not a level, an empty target or level) makes the whole request `info`: a typo
+/// must not silence the function's own errors.
 ///
+/// The capped crates log at the requested default level, but nothing more verbose than `info`.
 /// The most specific directive for a target wins, so a requested `aws_sigv4=trace` would beat
-/// the cap `aws=info`: requested directives at or below a capped crate are dropped first.
+/// the cap `aws=info`: requested directives for a capped crate are dropped (and a request of
+/// nothing else is `info`).
 pub fn filter(requested: &str) -> Targets {
     let requested = requested.to_lowercase();
-    let kept: Vec<&str> = requested
-        .split(',')
-        .map(str::trim)
-        .filter(|directive| !directive.is_empty())
-        .filter(|directive| {
-            let target = directive.split(['[', '=']).next().unwrap_or_default().trim();
-            !CAPPED.iter().any(|capped| target.starts_with(capped))
-        })
-        .collect();
-    // `Targets` reads `=debug` or `shared=` as a directive of its own (the error level); here
-    // they are typos, like a level that is not one.
-    let well_formed = kept.iter().all(|directive| match directive.split_once('=') {
-        Some((target, level)) => !target.trim().is_empty() && !level.trim().is_empty(),
-        None => true,
-    });
-    let parsed = if kept.is_empty() || !well_formed { None } else { kept.join(",").parse().ok() };
-    let filter: Targets = parsed.unwrap_or_else(|| Targets::new().with_default(Level::INFO));
-    filter.with_targets(CAPPED.iter().map(|target| (*target, Level::INFO)))
+    let (default, targets) = match parse_directives(&requested) {
+        Some((default, mut targets)) => {
+            targets.retain(|(target, _)| !CAPPED.iter().any(|capped| target.starts_with(capped)));
+            match (default, targets.is_empty()) {
+                (None, true) => (Some(LevelFilter::INFO), targets),
+                _ => (default, targets),
+            }
+        }
+        None => (Some(LevelFilter::INFO), Vec::new()),
+    };
+    let cap = default.unwrap_or(LevelFilter::OFF).min(LevelFilter::INFO);
+    let mut filter = Targets::new().with_targets(targets);
+    if let Some(level) = default {
+        filter = filter.with_default(level);
+    }
+    filter.with_targets(CAPPED.iter().map(|target| (*target, cap)))
+}
+
+/// A request's default level, if it names one, and its `target=level` pairs.
+type Directives<'a> = (Option<LevelFilter>, Vec<(&'a str, LevelFilter)>);
+
+/// The directives of a request; `None` when any part of it is neither a level nor
+/// `target=level`, or it names nothing.
+fn parse_directives(requested: &str) -> Option<Directives<'_>> {
+    // `LevelFilter` itself reads an empty level as `error`.
+    let level = |text: &str| match text.trim() {
+        "" => None,
+        "fatal" => Some(LevelFilter::ERROR),
+        other => other.parse::<LevelFilter>().ok(),
+    };
+    let mut default = None;
+    let mut targets = Vec::new();
+    for directive in requested.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.split_once('=') {
+            None => default = Some(level(directive)?),
+            Some((target, to)) => {
+                let target = target.trim();
+                let plain = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+                if target.is_empty() || !target.chars().all(plain) {
+                    return None;
+                }
+                targets.push((target, level(to)?));
+            }
+        }
+    }
+    (default.is_some() || !targets.is_empty()).then_some((default, targets))
 }
 
 /// How log lines are written. Lambda says which through `AWS_LAMBDA_LOG_FORMAT` (`JSON` or
@@ -84,28 +115,29 @@ pub fn subscriber<W>(
 where
     W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
 {
+    // The filter sits under the formatting layer, for every event: its level is the
+    // subscriber's hint, so a disabled `debug!` costs a comparison.
+    let filtered = tracing_subscriber::registry().with(filter);
     match format {
         // Lambda stamps every line with the time and the request id already.
         LogFormat::Json => Box::new(
-            tracing_subscriber::fmt()
-                .json()
-                .with_max_level(LevelFilter::TRACE)
-                .with_current_span(false)
-                .with_target(false)
-                .without_time()
-                .with_writer(writer)
-                .finish()
-                .with(filter),
+            filtered.with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_current_span(false)
+                    .with_target(false)
+                    .without_time()
+                    .with_writer(writer),
+            ),
         ),
         LogFormat::Text => Box::new(
-            tracing_subscriber::fmt()
-                .compact()
-                .with_max_level(LevelFilter::TRACE)
-                .with_target(false)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-                .with_writer(writer)
-                .finish()
-                .with(filter),
+            filtered.with(
+                tracing_subscriber::fmt::layer()
+                    .compact()
+                    .with_target(false)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                    .with_writer(writer),
+            ),
         ),
     }
 }
@@ -184,18 +216,60 @@ mod tests {
         assert!(!enabled("warn", "shared::web", Level::INFO));
         assert!(enabled("warn,shared=debug", "shared::web", Level::DEBUG));
         assert!(!enabled("warn,shared=debug", "items", Level::INFO));
+        assert!(enabled("shared::web=trace", "shared::web", Level::TRACE));
+        assert!(!enabled("shared::web=trace", "shared::repo", Level::ERROR), "no default: only it");
         assert!(!enabled("off", "shared", Level::ERROR));
         assert!(enabled(" info, ", "shared", Level::INFO), "an empty directive changes nothing");
+        // Lambda's levels include FATAL.
+        assert!(enabled("FATAL", "shared", Level::ERROR) && !enabled("FATAL", "shared", Level::WARN));
         // Span and field directives are not this filter's, and a typo is not a level: `info`.
-        for unparsed in
-            ["shared[request{id=1}]=debug", "level=loud", "=", "shared=", "=debug", ",,", "", "aws=debug"]
-        {
-            assert!(enabled(unparsed, "shared", Level::INFO), "{unparsed}");
-            assert!(!enabled(unparsed, "shared", Level::DEBUG), "{unparsed}");
+        for unparsed in [
+            "shared[request{id=1}]=debug",
+            "shared[request]=debug",
+            "[request]=debug",
+            "shared[{password}]=trace",
+            "verbose",
+            "warning",
+            "level=loud",
+            "=",
+            "shared=",
+            "=debug",
+            "warn,=",
+            ",,",
+            "",
+            "aws=debug",
+        ] {
+            assert!(enabled(unparsed, "shared", Level::INFO), "{unparsed:?}");
+            assert!(enabled(unparsed, "items", Level::ERROR), "{unparsed:?}");
+            assert!(!enabled(unparsed, "shared", Level::DEBUG), "{unparsed:?}");
         }
-        // The capped crates stay at info whatever is asked, by level or by name.
+    }
+
+    #[test]
+    fn the_crates_that_log_bodies_log_at_the_requested_level_and_never_below_info() {
+        use tracing::Level;
+        let enabled = |requested: &str, target: &str, level: Level| {
+            super::filter(requested).would_enable(target, &level)
+        };
         assert!(!enabled("trace", "aws_smithy_runtime::client", Level::DEBUG));
         assert!(!enabled("trace,hyper_util=trace", "hyper_util::client", Level::TRACE));
+        assert!(!enabled("trace,AWS_SIGV4=trace", "aws_sigv4::http_request", Level::TRACE));
         assert!(enabled("trace", "aws_config", Level::INFO));
+        assert!(!enabled("error", "aws_config", Level::INFO) && enabled("error", "aws_config", Level::ERROR));
+        assert!(!enabled("off", "lambda_runtime", Level::ERROR));
+        assert!(!enabled("shared=debug", "lambda_runtime", Level::ERROR), "no default: only shared");
+    }
+
+    #[test]
+    fn the_subscriber_tells_tracing_the_level_it_lets_through() {
+        use tracing::Subscriber;
+        use tracing_subscriber::filter::LevelFilter;
+        let hint = |requested: &str| {
+            super::subscriber(super::LogFormat::Json, super::filter(requested), std::io::sink)
+                .max_level_hint()
+        };
+        assert_eq!(hint("info"), Some(LevelFilter::INFO));
+        assert_eq!(hint("warn,shared=debug"), Some(LevelFilter::DEBUG));
+        assert_eq!(hint("off"), Some(LevelFilter::OFF));
     }
 }
