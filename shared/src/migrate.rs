@@ -16,7 +16,9 @@ use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use crate::deps::Clock;
-use crate::repo::{MigrationRecord, MigrationRepo, RepoError, Repos};
+use crate::repo::{
+    MigrationRecord, MigrationRepo, RepoError, Repos, ResourceStore, ThrottleRepo, TokenRepo, UserRepo,
+};
 
 /// How long a run holds the lease before another may take it over; renewed at each checkpoint
 /// and each migration, so only a run that died lets it lapse.
@@ -117,8 +119,8 @@ pub struct Status {
 pub struct Migrator {
     /// What the migrations change.
     repos: Repos,
-    /// Where they are recorded, and the lease: only this operator command reads it, so it is no
-    /// part of [`Repos`], and the functions do not link it.
+    /// Where they are recorded, and the lease: only `admin migrate` reads it, so it is no part of
+    /// [`Repos`], and the functions do not link it.
     ledger: Arc<dyn MigrationRepo>,
     clock: Arc<dyn Clock>,
     migrations: Vec<Arc<dyn Migration>>,
@@ -152,16 +154,15 @@ async fn renew(ledger: &dyn MigrationRepo, clock: &dyn Clock, holder: Uuid) -> R
 }
 
 impl Migrator {
-    /// A migrator over `migrations`, which it sorts by id, applied to `repos` and recorded in
-    /// `ledger` (the same store, in practice).
-    pub fn new(
-        repos: Repos,
-        ledger: Arc<dyn MigrationRepo>,
-        clock: Arc<dyn Clock>,
-        mut migrations: Vec<Arc<dyn Migration>>,
-    ) -> Self {
+    /// A migrator over `migrations`, which it sorts by id: they change the records of `store`,
+    /// and are recorded in it, under its lease (one store for both, or the lease would not keep
+    /// two runs apart).
+    pub fn new<S>(store: Arc<S>, clock: Arc<dyn Clock>, mut migrations: Vec<Arc<dyn Migration>>) -> Self
+    where
+        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + 'static,
+    {
         migrations.sort_by_key(|m| m.id());
-        Self { repos, ledger, clock, migrations }
+        Self { repos: Repos::from_store(store.clone()), ledger: store, clock, migrations }
     }
 
     /// Every known migration with its state, then any recorded one this build does not know.

@@ -119,7 +119,7 @@ async fn run(args: Args) -> Result<(), String> {
             println!("{email}: {what}");
         }
         Command::Migrate { status: true } => {
-            let migrator = Migrator::new(state.repos.clone(), store, state.clock.clone(), migrate::all());
+            let migrator = Migrator::new(store, state.clock.clone(), migrate::all());
             for status in migrator.status().await.map_err(|e| e.to_string())? {
                 let state = match status.state {
                     State::Pending => "pending".to_owned(),
@@ -131,7 +131,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Migrate { status: false } => {
-            let migrator = Migrator::new(state.repos.clone(), store, state.clock.clone(), migrate::all());
+            let migrator = Migrator::new(store, state.clock.clone(), migrate::all());
             let applied = migrator.run().await.map_err(|e| e.to_string())?;
             if applied.is_empty() {
                 println!("nothing to apply: every migration is applied");

@@ -24,15 +24,16 @@ macro_rules! on_both_stores {
             $(#[tokio::test]
             async fn $name() {
                 let store = std::sync::Arc::new(shared::repo::memory::MemoryStore::new());
-                super::$name(super::state(store.clone()), store).await;
+                super::$name(super::state(api_tests::config(), store.clone()), store).await;
             })*
         }
         #[cfg(feature = "dynamodb")]
         mod dynamodb {
             $(#[tokio::test]
             async fn $name() {
-                let store = api_tests::dynamo::store().await;
-                super::$name(super::state(store.clone()), store).await;
+                let config = api_tests::dynamo::config();
+                let store = api_tests::dynamo::store_with(&config).await;
+                super::$name(super::state(config, store.clone()), store).await;
             })*
         }
     };
@@ -48,16 +49,14 @@ on_both_stores!(
     create_superuser_creates_promotes_or_keeps,
 );
 
-/// The application over `store`, which also keeps the migrations' ledger (the `Ledger` each
-/// test is given).
-fn state<S>(store: Arc<S>) -> AppState
-where
-    S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + 'static,
-{
-    AppState::new(api_tests::config(), Repos::from_store(store)).with_hasher(api_tests::fast_hasher())
-}
+/// A store of every repository and the migrations' ledger: what `Migrator::new` takes.
+trait Store: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + 'static {}
+impl<T: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + 'static> Store for T {}
 
-type Ledger = Arc<dyn MigrationRepo>;
+/// The application over `store`; each test is given both.
+fn state<S: Store>(config: shared::Config, store: Arc<S>) -> AppState {
+    AppState::new(config, Repos::from_store(store)).with_hasher(api_tests::fast_hasher())
+}
 
 /// A migration that logs its runs and, if told to, fails once after its second step.
 struct Steps {
@@ -96,16 +95,16 @@ impl Migration for Steps {
     }
 }
 
-fn migrator(state: &AppState, ledger: &Ledger, migrations: Vec<Arc<dyn Migration>>) -> Migrator {
-    Migrator::new(state.repos.clone(), ledger.clone(), state.clock.clone(), migrations)
+fn migrator<S: Store>(state: &AppState, store: &Arc<S>, migrations: Vec<Arc<dyn Migration>>) -> Migrator {
+    Migrator::new(store.clone(), state.clock.clone(), migrations)
 }
 
-async fn migrations_apply_in_order_once_each(state: AppState, ledger: Ledger) {
+async fn migrations_apply_in_order_once_each<S: Store>(state: AppState, store: Arc<S>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     // Given out of order: they run by id.
     let set: Vec<Arc<dyn Migration>> =
         vec![Steps::new("0003_c", &log), Arc::new(Baseline), Steps::new("0002_b", &log)];
-    let m = migrator(&state, &ledger, set.clone());
+    let m = migrator(&state, &store, set.clone());
     let states: Vec<_> = m.status().await.unwrap().into_iter().map(|s| (s.id, s.state)).collect();
     assert_eq!(
         states,
@@ -122,11 +121,11 @@ async fn migrations_apply_in_order_once_each(state: AppState, ledger: Ledger) {
     assert_eq!(runs.len(), 8);
     assert!(m.status().await.unwrap().iter().all(|s| matches!(s.state, State::Applied { .. })));
     // Idempotent at the level of the run: nothing is applied twice.
-    assert!(migrator(&state, &ledger, set).run().await.unwrap().is_empty());
+    assert!(migrator(&state, &store, set).run().await.unwrap().is_empty());
     assert_eq!(log.lock().unwrap().len(), 8);
 }
 
-async fn a_failed_migration_resumes_from_its_checkpoint(state: AppState, ledger: Ledger) {
+async fn a_failed_migration_resumes_from_its_checkpoint<S: Store>(state: AppState, store: Arc<S>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let flaky = Arc::new(Steps {
         id: "0002_flaky",
@@ -135,43 +134,43 @@ async fn a_failed_migration_resumes_from_its_checkpoint(state: AppState, ledger:
         failures: AtomicU32::new(0),
     });
     let set: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), flaky, Steps::new("0003_after", &log)];
-    let err = migrator(&state, &ledger, set.clone()).run().await.unwrap_err();
+    let err = migrator(&state, &store, set.clone()).run().await.unwrap_err();
     assert!(matches!(err, MigrateError::Failed { ref id, .. } if id == "0002_flaky"), "{err}");
-    let status = migrator(&state, &ledger, set.clone()).status().await.unwrap();
+    let status = migrator(&state, &store, set.clone()).status().await.unwrap();
     assert!(matches!(status[0].state, State::Applied { .. }));
     assert_eq!(status[1].state, State::Unfinished { checkpoint: Some("2".into()) });
     assert_eq!(status[2].state, State::Pending, "nothing after a failure runs");
     // The next run resumes at step 3 and goes on to the rest.
-    assert_eq!(migrator(&state, &ledger, set).run().await.unwrap(), ["0002_flaky", "0003_after"]);
+    assert_eq!(migrator(&state, &store, set).run().await.unwrap(), ["0002_flaky", "0003_after"]);
     let runs: Vec<String> = log.lock().unwrap().iter().filter(|l| l.starts_with("0002")).cloned().collect();
     assert_eq!(runs, ["0002_flaky step 1", "0002_flaky step 2", "0002_flaky step 3", "0002_flaky step 4"]);
 }
 
-async fn a_second_run_waits_for_the_lease(state: AppState, ledger: Ledger) {
+async fn a_second_run_waits_for_the_lease<S: Store>(state: AppState, store: Arc<S>) {
     let clock = Arc::new(TestClock::default());
     let state = state.with_clock(clock.clone());
     let other = Uuid::new_v4();
     let now = clock.now();
     assert!(
-        ledger
+        store
             .acquire_migration_lease(other, now, now + Duration::seconds(migrate::LEASE_SECS))
             .await
             .unwrap()
     );
-    let m = migrator(&state, &ledger, migrate::all());
+    let m = migrator(&state, &store, migrate::all());
     assert!(matches!(m.run().await, Err(MigrateError::Busy)));
     assert_eq!(m.status().await.unwrap()[0].state, State::Pending, "nothing ran");
     // A holder that died lets its lease run out; then the run goes ahead and gives it back.
     clock.advance(Duration::seconds(migrate::LEASE_SECS + 1));
     assert_eq!(m.run().await.unwrap(), ["0001_baseline"]);
     let later = clock.now();
-    assert!(ledger.acquire_migration_lease(other, later, later).await.unwrap(), "released");
+    assert!(store.acquire_migration_lease(other, later, later).await.unwrap(), "released");
 }
 
 /// A migration so slow that its lease runs out and another run takes it over mid-way.
 struct Overtaken {
     clock: Arc<TestClock>,
-    ledger: Ledger,
+    ledger: Arc<dyn MigrationRepo>,
 }
 
 #[async_trait]
@@ -194,42 +193,42 @@ impl Migration for Overtaken {
     }
 }
 
-async fn a_run_that_lost_its_lease_records_nothing_more(state: AppState, ledger: Ledger) {
+async fn a_run_that_lost_its_lease_records_nothing_more<S: Store>(state: AppState, store: Arc<S>) {
     let clock = Arc::new(TestClock::default());
     let state = state.with_clock(clock.clone());
     let set: Vec<Arc<dyn Migration>> =
-        vec![Arc::new(Baseline), Arc::new(Overtaken { clock: clock.clone(), ledger: ledger.clone() })];
-    assert!(matches!(migrator(&state, &ledger, set.clone()).run().await, Err(MigrateError::Busy)));
-    let status = migrator(&state, &ledger, set).status().await.unwrap();
+        vec![Arc::new(Baseline), Arc::new(Overtaken { clock: clock.clone(), ledger: store.clone() })];
+    assert!(matches!(migrator(&state, &store, set.clone()).run().await, Err(MigrateError::Busy)));
+    let status = migrator(&state, &store, set).status().await.unwrap();
     assert!(matches!(status[0].state, State::Applied { .. }));
     // The checkpoint it saved while it held the lease stands; the one after does not.
     assert_eq!(status[1].state, State::Unfinished { checkpoint: Some("1".into()) });
 }
 
-async fn a_migration_the_build_does_not_know_stops_the_run(state: AppState, ledger: Ledger) {
+async fn a_migration_the_build_does_not_know_stops_the_run<S: Store>(state: AppState, store: Arc<S>) {
     let log = Arc::new(Mutex::new(Vec::new()));
     let newer: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), Steps::new("0002_newer", &log)];
-    migrator(&state, &ledger, newer).run().await.unwrap();
+    migrator(&state, &store, newer).run().await.unwrap();
     // An older build, which knows only the baseline, refuses to run against this table.
-    let err = migrator(&state, &ledger, migrate::all()).run().await.unwrap_err();
+    let err = migrator(&state, &store, migrate::all()).run().await.unwrap_err();
     assert!(matches!(err, MigrateError::Unknown(ref id) if id == "0002_newer"), "{err}");
-    let status = migrator(&state, &ledger, migrate::all()).status().await.unwrap();
+    let status = migrator(&state, &store, migrate::all()).status().await.unwrap();
     assert_eq!(status.len(), 2, "status still lists the unknown one");
 }
 
-async fn the_baseline_changes_nothing_but_its_record(state: AppState, ledger: Ledger) {
+async fn the_baseline_changes_nothing_but_its_record<S: Store>(state: AppState, store: Arc<S>) {
     let admin =
         ensure_superuser(&state, "base@example.com", Some(api_tests::PASSWORD), IfExists::Promote).await;
     assert_eq!(admin.unwrap(), Outcome::Created);
     let before = state.repos.users.list_users(100, None).await.unwrap();
-    assert_eq!(migrator(&state, &ledger, migrate::all()).run().await.unwrap(), ["0001_baseline"]);
+    assert_eq!(migrator(&state, &store, migrate::all()).run().await.unwrap(), ["0001_baseline"]);
     assert_eq!(state.repos.users.list_users(100, None).await.unwrap(), before);
-    let records = ledger.migrations().await.unwrap();
+    let records = store.migrations().await.unwrap();
     assert_eq!(records.len(), 1);
     assert_eq!((records[0].id.as_str(), records[0].checkpoint.as_deref()), ("0001_baseline", None));
 }
 
-async fn create_superuser_creates_promotes_or_keeps(state: AppState, _ledger: Ledger) {
+async fn create_superuser_creates_promotes_or_keeps<S: Store>(state: AppState, _store: Arc<S>) {
     let email = format!("root-{}@Example.com", Uuid::new_v4().simple());
     let created = ensure_superuser(&state, &email, Some(api_tests::PASSWORD), IfExists::Keep).await.unwrap();
     assert_eq!(created, Outcome::Created);

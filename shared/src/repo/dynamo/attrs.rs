@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use serde_json::{Map, Value};
+use serde_json::{Map, Number, Value};
 use uuid::Uuid;
 
 use crate::deps::{format_timestamp, parse_timestamp};
@@ -87,21 +87,28 @@ pub(super) fn to_attrs(fields: &Map<String, Value>) -> Attrs {
     fields.iter().map(|(name, value)| (name.clone(), to_attribute(value))).collect()
 }
 
-/// An attribute as the JSON value it was written from. A type no resource writes (binary, sets)
-/// is a malformed record: an error that names the attribute, never its value.
+/// An attribute as the JSON value it was written from. A type no resource writes (binary, and
+/// sets, which a record edited in the console may hold) or a number JSON cannot hold is a
+/// malformed record: an error that names the record's attribute `name` (even for a value nested
+/// in it, whose keys may be data), never the value.
 fn to_value(name: &str, attribute: &AttributeValue) -> RepoResult<Value> {
     Ok(match attribute {
         AttributeValue::Null(_) => Value::Null,
         AttributeValue::Bool(b) => Value::Bool(*b),
         AttributeValue::S(text) => Value::String(text.clone()),
-        AttributeValue::N(n) => {
-            let number = n.parse::<u64>().map(Value::from).or_else(|_| n.parse::<i64>().map(Value::from));
-            number.or_else(|_| n.parse::<f64>().map(Value::from)).map_err(|_| corrupt(name))?
-        }
+        AttributeValue::N(n) => match (n.parse::<u64>(), n.parse::<i64>(), n.parse::<f64>()) {
+            (Ok(unsigned), _, _) => Value::from(unsigned),
+            (_, Ok(signed), _) => Value::from(signed),
+            // Not `Value::from(f64)`, which turns NaN and infinities into null.
+            (_, _, Ok(float)) => Number::from_f64(float).map(Value::Number).ok_or_else(|| corrupt(name))?,
+            _ => return Err(corrupt(name)),
+        },
         AttributeValue::L(values) => {
             Value::Array(values.iter().map(|v| to_value(name, v)).collect::<RepoResult<_>>()?)
         }
-        AttributeValue::M(fields) => Value::Object(to_json_fields(fields)?),
+        AttributeValue::M(fields) => Value::Object(
+            fields.iter().map(|(key, v)| Ok((key.clone(), to_value(name, v)?))).collect::<RepoResult<_>>()?,
+        ),
         _ => return Err(corrupt(name)),
     })
 }
@@ -142,10 +149,15 @@ mod tests {
 
     #[test]
     fn an_attribute_no_resource_writes_is_a_malformed_record_named_without_its_value() {
+        let nested = |key: &str, inner| AttributeValue::M(HashMap::from([(key.to_owned(), inner)]));
         for attribute in [
             AttributeValue::Ss(vec!["secret".into()]),
             AttributeValue::N("secret".into()),
+            AttributeValue::N("NaN".into()),
+            AttributeValue::N("inf".into()),
+            AttributeValue::N("1e999".into()),
             AttributeValue::L(vec![AttributeValue::Ns(vec!["1".into()])]),
+            nested("secret", AttributeValue::Bs(vec![])),
         ] {
             let item = HashMap::from([("odd".to_owned(), attribute)]);
             let err = to_json(item).unwrap_err().to_string();

@@ -77,10 +77,16 @@ impl DynamoStore {
     {
         let (labels, actions): (Vec<L>, Vec<TransactWriteItem>) = transaction.actions.into_iter().unzip();
         // The labels stay here; what runs the transaction is one function for every label type.
-        Ok(self
-            .run_transaction(actions)
-            .await?
-            .map_err(|failed| Refused(failed.into_iter().filter_map(|i| labels.get(i).copied()).collect())))
+        match self.run_transaction(actions).await? {
+            Ok(()) => Ok(Ok(())),
+            Err(failed) => match failed.iter().map(|i| labels.get(*i).copied()).collect() {
+                Some(labels) => Ok(Err(Refused(labels))),
+                None => Err(RepoError::Internal(format!(
+                    "a transaction of {} actions was refused at positions {failed:?}",
+                    labels.len()
+                ))),
+            },
+        }
     }
 
     /// Runs the actions; on a refusal, the positions of the actions whose conditions failed
