@@ -3,6 +3,7 @@
 //! time with their own Query.
 
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use uuid::Uuid;
 
@@ -18,6 +19,19 @@ impl DynamoStore {
         self.query_prefix(user_pk(user_id), prefix, true).await
     }
 
+    /// A strongly consistent query of partition `pk` for the records whose SK starts with `prefix`.
+    pub(super) fn prefix_query(&self, pk: String, prefix: &str) -> QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#sk", SK)
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":prefix", s(prefix))
+            .consistent_read(true)
+    }
+
     /// Every record (or only its keys) of partition `pk` whose SK starts with `prefix`, all pages.
     pub(super) async fn query_prefix(
         &self,
@@ -28,17 +42,7 @@ impl DynamoStore {
         let mut records = Vec::new();
         let mut start: Option<Attrs> = None;
         loop {
-            let mut query = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .expression_attribute_names("#pk", PK)
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":pk", s(pk.clone()))
-                .expression_attribute_values(":prefix", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start);
+            let mut query = self.prefix_query(pk.clone(), prefix).set_exclusive_start_key(start);
             if keys_only {
                 query = query.projection_expression("#pk, #sk");
             }

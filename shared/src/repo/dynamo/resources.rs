@@ -192,16 +192,8 @@ impl ResourceStore for DynamoStore {
     ) -> RepoResult<Listing<Fields>> {
         let start = before.map(|id| key(user_pk(owner), &kind.sk(id)));
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#sk", SK)
-            .expression_attribute_values(":pk", s(user_pk(owner)))
-            .expression_attribute_values(":prefix", s(kind.prefix))
+            .prefix_query(user_pk(owner), kind.prefix)
             .scan_index_forward(false)
-            .consistent_read(true)
             .set_exclusive_start_key(start)
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .send()
