@@ -166,7 +166,8 @@ fn token_event(email: &str, password: &str) -> Bytes {
 
 /// A fresh access token for `user` (the setup's own clock stands still).
 fn token_for(state: &AppState, user: uuid::Uuid) -> Result<String, String> {
-    state.jwt.issue(user, chrono::Utc::now()).map_err(|e| format!("issue a token: {e:?}"))
+    let subject = shared::auth::jwt::Subject { user_id: user, credential_version: 0 };
+    state.jwt.issue(subject, chrono::Utc::now()).map_err(|e| format!("issue a token: {e:?}"))
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {

@@ -75,6 +75,7 @@ pub async fn ensure_superuser(
             password_hash: hash,
             is_active: true,
             is_superuser: true,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };

@@ -16,6 +16,9 @@ pub struct Config {
     pub jwt_audience: String,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
+    /// The longest a session (a refresh-token family) lasts from its login, however often it
+    /// is rotated.
+    pub session_max_age_secs: i64,
     pub login_max_failures: u32,
     pub login_window_secs: i64,
     pub open_registration: bool,
@@ -58,6 +61,7 @@ impl Config {
             jwt_audience: get("JWT_AUDIENCE").unwrap_or("lambda-api").to_owned(),
             access_token_ttl_secs: number(get, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60, DAY)?,
             refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * DAY, 365 * DAY)?,
+            session_max_age_secs: number(get, "SESSION_MAX_AGE_SECONDS", 30 * DAY, 365 * DAY)?,
             login_max_failures: number(get, "LOGIN_MAX_FAILURES", 5, 1_000)?,
             login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 15 * 60, DAY)?,
             open_registration: flag(get, "OPEN_REGISTRATION", true)?,

@@ -79,6 +79,7 @@ pub async fn fixtures(state: AppState) -> Fixtures {
             password_hash: hash.clone(),
             is_active: true,
             is_superuser: superuser,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };

@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode, header};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use shared::auth::Argon2Hasher;
+use shared::auth::jwt::Subject;
 use shared::deps::TestClock;
 use shared::domain::Email;
 use shared::repo::memory::MemoryStore;
@@ -234,6 +235,14 @@ impl TestApp {
         .await
     }
 
+    /// An access token for the user as it is now (its current credentials), issued directly, as
+    /// a login would, without the login's own reads and writes.
+    pub async fn token_of(&self, user_id: Uuid) -> String {
+        let user = self.state.repos.users.get_user(user_id).await.expect("read the user").expect("the user");
+        let subject = Subject { user_id, credential_version: user.credential_version };
+        self.state.jwt.issue(subject, self.state.clock.now()).expect("issue a token")
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {
         self.form("/v1/auth/token", &[("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
             .await
@@ -271,6 +280,7 @@ impl TestApp {
             password_hash: hash,
             is_active: true,
             is_superuser: true,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };

@@ -9,11 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
+use shared::auth::jwt::Subject;
 use shared::auth::refresh::{self, MAX_REFRESH_TOKEN_LEN};
 use shared::domain::Email;
 use shared::error::OAuthErrorCode;
 use shared::openapi::{OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable};
-use shared::repo::{RefreshRecord, Rotation};
+use shared::repo::{NewFamily, RefreshRecord, Rotation};
 use shared::web::{Form, Param};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::ToSchema;
@@ -179,9 +180,18 @@ async fn password_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Resp
         return Err(ApiError::invalid_grant());
     };
     state.repos.throttle.clear_attempts(&throttle_key).await?;
-    let (token, first) = issue(state, user.id, state.ids.new_id(now), now)?;
-    state.repos.tokens.create_family(&first).await?;
-    Ok(token_response(token))
+    let session = Session {
+        subject: Subject { user_id: user.id, credential_version: user.credential_version },
+        family_id: state.ids.new_id(now),
+        ends_at: now + Duration::seconds(state.config.session_max_age_secs),
+    };
+    let (token, first) = issue(state, &session, now)?;
+    // Recorded only while the user still has the credentials just checked: a password change
+    // that landed while the hash was being verified ends this login too.
+    match state.repos.tokens.create_family(&first).await? {
+        NewFamily::Created => Ok(token_response(token)),
+        NewFamily::CredentialsChanged => Err(ApiError::invalid_grant()),
+    }
 }
 
 async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Response> {
@@ -198,14 +208,21 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Respo
     if old.used {
         return Err(reuse_detected(state, &old).await);
     }
-    if old.expires_at <= now {
+    if old.expires_at <= now || old.family_ends_at <= now {
         return Err(ApiError::invalid_grant());
     }
     let user = state.repos.users.get_user(old.user_id).await?;
-    let Some(user) = user.filter(|u| u.is_active) else {
+    // The family is bound to the credentials of its login: a password change since ends it
+    // (rotation checks this again in its own write, against a change racing this one).
+    let Some(user) = user.filter(|u| u.is_active && u.credential_version == old.credential_version) else {
         return Err(ApiError::invalid_grant());
     };
-    let (token, new) = issue(state, user.id, old.family_id, now)?;
+    let session = Session {
+        subject: Subject { user_id: user.id, credential_version: old.credential_version },
+        family_id: old.family_id,
+        ends_at: old.family_ends_at,
+    };
+    let (token, new) = issue(state, &session, now)?;
     match tokens.rotate_refresh(&old, &new, now).await? {
         Rotation::Rotated => Ok(token_response(token)),
         // Another request exchanged the same token first: that is reuse too.
@@ -252,23 +269,30 @@ async fn revoke(State(state): State<AppState>, Form(form): Form<RevokeRequest>) 
     Ok(no_store(StatusCode::OK.into_response()))
 }
 
-fn issue(
-    state: &AppState,
-    user_id: Uuid,
+/// One login's session: whose, which family, and when it ends however often it rotates.
+struct Session {
+    subject: Subject,
     family_id: Uuid,
-    now: DateTime<Utc>,
-) -> ApiResult<(Token, RefreshRecord)> {
+    ends_at: DateTime<Utc>,
+}
+
+/// A new access token and refresh token of `session`; the refresh token lives its lifetime or
+/// until the session ends, whichever comes first.
+fn issue(state: &AppState, session: &Session, now: DateTime<Utc>) -> ApiResult<(Token, RefreshRecord)> {
+    let user_id = session.subject.user_id;
     let refresh_token = refresh::generate(user_id);
     let record = RefreshRecord {
         token_hash: refresh::hash(&refresh_token),
         user_id,
-        family_id,
+        family_id: session.family_id,
         issued_at: now,
-        expires_at: now + Duration::seconds(state.config.refresh_token_ttl_secs),
+        expires_at: (now + Duration::seconds(state.config.refresh_token_ttl_secs)).min(session.ends_at),
         used: false,
+        credential_version: session.subject.credential_version,
+        family_ends_at: session.ends_at,
     };
     let token = Token {
-        access_token: state.jwt.issue(user_id, now)?,
+        access_token: state.jwt.issue(session.subject, now)?,
         token_type: "bearer",
         expires_in: state.jwt.access_ttl_secs(),
         refresh_token,

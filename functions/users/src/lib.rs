@@ -1,6 +1,7 @@
 //! The `users` function: public signup, the caller's own profile, and superuser administration.
 //! Its request and response schemas are in [`schemas`].
 
+mod me;
 pub mod schemas;
 
 use axum::Router;
@@ -12,8 +13,7 @@ use axum::routing::{get, patch, post};
 use secrecy::SecretString;
 use shared::domain::{Email, FullName, Password, Patch};
 use shared::openapi::{
-    BadRequest, Conflict, Forbidden, JsonBodyErrors, NotFound, ProtectedErrors, SuperuserErrors, Unavailable,
-    ValidationFailed,
+    Conflict, Forbidden, JsonBodyErrors, NotFound, SuperuserErrors, Unavailable, ValidationFailed,
 };
 use shared::repo::{CreateUser, UpdateUser, UserChanges, UserRecord};
 use shared::web::paging::page;
@@ -29,10 +29,10 @@ pub use schemas::{
 #[openapi(
     paths(
         signup,
-        read_me,
-        update_me,
-        update_password,
-        delete_me,
+        me::read_me,
+        me::update_me,
+        me::update_password,
+        me::delete_me,
         list_users,
         create_user,
         read_user,
@@ -55,8 +55,8 @@ pub const PROBE: &str = "get-v1-users-me";
 pub fn router(state: AppState) -> Router {
     let routes = Router::new()
         .route("/v1/users/signup", post(signup))
-        .route("/v1/users/me", get(read_me).patch(update_me).delete(delete_me))
-        .route("/v1/users/me/password", patch(update_password))
+        .route("/v1/users/me", get(me::read_me).patch(me::update_me).delete(me::delete_me))
+        .route("/v1/users/me/password", patch(me::update_password))
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{user_id}", get(read_user).patch(update_user).delete(delete_user));
     shared::web::finish(routes, state)
@@ -99,6 +99,7 @@ async fn create(state: &AppState, new: NewUser) -> ApiResult<Response> {
         password_hash: state.hasher.hash(secret(new.password)).await?,
         is_active: new.is_active,
         is_superuser: new.is_superuser,
+        credential_version: 0,
         created_at: now,
         updated_at: now,
     };
@@ -147,18 +148,6 @@ async fn signup(
     create(&state, new).await
 }
 
-#[utoipa::path(
-    get, path = "/v1/users/me", tag = "users", operation_id = "read_own_user",
-    security(("OAuth2PasswordBearer" = [])),
-    responses(
-        (status = 200, description = "The caller", body = UserResponse),
-        ProtectedErrors,
-    )
-)]
-async fn read_me(CurrentUser(me): CurrentUser) -> axum::Json<UserResponse> {
-    axum::Json(UserResponse::from(&me))
-}
-
 /// Applies changes and maps the outcome to the contract's answers.
 async fn apply(state: &AppState, user: &UserRecord, changes: UserChanges) -> ApiResult<UserRecord> {
     match state.repos.users.update_user(user.id, &changes, state.clock.now()).await? {
@@ -170,86 +159,6 @@ async fn apply(state: &AppState, user: &UserRecord, changes: UserChanges) -> Api
 
 fn full_name_change(patch: Patch<Option<FullName>>) -> Patch<Option<String>> {
     patch.map(|name| name.map(FullName::into_inner))
-}
-
-#[utoipa::path(
-    patch, path = "/v1/users/me", tag = "users", operation_id = "update_own_user",
-    security(("OAuth2PasswordBearer" = [])),
-    request_body(content = UserUpdateMe, example = json!({"full_name": "Renamed User"})),
-    responses(
-        (status = 200, description = "The caller, updated", body = UserResponse),
-        ProtectedErrors,
-        (status = 409, response = Conflict),
-        JsonBodyErrors,
-    )
-)]
-async fn update_me(
-    State(state): State<AppState>,
-    CurrentUser(me): CurrentUser,
-    Json(body): Json<UserUpdateMe>,
-) -> ApiResult<axum::Json<UserResponse>> {
-    if body.email.is_absent() && body.full_name.is_absent() {
-        return Ok(axum::Json(UserResponse::from(&me)));
-    }
-    let changes = UserChanges {
-        email: body.email.into_option(),
-        full_name: full_name_change(body.full_name),
-        ..UserChanges::default()
-    };
-    Ok(axum::Json(UserResponse::from(&apply(&state, &me, changes).await?)))
-}
-
-#[utoipa::path(
-    patch, path = "/v1/users/me/password", tag = "users", operation_id = "update_own_password",
-    security(("OAuth2PasswordBearer" = [])),
-    request_body(content = UpdatePassword, example = json!({"current_password": "correct horse battery", "new_password": "a brand new passphrase"})),
-    responses(
-        (status = 204, description = "Changed; every refresh token of the user is revoked"),
-        (status = 400, response = BadRequest),
-        ProtectedErrors,
-        JsonBodyErrors,
-    )
-)]
-async fn update_password(
-    State(state): State<AppState>,
-    CurrentUser(me): CurrentUser,
-    Json(body): Json<UpdatePassword>,
-) -> ApiResult<StatusCode> {
-    let current = body.current_password.into_inner();
-    let verified =
-        state.hasher.verify(SecretString::from(current.clone()), Some(me.password_hash.clone())).await?;
-    if !verified {
-        return Err(ApiError::BadRequest("Incorrect password".into()));
-    }
-    if body.new_password.as_str() == current {
-        return Err(ApiError::BadRequest("New password cannot be the same as the current one".into()));
-    }
-    let changes = UserChanges {
-        password_hash: Some(state.hasher.hash(secret(body.new_password)).await?),
-        ..UserChanges::default()
-    };
-    // A password change ends every session. Revoke first: if that fails the password is
-    // unchanged and the request can be repeated; the other order could leave a new password
-    // with the old sessions alive, and a retry refused as "Incorrect password".
-    state.repos.tokens.revoke_user_tokens(me.id).await?;
-    apply(&state, &me, changes).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[utoipa::path(
-    delete, path = "/v1/users/me", tag = "users", operation_id = "delete_own_user",
-    security(("OAuth2PasswordBearer" = [])),
-    responses(
-        (status = 204, description = "Deleted, with the user's items and refresh tokens"),
-        ProtectedErrors,
-    )
-)]
-async fn delete_me(State(state): State<AppState>, CurrentUser(me): CurrentUser) -> ApiResult<StatusCode> {
-    if me.is_superuser {
-        return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
-    }
-    state.repos.users.delete_user(me.id).await?;
-    Ok(StatusCode::NO_CONTENT)
 }
 
 const USERS_LISTING: &str = "users";

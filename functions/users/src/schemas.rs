@@ -33,9 +33,12 @@ shared::request_schema! {
 
 shared::request_schema! {
     /// Self-service profile update: an absent field is left as it is; `full_name: null` clears it.
+    /// Changing `email` needs `current_password` too (422 when it is missing, 400 when wrong), so
+    /// that an access token alone cannot move the account to another address.
     pub struct UserUpdateMe {
         pub email: Patch<Email>,
         pub full_name: Patch<Option<FullName>>,
+        pub current_password: Patch<CurrentPassword>,
     }
 }
 

@@ -1,4 +1,5 @@
-//! Access tokens: HS256 JWTs with `sub`, `iat`, `exp`, `iss`, `aud`, `jti`, explicitly typed
+//! Access tokens: HS256 JWTs with `sub`, `iat`, `exp`, `iss`, `aud`, `jti` and `cv` (the user's
+//! credential version, so a password change ends every token issued before it), explicitly typed
 //! `at+jwt` (RFC 8725 §3.11, RFC 9068) so no other JWT can pass for one. The algorithm is
 //! pinned: `alg: none` and every other algorithm fail before the signature is even considered.
 //! Expiry and `nbf` are checked against the injected clock, not the system one, so tests can
@@ -27,6 +28,16 @@ pub struct AccessClaims {
     pub iss: String,
     pub aud: String,
     pub jti: String,
+    /// The user's credential version when the token was issued (required: a token without it
+    /// predates the claim and is refused).
+    pub cv: u64,
+}
+
+/// Who a valid access token speaks for: the user, and the credentials it was issued under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subject {
+    pub user_id: Uuid,
+    pub credential_version: u64,
 }
 
 pub struct JwtKeys {
@@ -72,24 +83,25 @@ impl JwtKeys {
         self.access_ttl_secs
     }
 
-    /// Issues an access token for `user_id`, valid from `now` for the configured lifetime.
-    pub fn issue(&self, user_id: Uuid, now: DateTime<Utc>) -> Result<String, ApiError> {
+    /// Issues an access token for `subject`, valid from `now` for the configured lifetime.
+    pub fn issue(&self, subject: Subject, now: DateTime<Utc>) -> Result<String, ApiError> {
         let claims = AccessClaims {
-            sub: user_id.to_string(),
+            sub: subject.user_id.to_string(),
             iat: now.timestamp(),
             exp: now.timestamp() + self.access_ttl_secs,
             nbf: None,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
             jti: Uuid::new_v4().to_string(),
+            cv: subject.credential_version,
         };
         let mut header = Header::new(Algorithm::HS256);
         header.typ = Some(ACCESS_TOKEN_TYP.to_owned());
         encode(&header, &claims, &self.encoding).map_err(|e| ApiError::Internal(format!("jwt encode: {e}")))
     }
 
-    /// Returns the user id of a valid access token; any failure is one answer, 401.
-    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Uuid, ApiError> {
+    /// Returns the subject of a valid access token; any failure is one answer, 401.
+    pub fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Subject, ApiError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ApiError::InvalidToken);
         }
@@ -103,7 +115,8 @@ impl JwtKeys {
         if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now) || claims.jti.is_empty() {
             return Err(ApiError::InvalidToken);
         }
-        claims.sub.parse().map_err(|_| ApiError::InvalidToken)
+        let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
+        Ok(Subject { user_id, credential_version: claims.cv })
     }
 }
 
@@ -121,7 +134,7 @@ mod tests {
     fn a_fresh_token_verifies_and_expires_after_its_lifetime() {
         let keys = keys();
         let now = Utc::now();
-        let user = Uuid::now_v7();
+        let user = Subject { user_id: Uuid::now_v7(), credential_version: 3 };
         let token = keys.issue(user, now).expect("issue");
         assert_eq!(keys.verify(&token, now).expect("valid"), user);
         assert_eq!(keys.verify(&token, now + Duration::seconds(899)).expect("valid"), user);
@@ -131,7 +144,8 @@ mod tests {
     #[test]
     fn a_token_signed_with_another_secret_is_refused() {
         let other = JwtKeys::new(&Config::for_tests("another-secret-that-is-32-bytes!!"));
-        let token = other.issue(Uuid::now_v7(), Utc::now()).expect("issue");
+        let subject = Subject { user_id: Uuid::now_v7(), credential_version: 0 };
+        let token = other.issue(subject, Utc::now()).expect("issue");
         assert!(keys().verify(&token, Utc::now()).is_err());
     }
 }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 pub use migrations::{MigrationRecord, MigrationRepo};
 pub use resources::{Record, Resource, ResourceRepo, ResourceStore};
 pub use throttle::{AttemptWindow, ThrottleRepo};
-pub use tokens::{RefreshRecord, Rotation, TokenRepo};
+pub use tokens::{NewFamily, RefreshRecord, Rotation, TokenRepo};
 pub use users::{CreateUser, UpdateUser, UserChanges, UserRecord, UserRepo};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

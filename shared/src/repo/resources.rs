@@ -294,6 +294,7 @@ mod tests {
             password_hash: "hash".into(),
             is_active: true,
             is_superuser: false,
+            credential_version: 0,
             created_at: now,
             updated_at: now,
         };

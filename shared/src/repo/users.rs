@@ -15,6 +15,10 @@ pub struct UserRecord {
     pub password_hash: String,
     pub is_active: bool,
     pub is_superuser: bool,
+    /// Which credentials the user has: 0 for a new user, one more at each password change
+    /// (the stores bump it in the same write as the hash). Access tokens carry it and refresh
+    /// families are bound to it, so a change ends every session at once.
+    pub credential_version: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -24,6 +28,7 @@ pub struct UserRecord {
 pub struct UserChanges {
     pub email: Option<Email>,
     pub full_name: Patch<Option<String>>,
+    /// A new password's hash; setting it also bumps the user's `credential_version`.
     pub password_hash: Option<String>,
     pub is_active: Option<bool>,
     pub is_superuser: Option<bool>,

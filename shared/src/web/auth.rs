@@ -6,8 +6,7 @@ use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
 
-use uuid::Uuid;
-
+use crate::auth::jwt::Subject;
 use crate::error::ApiError;
 use crate::repo::UserRecord;
 use crate::state::AppState;
@@ -34,11 +33,11 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     Ok(token)
 }
 
-/// The user id of a valid access token, the user not loaded yet: for a handler that reads the
+/// The subject of a valid access token, the user not loaded yet: for a handler that reads the
 /// user together with what the request is about (a DynamoDB round trip saved), and then checks
 /// it with [`current_user`].
 #[derive(Debug, Clone, Copy)]
-pub struct TokenSubject(pub Uuid);
+pub struct TokenSubject(pub Subject);
 
 impl FromRequestParts<AppState> for TokenSubject {
     type Rejection = ApiError;
@@ -48,12 +47,17 @@ impl FromRequestParts<AppState> for TokenSubject {
     }
 }
 
-/// What [`CurrentUser`] requires of the token's user, once loaded: that it exists (401) and is
-/// active (403).
+/// What [`CurrentUser`] requires of the token's user, once loaded: that it exists and still has
+/// the credentials the token was issued under (401: a password change since ends the token),
+/// and is active (403).
 pub fn current_user<E: Into<ApiError>>(
+    subject: &Subject,
     loaded: Result<Option<UserRecord>, E>,
 ) -> Result<UserRecord, ApiError> {
     let user = loaded.map_err(Into::into)?.ok_or(ApiError::InvalidToken)?;
+    if user.id != subject.user_id || user.credential_version != subject.credential_version {
+        return Err(ApiError::InvalidToken);
+    }
     if !user.is_active {
         return Err(ApiError::Forbidden("Inactive user".into()));
     }
@@ -64,8 +68,8 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let TokenSubject(user_id) = TokenSubject::from_request_parts(parts, state).await?;
-        current_user(state.repos.users.get_user(user_id).await).map(Self)
+        let TokenSubject(subject) = TokenSubject::from_request_parts(parts, state).await?;
+        current_user(&subject, state.repos.users.get_user(subject.user_id).await).map(Self)
     }
 }
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::auth::current_user;
 use super::extract::IfMatch;
 use super::paging::{Page, ResourceQuery, page};
+use crate::auth::jwt::Subject;
 use crate::error::{ApiError, ApiResult};
 use crate::repo::{Conditional, Record, Resource, UserRecord};
 use crate::state::AppState;
@@ -86,17 +87,22 @@ pub async fn list<R: Served, T: for<'a> From<&'a Record<R>>>(
 /// The record `id` for the token's subject `me`. Who is asking is settled before what they
 /// asked for (401/403 before a malformed id's 422); the caller and the record under the caller
 /// are read at once, one DynamoDB round trip of latency instead of two.
-pub async fn read<R: Served>(state: &AppState, me: Uuid, id: Result<Uuid, ApiError>) -> ApiResult<Record<R>> {
+pub async fn read<R: Served>(
+    state: &AppState,
+    subject: Subject,
+    id: Result<Uuid, ApiError>,
+) -> ApiResult<Record<R>> {
     let records = state.repos.resources::<R>();
+    let me = subject.user_id;
     let id = match id {
         Ok(id) => id,
         Err(invalid) => {
-            current_user(state.repos.users.get_user(me).await)?;
+            current_user(&subject, state.repos.users.get_user(me).await)?;
             return Err(invalid);
         }
     };
     let (user, own) = tokio::join!(state.repos.users.get_user(me), records.get(me, id));
-    let me = current_user(user)?;
+    let me = current_user(&subject, user)?;
     if let Some(record) = own? {
         return Ok(record);
     }

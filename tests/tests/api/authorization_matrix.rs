@@ -152,13 +152,6 @@ async fn every_write_refuses_every_protected_field_and_changes_nothing() {
             protected(everything),
         ),
         (
-            Method::PATCH,
-            "/v1/users/me/password".into(),
-            &user.access,
-            json!({"current_password": PASSWORD, "new_password": "another long password"}),
-            protected(everything),
-        ),
-        (
             Method::POST,
             "/v1/users".into(),
             &admin.access,
@@ -174,6 +167,14 @@ async fn every_write_refuses_every_protected_field_and_changes_nothing() {
         ),
         (Method::POST, "/v1/items".into(), &user.access, json!({"title": "new"}), protected(everything)),
         (Method::PATCH, item_path.clone(), &user.access, json!({"title": "changed"}), protected(everything)),
+        // Last: a password change ends every session, this access token's included.
+        (
+            Method::PATCH,
+            "/v1/users/me/password".into(),
+            &user.access,
+            json!({"current_password": PASSWORD, "new_password": "another long password"}),
+            protected(everything),
+        ),
     ];
     let mut cells = 0;
     for (method, path, token, valid, fields) in &endpoints {

@@ -64,7 +64,14 @@ async fn the_whole_api_works_on_dynamodb() {
     );
 
     let renamed = format!("renamed-{}", user.email);
-    let moved = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), json!({"email": renamed})).await;
+    let moved = app
+        .json(
+            Method::PATCH,
+            "/v1/users/me",
+            Some(&user.access),
+            json!({"email": renamed, "current_password": PASSWORD}),
+        )
+        .await;
     assert_eq!(moved.status, StatusCode::OK);
     assert_eq!(app.signup(&user.email, PASSWORD).await.status, StatusCode::CREATED, "old email released");
     let rotated = app.refresh(&user.refresh).await;

@@ -212,12 +212,17 @@ async fn a_cancelled_transaction_is_read_by_which_action_failed_not_by_position(
         issued_at: now,
         expires_at: now + chrono::Duration::days(1),
         used: false,
+        credential_version: 0,
+        family_ends_at: now + chrono::Duration::days(30),
     };
     let (old, new) = (token(Uuid::now_v7()), token(Uuid::now_v7()));
-    // Rotation's actions: mark the old token used, extend the family, put the new token.
-    let used = cancelling(&["ConditionalCheckFailed", "None", "None"]).await;
+    // Rotation's actions: mark the old token used, check the user's credentials, extend the
+    // family, put the new token.
+    let used = cancelling(&["ConditionalCheckFailed", "None", "None", "None"]).await;
     assert_eq!(used.rotate_refresh(&old, &new, now).await, Ok(shared::repo::Rotation::AlreadyUsed));
-    let gone = cancelling(&["None", "ConditionalCheckFailed", "None"]).await;
+    let changed = cancelling(&["None", "ConditionalCheckFailed", "None", "None"]).await;
+    assert_eq!(changed.rotate_refresh(&old, &new, now).await, Ok(shared::repo::Rotation::FamilyGone));
+    let gone = cancelling(&["None", "None", "ConditionalCheckFailed", "None"]).await;
     assert_eq!(gone.rotate_refresh(&old, &new, now).await, Ok(shared::repo::Rotation::FamilyGone));
     // A resource's creation: its owner exists, the record, its pointer.
     let item = ItemRecord {

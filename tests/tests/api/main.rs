@@ -21,6 +21,7 @@ mod migrate;
 mod openapi;
 mod repo_contract;
 mod resources;
+mod sessions;
 mod structure;
 mod table_design;
 mod template;

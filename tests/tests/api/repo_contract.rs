@@ -66,6 +66,9 @@ contract!(
     a_refresh_token_rotates_once,
     a_revoked_or_expired_family_cannot_rotate,
     revoking_a_users_tokens_ends_every_family,
+    a_password_change_is_a_new_credential_version,
+    a_family_starts_only_while_its_user_has_the_credentials_of_its_login,
+    a_family_of_older_credentials_does_not_rotate,
     login_attempts_count_within_a_window_and_reset_after_it,
     concurrent_login_attempts_are_each_counted_once,
     migration_records_are_saved_and_listed_in_id_order,
@@ -85,6 +88,7 @@ fn user(email: &str) -> UserRecord {
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         is_active: true,
         is_superuser: false,
+        credential_version: 0,
         created_at: now,
         updated_at: now,
     }
@@ -121,6 +125,8 @@ fn refresh(user_id: Uuid, family_id: Uuid, expires_in: Duration) -> RefreshRecor
         issued_at: now,
         expires_at: now + expires_in,
         used: false,
+        credential_version: 0,
+        family_ends_at: now + Duration::days(30),
     }
 }
 
@@ -372,6 +378,63 @@ async fn a_revoked_or_expired_family_cannot_rotate<S: Store>(s: Arc<S>) {
     let next = refresh(u.id, expiring.family_id, Duration::days(7));
     let later = now() + Duration::seconds(61);
     assert_eq!(s.rotate_refresh(&expiring, &next, later).await.unwrap(), Rotation::FamilyGone);
+}
+
+async fn a_password_change_is_a_new_credential_version<S: Store>(s: Arc<S>) {
+    let u = created_user(s.as_ref()).await;
+    assert_eq!(u.credential_version, 0);
+    let rename = UserChanges { full_name: Patch::Set(None), ..UserChanges::default() };
+    let email = Email::parse(&format!("moved-{}@example.com", Uuid::new_v4().simple())).unwrap();
+    let moved = UserChanges { email: Some(email), ..UserChanges::default() };
+    for changes in [rename, moved] {
+        s.update_user(u.id, &changes, now()).await.unwrap();
+        assert_eq!(s.get_user(u.id).await.unwrap().unwrap().credential_version, 0, "{changes:?}");
+    }
+    for expected in [1, 2] {
+        let password =
+            UserChanges { password_hash: Some(format!("hash {expected}")), ..UserChanges::default() };
+        let UpdateUser::Updated(updated) = s.update_user(u.id, &password, now()).await.unwrap() else {
+            panic!("not updated");
+        };
+        assert_eq!(updated.credential_version, expected);
+        assert_eq!(s.get_user(u.id).await.unwrap(), Some(updated));
+    }
+}
+
+async fn a_family_starts_only_while_its_user_has_the_credentials_of_its_login<S: Store>(s: Arc<S>) {
+    let u = created_user(s.as_ref()).await;
+    let first = refresh(u.id, Uuid::new_v4(), Duration::days(7));
+    assert_eq!(s.create_family(&first).await.unwrap(), NewFamily::Created);
+    // A password change lands while a login with the old one is still being verified.
+    let password = UserChanges { password_hash: Some("new hash".into()), ..UserChanges::default() };
+    s.update_user(u.id, &password, now()).await.unwrap();
+    let late = refresh(u.id, Uuid::new_v4(), Duration::days(7));
+    assert_eq!(s.create_family(&late).await.unwrap(), NewFamily::CredentialsChanged);
+    assert_eq!(s.get_refresh(u.id, &late.token_hash).await.unwrap(), None, "nothing recorded");
+    let current = RefreshRecord { credential_version: 1, ..refresh(u.id, Uuid::new_v4(), Duration::days(7)) };
+    assert_eq!(s.create_family(&current).await.unwrap(), NewFamily::Created);
+    // An inactive or unknown user starts none either.
+    let off = UserChanges { is_active: Some(false), ..UserChanges::default() };
+    s.update_user(u.id, &off, now()).await.unwrap();
+    let inactive =
+        RefreshRecord { credential_version: 1, ..refresh(u.id, Uuid::new_v4(), Duration::days(7)) };
+    assert_eq!(s.create_family(&inactive).await.unwrap(), NewFamily::CredentialsChanged);
+    let nobody = refresh(Uuid::now_v7(), Uuid::new_v4(), Duration::days(7));
+    assert_eq!(s.create_family(&nobody).await.unwrap(), NewFamily::CredentialsChanged);
+    assert_eq!(s.get_refresh(nobody.user_id, &nobody.token_hash).await.unwrap(), None);
+}
+
+async fn a_family_of_older_credentials_does_not_rotate<S: Store>(s: Arc<S>) {
+    let u = created_user(s.as_ref()).await;
+    let first = refresh(u.id, Uuid::new_v4(), Duration::days(7));
+    assert_eq!(s.create_family(&first).await.unwrap(), NewFamily::Created);
+    // The change, without revoking the families: the version alone stops the rotation.
+    let password = UserChanges { password_hash: Some("new hash".into()), ..UserChanges::default() };
+    s.update_user(u.id, &password, now()).await.unwrap();
+    let next = refresh(u.id, first.family_id, Duration::days(7));
+    assert_eq!(s.rotate_refresh(&first, &next, now()).await.unwrap(), Rotation::FamilyGone);
+    assert_eq!(s.get_refresh(u.id, &next.token_hash).await.unwrap(), None, "the new token is not recorded");
+    assert!(!s.get_refresh(u.id, &first.token_hash).await.unwrap().unwrap().used, "nothing was written");
 }
 
 async fn revoking_a_users_tokens_ends_every_family<S: Store>(s: Arc<S>) {

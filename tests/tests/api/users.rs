@@ -185,20 +185,45 @@ async fn a_user_reads_and_updates_its_own_profile() {
     assert_eq!(cleared.json()["full_name"], Value::Null, "null clears it");
 
     let new_email = format!("renamed-{}", user.email);
-    let moved =
-        app.json(Method::PATCH, "/v1/users/me", Some(&user.access), json!({"email": new_email})).await;
+    let body = json!({"email": new_email, "current_password": PASSWORD});
+    let moved = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
     assert_eq!(moved.json()["email"], new_email);
     assert_eq!(app.login(&new_email, PASSWORD).await.status, StatusCode::OK);
     assert_eq!(app.signup(&user.email, PASSWORD).await.status, StatusCode::CREATED, "old email released");
 }
 
 #[tokio::test]
+async fn an_email_change_needs_the_current_password() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let patch = |body: Value| app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body);
+    let missing = patch(json!({"email": "stolen@example.com", "full_name": "Thief"})).await;
+    assert_eq!(locs(&missing), vec![(loc(&["body", "current_password"]), "missing".into())]);
+    let wrong = patch(json!({"email": "stolen@example.com", "current_password": "not the password"})).await;
+    assert_eq!(
+        (wrong.status, wrong.json()),
+        (StatusCode::BAD_REQUEST, json!({"detail": "Incorrect password"}))
+    );
+    let me = app.get("/v1/users/me", &user.access).await.json();
+    assert_eq!(
+        (me["email"].as_str(), &me["full_name"]),
+        (Some(user.email.as_str()), &Value::Null),
+        "unchanged"
+    );
+    // A name alone needs no password; a password sent with it is not checked.
+    let named = patch(json!({"full_name": "Named", "current_password": "anything"})).await;
+    assert_eq!(named.status, StatusCode::OK);
+    let moved =
+        patch(json!({"email": "moved-with-password@example.com", "current_password": PASSWORD})).await;
+    assert_eq!(moved.json()["email"], "moved-with-password@example.com");
+}
+
+#[tokio::test]
 async fn profile_updates_refuse_taken_emails_and_protected_fields() {
     let app = TestApp::memory();
     let (user, other) = (app.user().await, app.user().await);
-    let taken = app
-        .json(Method::PATCH, "/v1/users/me", Some(&user.access), json!({"email": other.email.to_uppercase()}))
-        .await;
+    let body = json!({"email": other.email.to_uppercase(), "current_password": PASSWORD});
+    let taken = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
     assert_eq!(taken.status, StatusCode::CONFLICT);
     for field in ["is_superuser", "is_active", "id", "password", "password_hash", "created_at"] {
         let response =

@@ -53,6 +53,12 @@ pub(super) fn get_n<T: std::str::FromStr>(item: &Attrs, name: &str) -> RepoResul
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| corrupt(name))
 }
 
+/// A number that records written before it existed lack: `None` when absent, an error when it
+/// is there but not a number of this type.
+pub(super) fn get_opt_n<T: std::str::FromStr>(item: &Attrs, name: &str) -> RepoResult<Option<T>> {
+    item.get(name).map(|_| get_n(item, name)).transpose()
+}
+
 pub(super) fn get_bool(item: &Attrs, name: &str) -> RepoResult<bool> {
     item.get(name).and_then(|v| v.as_bool().ok()).copied().ok_or_else(|| corrupt(name))
 }

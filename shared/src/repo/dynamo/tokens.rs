@@ -5,16 +5,17 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attrs::{Attrs, get_bool, get_micros, get_time, get_uuid, key, n, s, time, ttl};
+use super::attrs::{Attrs, get_bool, get_micros, get_opt_n, get_time, get_uuid, key, n, s, time, ttl};
 use super::retry::{Resend, build_error, resend, sdk_error};
 use super::transact::Transaction;
-use crate::repo::keys::{FAMILY, PK, REFRESH, SK, TTL, user_pk};
-use crate::repo::{RefreshRecord, RepoError, RepoResult, Rotation, TokenRepo};
+use super::users::{CREDENTIAL_VERSION, has_credential_version};
+use crate::repo::keys::{FAMILY, PK, REFRESH, SK, TTL, USER_SK, user_pk};
+use crate::repo::{NewFamily, RefreshRecord, RepoError, RepoResult, Rotation, TokenRepo};
 
 fn refresh_to_item(r: &RefreshRecord) -> Attrs {
     HashMap::from([
@@ -26,6 +27,8 @@ fn refresh_to_item(r: &RefreshRecord) -> Attrs {
         ("issued_at".to_owned(), time(&r.issued_at)),
         ("expires_at_us".to_owned(), n(r.expires_at.timestamp_micros())),
         ("used".to_owned(), AttributeValue::Bool(r.used)),
+        (CREDENTIAL_VERSION.to_owned(), n(r.credential_version)),
+        ("family_ends_at_us".to_owned(), n(r.family_ends_at.timestamp_micros())),
         (TTL.to_owned(), ttl(r.expires_at)),
     ])
 }
@@ -38,6 +41,13 @@ fn refresh_from_item(hash: &str, item: &Attrs) -> RepoResult<RefreshRecord> {
         issued_at: get_time(item, "issued_at")?,
         expires_at: get_micros(item, "expires_at_us")?,
         used: get_bool(item, "used")?,
+        // Tokens recorded before these existed: of a user's first credentials, and their family
+        // ends when they do.
+        credential_version: get_opt_n(item, CREDENTIAL_VERSION)?.unwrap_or(0),
+        family_ends_at: match item.get("family_ends_at_us") {
+            Some(_) => get_micros(item, "family_ends_at_us")?,
+            None => get_micros(item, "expires_at_us")?,
+        },
     })
 }
 
@@ -55,19 +65,49 @@ const NEW: Option<&str> = Some("attribute_not_exists(#pk)");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Step {
+    /// The check that the user still has the credentials the family is bound to.
+    User,
     Family,
     MarkUsed,
     NewToken,
 }
 
+impl DynamoStore {
+    /// A check that the user exists with `credential_version` (and, if `active`, is active).
+    fn user_has_credentials(
+        &self,
+        user_id: Uuid,
+        credential_version: u64,
+        active: bool,
+    ) -> RepoResult<ConditionCheck> {
+        let mut condition =
+            format!("attribute_exists(#pk) AND {}", has_credential_version(credential_version));
+        let mut check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user_id), USER_SK)))
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#cv", CREDENTIAL_VERSION)
+            .expression_attribute_values(":cv", n(credential_version));
+        if active {
+            condition.push_str(" AND #active = :true");
+            check = check
+                .expression_attribute_names("#active", "is_active")
+                .expression_attribute_values(":true", AttributeValue::Bool(true));
+        }
+        check.condition_expression(condition).build().map_err(build_error)
+    }
+}
+
 #[async_trait]
 impl TokenRepo for DynamoStore {
-    async fn create_family(&self, first: &RefreshRecord) -> RepoResult<()> {
+    async fn create_family(&self, first: &RefreshRecord) -> RepoResult<NewFamily> {
         let transaction = Transaction::new(self)
+            .check(Step::User, self.user_has_credentials(first.user_id, first.credential_version, true)?)
             .put(Step::Family, family_to_item(first.user_id, first.family_id, first.expires_at), None)?
             .put(Step::NewToken, refresh_to_item(first), NEW)?;
         match self.commit(transaction).await? {
-            Ok(()) => Ok(()),
+            Ok(()) => Ok(NewFamily::Created),
+            Err(refused) if refused.by(Step::User) => Ok(NewFamily::CredentialsChanged),
             Err(_) => Err(RepoError::Internal("refresh token hash collision".into())),
         }
     }
@@ -112,6 +152,7 @@ impl TokenRepo for DynamoStore {
             .map_err(build_error)?;
         let transaction = Transaction::new(self)
             .update(Step::MarkUsed, mark_used)
+            .check(Step::User, self.user_has_credentials(old.user_id, old.credential_version, false)?)
             .update(Step::Family, extend_family)
             .put(Step::NewToken, refresh_to_item(new), NEW)?;
         Ok(match self.commit(transaction).await? {

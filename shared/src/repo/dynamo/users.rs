@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attrs::{Attrs, get_bool, get_opt_s, get_s, get_time, get_uuid, key, s, time};
+use super::attrs::{Attrs, get_bool, get_opt_n, get_opt_s, get_s, get_time, get_uuid, key, n, s, time};
 use super::retry::{ATTEMPTS, build_error, sdk_error};
 use super::transact::Transaction;
 use crate::domain::{Email, Patch};
@@ -35,6 +35,7 @@ fn user_to_item(u: &UserRecord) -> Attrs {
         ("password_hash".to_owned(), s(&u.password_hash)),
         ("is_active".to_owned(), AttributeValue::Bool(u.is_active)),
         ("is_superuser".to_owned(), AttributeValue::Bool(u.is_superuser)),
+        (CREDENTIAL_VERSION.to_owned(), n(u.credential_version)),
         ("created_at".to_owned(), time(&u.created_at)),
         ("updated_at".to_owned(), time(&u.updated_at)),
     ]);
@@ -52,6 +53,8 @@ fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
         password_hash: get_s(item, "password_hash")?.to_owned(),
         is_active: get_bool(item, "is_active")?,
         is_superuser: get_bool(item, "is_superuser")?,
+        // Users written before credential versions existed are at their first.
+        credential_version: get_opt_n(item, CREDENTIAL_VERSION)?.unwrap_or(0),
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
     })
@@ -67,6 +70,15 @@ fn reservation(email_key: &str, user_id: Uuid) -> Attrs {
 }
 
 const NEW: Option<&str> = Some("attribute_not_exists(#pk)");
+
+/// The user's attribute that counts its password changes ([`UserRecord::credential_version`]).
+pub(super) const CREDENTIAL_VERSION: &str = "credential_version";
+
+/// The condition that a user record has `version` of its credentials (`#cv`, `:cv`): a user
+/// written before versions existed has none, which is version 0.
+pub(super) fn has_credential_version(version: u64) -> &'static str {
+    if version == 0 { "(attribute_not_exists(#cv) OR #cv = :cv)" } else { "#cv = :cv" }
+}
 
 /// The actions of the users' transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,9 +140,12 @@ impl DynamoStore {
             Patch::Absent => {}
         }
         if let Some(hash) = &changes.password_hash {
-            sets.push("#password_hash = :password_hash");
+            // A new password is a new credential version, in the same write.
+            sets.extend(["#password_hash = :password_hash", "#cv = :next_cv"]);
             values.insert(":password_hash".into(), s(hash));
+            values.insert(":next_cv".into(), n(current.credential_version + 1));
             name("#password_hash", "password_hash");
+            name("#cv", CREDENTIAL_VERSION);
         }
         if let Some(active) = changes.is_active {
             sets.push("#is_active = :is_active");
@@ -148,11 +163,18 @@ impl DynamoStore {
         }
         values.insert(":current_email_key".into(), s(current.email.key()));
         names.insert("#current_email_key".into(), "email_key".into());
+        // And on the credential version it was read with: two password changes at once cannot
+        // both move from one version to the same next one.
+        let mut condition = "attribute_exists(#pk) AND #current_email_key = :current_email_key".to_owned();
+        if changes.password_hash.is_some() {
+            condition.push_str(&format!(" AND {}", has_credential_version(current.credential_version)));
+            values.insert(":cv".into(), n(current.credential_version));
+        }
         Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(user_pk(current.id), USER_SK)))
             .update_expression(expression)
-            .condition_expression("attribute_exists(#pk) AND #current_email_key = :current_email_key")
+            .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
             .set_expression_attribute_values(Some(values))
             .build()

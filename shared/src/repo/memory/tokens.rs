@@ -6,16 +6,22 @@ use uuid::Uuid;
 
 use super::{Entry, MemoryStore, key};
 use crate::repo::keys::{FAMILY, REFRESH, user_pk};
-use crate::repo::{RefreshRecord, RepoResult, Rotation, TokenRepo};
+use crate::repo::{NewFamily, RefreshRecord, RepoResult, Rotation, TokenRepo};
 
 #[async_trait]
 impl TokenRepo for MemoryStore {
-    async fn create_family(&self, first: &RefreshRecord) -> RepoResult<()> {
+    async fn create_family(&self, first: &RefreshRecord) -> RepoResult<NewFamily> {
         let mut s = self.lock();
+        if !s
+            .user(first.user_id)
+            .is_some_and(|u| u.is_active && u.credential_version == first.credential_version)
+        {
+            return Ok(NewFamily::CredentialsChanged);
+        }
         let pk = user_pk(first.user_id);
         s.records.insert(key(&pk, FAMILY.sk(first.family_id)), Entry::Family(first.expires_at));
         s.records.insert(key(&pk, REFRESH.sk(&first.token_hash)), Entry::Refresh(first.clone()));
-        Ok(())
+        Ok(NewFamily::Created)
     }
 
     async fn get_refresh(&self, user_id: Uuid, token_hash: &str) -> RepoResult<Option<RefreshRecord>> {
@@ -42,6 +48,9 @@ impl TokenRepo for MemoryStore {
         match s.records.get(&family_key) {
             Some(Entry::Family(expires_at)) if *expires_at > now => {}
             _ => return Ok(Rotation::FamilyGone),
+        }
+        if !s.user(old.user_id).is_some_and(|u| u.credential_version == old.credential_version) {
+            return Ok(Rotation::FamilyGone);
         }
         if let Some(Entry::Refresh(r)) = s.records.get_mut(&old_key) {
             r.used = true;

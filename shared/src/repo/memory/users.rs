@@ -12,7 +12,7 @@ use crate::repo::keys::{EMAIL_SK, USER_SK, email_pk, user_pk};
 use crate::repo::{CreateUser, Listing, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo};
 
 impl State {
-    fn user(&self, id: Uuid) -> Option<&UserRecord> {
+    pub(super) fn user(&self, id: Uuid) -> Option<&UserRecord> {
         match self.get(&user_pk(id), USER_SK) {
             Some(Entry::User(user)) => Some(user),
             _ => None,
@@ -77,6 +77,7 @@ impl UserRepo for MemoryStore {
         }
         if let Some(hash) = &changes.password_hash {
             user.password_hash = hash.clone();
+            user.credential_version += 1;
         }
         if let Some(active) = changes.is_active {
             user.is_active = active;

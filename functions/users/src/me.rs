@@ -1,0 +1,130 @@
+//! The caller's own account: read it, change its profile (an address only with the current
+//! password) or its password (which ends every session), delete it.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use secrecy::SecretString;
+use shared::domain::Patch;
+use shared::error::FieldError;
+use shared::openapi::{BadRequest, Conflict, JsonBodyErrors, ProtectedErrors};
+use shared::repo::{UserChanges, UserRecord};
+use shared::web::{CurrentUser, Json};
+use shared::{ApiError, ApiResult, AppState};
+
+use super::{NO_SELF_DELETE, UpdatePassword, UserResponse, UserUpdateMe, apply, full_name_change, secret};
+
+/// The caller's password, checked as a login checks it: 400 when wrong.
+async fn check_current_password(state: &AppState, me: &UserRecord, password: &str) -> ApiResult<()> {
+    let verified =
+        state.hasher.verify(SecretString::from(password.to_owned()), Some(me.password_hash.clone())).await?;
+    if !verified {
+        return Err(ApiError::BadRequest("Incorrect password".into()));
+    }
+    Ok(())
+}
+
+#[utoipa::path(
+    get, path = "/v1/users/me", tag = "users", operation_id = "read_own_user",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 200, description = "The caller", body = UserResponse),
+        ProtectedErrors,
+    )
+)]
+pub(super) async fn read_me(CurrentUser(me): CurrentUser) -> axum::Json<UserResponse> {
+    axum::Json(UserResponse::from(&me))
+}
+
+#[utoipa::path(
+    patch, path = "/v1/users/me", tag = "users", operation_id = "update_own_user",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body(content = UserUpdateMe, example = json!({"full_name": "Renamed User"})),
+    responses(
+        (status = 200, description = "The caller, updated", body = UserResponse),
+        (status = 400, response = BadRequest),
+        ProtectedErrors,
+        (status = 409, response = Conflict),
+        JsonBodyErrors,
+    )
+)]
+pub(super) async fn update_me(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Json(body): Json<UserUpdateMe>,
+) -> ApiResult<axum::Json<UserResponse>> {
+    if body.email.is_absent() && body.full_name.is_absent() {
+        return Ok(axum::Json(UserResponse::from(&me)));
+    }
+    // A stolen access token alone cannot move the account to another address.
+    if !body.email.is_absent() {
+        let Patch::Set(current) = body.current_password else {
+            return Err(ApiError::validation(FieldError::at(
+                "body",
+                "current_password",
+                "missing",
+                "Field required",
+            )));
+        };
+        check_current_password(&state, &me, current.as_str()).await?;
+    }
+    let changes = UserChanges {
+        email: body.email.into_option(),
+        full_name: full_name_change(body.full_name),
+        ..UserChanges::default()
+    };
+    Ok(axum::Json(UserResponse::from(&apply(&state, &me, changes).await?)))
+}
+
+#[utoipa::path(
+    patch, path = "/v1/users/me/password", tag = "users", operation_id = "update_own_password",
+    security(("OAuth2PasswordBearer" = [])),
+    request_body(content = UpdatePassword, example = json!({"current_password": "correct horse battery", "new_password": "a brand new passphrase"})),
+    responses(
+        (status = 204, description = "Changed; every session of the user ends: its refresh tokens and the access tokens issued before"),
+        (status = 400, response = BadRequest),
+        ProtectedErrors,
+        JsonBodyErrors,
+    )
+)]
+pub(super) async fn update_password(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    Json(body): Json<UpdatePassword>,
+) -> ApiResult<StatusCode> {
+    let current = body.current_password.into_inner();
+    check_current_password(&state, &me, &current).await?;
+    if body.new_password.as_str() == current {
+        return Err(ApiError::BadRequest("New password cannot be the same as the current one".into()));
+    }
+    let changes = UserChanges {
+        password_hash: Some(state.hasher.hash(secret(body.new_password)).await?),
+        ..UserChanges::default()
+    };
+    // A password change ends every session: the new credential version (written with the hash)
+    // ends the access tokens and stops every family; the families' records go too. Revoke
+    // first: if that fails the password is unchanged and the request can be repeated, where
+    // the other order would answer 503 for a change that happened, and its retry "Incorrect
+    // password".
+    state.repos.tokens.revoke_user_tokens(me.id).await?;
+    apply(&state, &me, changes).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(
+    delete, path = "/v1/users/me", tag = "users", operation_id = "delete_own_user",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 204, description = "Deleted, with the user's items and refresh tokens"),
+        ProtectedErrors,
+    )
+)]
+pub(super) async fn delete_me(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+) -> ApiResult<StatusCode> {
+    if me.is_superuser {
+        return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
+    }
+    state.repos.users.delete_user(me.id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

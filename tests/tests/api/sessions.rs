@@ -1,0 +1,242 @@
+//! Sessions end when they must (API.md, "Auth"): a credential change ends every session at once,
+//! logins in flight included, and a refresh-token family lives at most 30 days from its login
+//! however often it is rotated.
+
+use std::sync::{Arc, Mutex};
+
+use api_tests::records::Keys;
+use api_tests::{PASSWORD, SECRET, Session, TestApp, TestResponse};
+use axum::http::{Method, StatusCode};
+use chrono::Duration;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use shared::ApiError;
+use shared::auth::PasswordHasher;
+use shared::repo::Repos;
+use shared::repo::keys::user_pk;
+use tokio::sync::oneshot;
+
+fn oauth_error(response: &TestResponse) -> String {
+    assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text());
+    response.json()["error"].as_str().unwrap_or_default().to_owned()
+}
+
+/// A token of a session that has ended: 401 with RFC 6750's `invalid_token`.
+fn assert_ended(response: &TestResponse, what: &str) {
+    assert_eq!(response.status, StatusCode::UNAUTHORIZED, "{what}: {}", response.text());
+    assert_eq!(response.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#), "{what}");
+}
+
+fn change_password(app: &TestApp, session: &Session, new: &str) -> impl Future<Output = TestResponse> {
+    let body = json!({"current_password": PASSWORD, "new_password": new});
+    app.json(Method::PATCH, "/v1/users/me/password", Some(&session.access), body)
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_session_of_the_user_at_once() {
+    let app = TestApp::memory();
+    let phone = app.user().await;
+    // A second login of the same user: another session.
+    let login = app.login(&phone.email, PASSWORD).await.json();
+    let laptop = Session {
+        access: login["access_token"].as_str().unwrap().into(),
+        refresh: login["refresh_token"].as_str().unwrap().into(),
+        ..phone.clone()
+    };
+    let bystander = app.user().await;
+    assert_eq!(change_password(&app, &phone, "a brand new passphrase").await.status, StatusCode::NO_CONTENT);
+    // At once: the access tokens of both sessions, not only their refresh tokens, with no
+    // waiting for the 15 minutes of an access token to pass.
+    for session in [&phone, &laptop] {
+        assert_ended(&app.get("/v1/users/me", &session.access).await, "an access token from before");
+        assert_ended(&app.get("/v1/items", &session.access).await, "on another function");
+        assert_eq!(oauth_error(&app.refresh(&session.refresh).await), "invalid_grant");
+    }
+    assert_eq!(app.get("/v1/users/me", &bystander.access).await.status, StatusCode::OK, "another user");
+    let login = app.login(&phone.email, "a brand new passphrase").await;
+    assert_eq!(login.status, StatusCode::OK);
+    let access = login.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get("/v1/users/me", &access).await.status, StatusCode::OK, "a login after the change");
+    let refreshed = app.refresh(login.json()["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status, StatusCode::OK, "and its refresh token rotates");
+}
+
+#[tokio::test]
+async fn a_password_set_by_a_superuser_ends_every_session_of_that_user() {
+    let app = TestApp::memory();
+    let (admin, user) = (app.superuser().await, app.user().await);
+    let path = format!("/v1/users/{}", user.id);
+    let reset =
+        app.json(Method::PATCH, &path, Some(&admin.access), json!({"password": "set by the admin"})).await;
+    assert_eq!(reset.status, StatusCode::OK, "{}", reset.text());
+    assert_ended(&app.get("/v1/users/me", &user.access).await, "the user's access token");
+    assert_eq!(oauth_error(&app.refresh(&user.refresh).await), "invalid_grant");
+    assert_eq!(
+        app.get("/v1/users/me", &admin.access).await.status,
+        StatusCode::OK,
+        "the admin's own session"
+    );
+    // Any other change by a superuser ends nothing.
+    let fresh = app.login(&user.email, "set by the admin").await.json();
+    let access = fresh["access_token"].as_str().unwrap().to_owned();
+    let renamed = app.json(Method::PATCH, &path, Some(&admin.access), json!({"full_name": "Renamed"})).await;
+    assert_eq!(renamed.status, StatusCode::OK);
+    assert_eq!(app.get("/v1/users/me", &access).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_email_change_alone_ends_no_session() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let body = json!({"email": "moved-sessions@example.com", "current_password": PASSWORD});
+    let moved = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
+    assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
+    assert_eq!(app.refresh(&user.refresh).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_access_token_without_a_credential_version_is_refused() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let now = chrono::Utc::now().timestamp();
+    let claims = json!({
+        "sub": user.id.to_string(), "iat": now, "exp": now + 600, "iss": "lambda-api",
+        "aud": "lambda-api", "jti": "a-jti",
+    });
+    let mut header = Header::new(Algorithm::HS256);
+    header.typ = Some("at+jwt".into());
+    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    assert_ended(&app.get("/v1/users/me", &token).await, "a token from before the claim existed");
+    // The same claims with the user's version pass: only the claim was missing.
+    let mut with_version: Value = claims.clone();
+    with_version["cv"] = json!(0);
+    let token =
+        jsonwebtoken::encode(&header, &with_version, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    assert_eq!(app.get("/v1/users/me", &token).await.status, StatusCode::OK);
+}
+
+/// A hasher whose first verification waits at a gate: it says when it got there, and goes on
+/// when released. Every other call goes straight to the inner hasher.
+#[derive(Debug)]
+struct GatedHasher {
+    inner: Arc<shared::auth::Argon2Hasher>,
+    arrived: Mutex<Option<oneshot::Sender<()>>>,
+    release: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+#[async_trait::async_trait]
+impl PasswordHasher for GatedHasher {
+    async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
+        self.inner.hash(password).await
+    }
+
+    async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
+        // The verdict on the credentials as they were read, then the wait at the gate: the
+        // login goes on with a verified password that has meanwhile been replaced.
+        let verdict = self.inner.verify(password, hash).await;
+        let gate = self.arrived.lock().unwrap().take();
+        if let Some(arrived) = gate {
+            let release = self.release.lock().unwrap().take().expect("a gate has its release");
+            let _ = arrived.send(());
+            let _ = release.await;
+        }
+        verdict
+    }
+}
+
+/// A login whose password check is still running when the password changes gets no session:
+/// neither a token pair nor a family recorded afterwards.
+async fn a_login_in_flight_when_the_password_changes_gets_no_session<S>(store: Arc<S>)
+where
+    S: shared::repo::UserRepo
+        + shared::repo::ResourceStore
+        + shared::repo::TokenRepo
+        + shared::repo::ThrottleRepo
+        + Keys
+        + Sync
+        + 'static,
+{
+    let (arrived_tx, arrived) = oneshot::channel();
+    let (release, release_rx) = oneshot::channel();
+    let hasher = Arc::new(GatedHasher {
+        inner: api_tests::fast_hasher(),
+        arrived: Mutex::new(None),
+        release: Mutex::new(None),
+    });
+    let state = shared::AppState::new(api_tests::config(), Repos::from_store(store.clone()))
+        .with_hasher(hasher.clone());
+    let app = TestApp::from_state(state);
+    let user = app.user().await;
+    *hasher.release.lock().unwrap() = Some(release_rx);
+    *hasher.arrived.lock().unwrap() = Some(arrived_tx);
+    let in_flight = app.login(&user.email, PASSWORD);
+    let change = async {
+        arrived.await.expect("the login reached the gate");
+        let changed = change_password(&app, &user, "changed mid-login").await;
+        release.send(()).expect("release the login");
+        changed
+    };
+    let (login, changed) = tokio::join!(in_flight, change);
+    assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
+    assert_eq!(oauth_error(&login), "invalid_grant", "the login in flight: {}", login.text());
+    let partition = user_pk(user.id);
+    let families: Vec<_> = store
+        .all_keys()
+        .await
+        .into_iter()
+        .filter(|(pk, sk)| *pk == partition && sk.starts_with(shared::repo::keys::FAMILY.prefix))
+        .collect();
+    assert_eq!(families, vec![], "no family is left behind for the login in flight");
+    assert_eq!(app.login(&user.email, "changed mid-login").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_login_in_flight_when_the_password_changes_gets_no_session_in_memory() {
+    let store = Arc::new(shared::repo::memory::MemoryStore::new());
+    a_login_in_flight_when_the_password_changes_gets_no_session(store).await;
+}
+
+#[cfg(feature = "dynamodb")]
+#[tokio::test]
+async fn a_login_in_flight_when_the_password_changes_gets_no_session_on_dynamodb() {
+    a_login_in_flight_when_the_password_changes_gets_no_session(api_tests::dynamo::store().await).await;
+}
+
+#[tokio::test]
+async fn a_session_ends_30_days_after_its_login_however_often_it_rotates() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let mut refresh = user.refresh.clone();
+    // Rotated every 6 days, well within the refresh token's 7: on day 24 still alive.
+    for _ in 0..4 {
+        app.clock.advance(Duration::days(6));
+        let rotated = app.refresh(&refresh).await;
+        assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
+        refresh = rotated.json()["refresh_token"].as_str().unwrap().to_owned();
+    }
+    // Day 30 minus a second: the last rotation; its token ends with the session, not 7 days on.
+    app.clock.advance(Duration::days(6) - Duration::seconds(1));
+    let last = app.refresh(&refresh).await;
+    assert_eq!(last.status, StatusCode::OK, "{}", last.text());
+    let refresh = last.json()["refresh_token"].as_str().unwrap().to_owned();
+    app.clock.advance(Duration::seconds(1));
+    assert_eq!(oauth_error(&app.refresh(&refresh).await), "invalid_grant", "30 days after the login");
+    // A new login starts a new session.
+    assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn the_longest_session_is_configurable() {
+    let mut config = api_tests::config();
+    config.session_max_age_secs = 3600;
+    let app = TestApp::with_config(config);
+    let user = app.user().await;
+    app.clock.advance(Duration::minutes(30));
+    let rotated = app.refresh(&user.refresh).await;
+    assert_eq!(rotated.status, StatusCode::OK);
+    app.clock.advance(Duration::minutes(30));
+    let refresh = rotated.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(oauth_error(&app.refresh(&refresh).await), "invalid_grant");
+}
