@@ -94,21 +94,20 @@ async fn run(args: Args) -> Result<(), String> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
 }
 
-/// `FIRST_SUPERUSER_EMAIL` / `FIRST_SUPERUSER_PASSWORD`: created if missing, kept if present.
+/// `FIRST_SUPERUSER_EMAIL` / `FIRST_SUPERUSER_PASSWORD`: created if missing, left as it is if
+/// already a superuser; an ordinary account holding the address stops the start (the admin
+/// command's `--promote-existing` is the deliberate way to promote it).
 async fn first_superuser(state: &AppState) -> Result<Option<String>, String> {
     let var = |name| std::env::var(name).ok().filter(|v: &String| !v.is_empty());
     match (var("FIRST_SUPERUSER_EMAIL"), var("FIRST_SUPERUSER_PASSWORD")) {
         (None, None) => Ok(None),
         (Some(email), Some(password)) => {
-            let outcome = ensure_superuser(state, &email, Some(&password), IfExists::Keep)
+            let outcome = ensure_superuser(state, &email, Some(&password), IfExists::Refuse)
                 .await
-                .map_err(|e| format!("FIRST_SUPERUSER_EMAIL: {e}"))?;
+                .map_err(|e| format!("FIRST_SUPERUSER_EMAIL {email}: {e}"))?;
             let what = match outcome {
                 Outcome::Created => "created",
                 Outcome::Promoted | Outcome::AlreadySuperuser => "already there",
-                Outcome::Kept => {
-                    "exists and is not a superuser: left as it is (use `admin create-superuser` to promote)"
-                }
             };
             Ok(Some(format!("{email} ({what})")))
         }

@@ -7,20 +7,22 @@ use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfExists {
-    /// Make an existing user an active superuser (its password is left alone).
-    Promote,
-    /// Leave an existing user exactly as it is.
-    Keep,
+    /// Refuse an existing account that is not already an active superuser: whoever signed up
+    /// with the address (or moved their account to it) before the operator ran the command
+    /// must not become superuser by it.
+    Refuse,
+    /// Make the existing account an active superuser with a new password, and end every one of
+    /// its sessions: whatever its holder knew or held before is worth nothing after.
+    PromoteExisting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Created,
+    /// An existing account, promoted ([`IfExists::PromoteExisting`]), with the new password.
     Promoted,
-    /// Already an active superuser: nothing to do.
+    /// Already an active superuser: nothing to do (a rerun, or a restart on a kept table).
     AlreadySuperuser,
-    /// The user exists and was left as it is ([`IfExists::Keep`]).
-    Kept,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -29,17 +31,26 @@ pub enum AdminError {
     Email(String),
     #[error("invalid password: must be {min} to {max} characters", min = Password::MIN, max = Password::MAX)]
     Password,
-    /// The user must be created, and no password was given.
-    #[error("a password is needed to create the user")]
+    /// The user must be created or promoted, and no password was given.
+    #[error("a password is needed to create or promote the user")]
     PasswordNeeded,
+    /// An account that is not an active superuser holds the address, and promoting it was not
+    /// asked for.
+    #[error(
+        "an account with this email already exists and is not a superuser: it was left as it is. \
+         To make it one, run `admin create-superuser --email <it> --promote-existing`, which sets a \
+         new password and ends every session of that account"
+    )]
+    Exists,
     #[error("could not hash the password")]
     Hash,
     #[error(transparent)]
     Store(#[from] RepoError),
 }
 
-/// Creates the superuser, or deals with an existing user of that email as `if_exists` says.
-/// The password is only needed (and only checked) when the user is created.
+/// Creates the superuser, or deals with an existing account of that email as `if_exists` says.
+/// An account that is already an active superuser is left exactly as it is, whatever the
+/// password given. The password is checked (and needed) only when it is going to be set.
 pub async fn ensure_superuser(
     state: &AppState,
     email: &str,
@@ -54,13 +65,24 @@ pub async fn ensure_superuser(
             if user.is_superuser && user.is_active {
                 return Ok(Outcome::AlreadySuperuser);
             }
-            if if_exists == IfExists::Keep {
-                return Ok(Outcome::Kept);
+            if if_exists == IfExists::Refuse {
+                return Err(AdminError::Exists);
             }
-            let changes =
-                UserChanges { is_superuser: Some(true), is_active: Some(true), ..UserChanges::default() };
+            let password = password.as_ref().ok_or(AdminError::PasswordNeeded)?;
+            let hash = state.hasher.hash(password.as_str().into()).await.map_err(|_| AdminError::Hash)?;
+            // The new hash is a new credential version: every access token of the account
+            // stops working, and no family can start or rotate under the old one.
+            let changes = UserChanges {
+                password_hash: Some(hash),
+                is_superuser: Some(true),
+                is_active: Some(true),
+                ..UserChanges::default()
+            };
             return match state.repos.users.update_user(user.id, &changes, state.clock.now()).await? {
-                UpdateUser::Updated(_) => Ok(Outcome::Promoted),
+                UpdateUser::Updated(_) => {
+                    state.repos.tokens.revoke_user_tokens(user.id).await?;
+                    Ok(Outcome::Promoted)
+                }
                 // Deleted since we looked: create it afresh.
                 UpdateUser::NotFound | UpdateUser::EmailTaken => continue,
             };

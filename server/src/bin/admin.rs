@@ -30,13 +30,18 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Create a superuser, or promote the existing user with that email (its password stays).
-    /// A new user's password comes from ADMIN_PASSWORD, or a prompt without echo, or the first
-    /// line of standard input; never from the command line (where other users and shell history
-    /// would see it).
+    /// Create a superuser. An account that already holds the email is refused, unless
+    /// --promote-existing is given; an account that is already a superuser is left as it is.
+    /// The password comes from ADMIN_PASSWORD, or a prompt without echo, or the first line of
+    /// standard input; never from the command line (where other users and shell history would
+    /// see it).
     CreateSuperuser {
         #[arg(long)]
         email: String,
+        /// Promote the account that already holds the email: it gets the new password, and
+        /// every one of its sessions ends.
+        #[arg(long)]
+        promote_existing: bool,
     },
     /// Apply pending data migrations in order, resuming an unfinished one.
     Migrate {
@@ -100,21 +105,23 @@ async fn read_password() -> Result<String, String> {
 async fn run(args: Args) -> Result<(), String> {
     let (state, store) = state(args.create_table).await?;
     match args.command {
-        Command::CreateSuperuser { email } => {
-            // An existing user keeps its password: one is asked for only when the user is new.
+        Command::CreateSuperuser { email, promote_existing } => {
+            let if_exists = if promote_existing { IfExists::PromoteExisting } else { IfExists::Refuse };
+            // A password is asked for only when one is going to be set: not for an account
+            // that is already a superuser, nor before an existing account is refused.
             let given = std::env::var("ADMIN_PASSWORD").ok();
-            let outcome = match ensure_superuser(&state, &email, given.as_deref(), IfExists::Promote).await {
+            let outcome = match ensure_superuser(&state, &email, given.as_deref(), if_exists).await {
                 Err(AdminError::PasswordNeeded) => {
                     let password = read_password().await?;
-                    ensure_superuser(&state, &email, Some(&password), IfExists::Promote).await
+                    ensure_superuser(&state, &email, Some(&password), if_exists).await
                 }
                 other => other,
             }
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("{email}: {e}"))?;
             let what = match outcome {
                 Outcome::Created => "created",
-                Outcome::Promoted => "promoted to superuser",
-                Outcome::AlreadySuperuser | Outcome::Kept => "already a superuser",
+                Outcome::Promoted => "promoted to superuser, with the new password; its sessions ended",
+                Outcome::AlreadySuperuser => "already a superuser (left as it is)",
             };
             println!("{email}: {what}");
         }

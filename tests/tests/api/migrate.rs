@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use axum::http::StatusCode;
 use chrono::Duration;
 use shared::AppState;
 use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
@@ -46,7 +47,7 @@ on_both_stores!(
     a_migration_the_build_does_not_know_stops_the_run,
     a_run_that_lost_its_lease_records_nothing_more,
     the_baseline_changes_nothing_but_its_record,
-    create_superuser_creates_promotes_or_keeps,
+    create_superuser_creates_refuses_an_account_or_promotes_it_with_a_new_password,
 );
 
 /// A store of every repository and the migrations' ledger: what `Migrator::new` takes.
@@ -218,7 +219,7 @@ async fn a_migration_the_build_does_not_know_stops_the_run<S: Store>(state: AppS
 
 async fn the_baseline_changes_nothing_but_its_record<S: Store>(state: AppState, store: Arc<S>) {
     let admin =
-        ensure_superuser(&state, "base@example.com", Some(api_tests::PASSWORD), IfExists::Promote).await;
+        ensure_superuser(&state, "base@example.com", Some(api_tests::PASSWORD), IfExists::Refuse).await;
     assert_eq!(admin.unwrap(), Outcome::Created);
     let before = state.repos.users.list_users(100, None).await.unwrap();
     assert_eq!(migrator(&state, &store, migrate::all()).run().await.unwrap(), ["0001_baseline"]);
@@ -228,41 +229,56 @@ async fn the_baseline_changes_nothing_but_its_record<S: Store>(state: AppState, 
     assert_eq!((records[0].id.as_str(), records[0].checkpoint.as_deref()), ("0001_baseline", None));
 }
 
-async fn create_superuser_creates_promotes_or_keeps<S: Store>(state: AppState, _store: Arc<S>) {
+async fn create_superuser_creates_refuses_an_account_or_promotes_it_with_a_new_password<S: Store>(
+    state: AppState,
+    _store: Arc<S>,
+) {
     let email = format!("root-{}@Example.com", Uuid::new_v4().simple());
-    let created = ensure_superuser(&state, &email, Some(api_tests::PASSWORD), IfExists::Keep).await.unwrap();
+    let created =
+        ensure_superuser(&state, &email, Some(api_tests::PASSWORD), IfExists::Refuse).await.unwrap();
     assert_eq!(created, Outcome::Created);
     let user = state.repos.users.find_user_by_email(&email.to_lowercase()).await.unwrap().unwrap();
     assert!(user.is_superuser && user.is_active);
     assert!(state.hasher.verify(api_tests::PASSWORD.into(), Some(user.password_hash.clone())).await.unwrap());
-    // Again: nothing changes, whatever the password given.
-    let again = ensure_superuser(&state, &email, Some("another password entirely"), IfExists::Promote).await;
-    assert_eq!(again.unwrap(), Outcome::AlreadySuperuser);
-    let same = state.repos.users.get_user(user.id).await.unwrap().unwrap();
-    assert_eq!(same.password_hash, user.password_hash);
+    // Again, either way: a success that changes nothing, whatever the password given.
+    for if_exists in [IfExists::Refuse, IfExists::PromoteExisting] {
+        let again = ensure_superuser(&state, &email, Some("another password entirely"), if_exists).await;
+        assert_eq!(again.unwrap(), Outcome::AlreadySuperuser);
+        assert_eq!(state.repos.users.get_user(user.id).await.unwrap().unwrap(), user, "{if_exists:?}");
+    }
 
-    // An ordinary, deactivated user: kept as it is, or promoted (and reactivated).
+    // Someone signed up with the address first, and holds a session.
     let app = api_tests::TestApp::from_state(state.clone());
-    let ordinary = app.user().await;
+    let squatter = app.user().await;
+    let refused =
+        ensure_superuser(&state, &squatter.email, Some("the operator's password"), IfExists::Refuse).await;
+    assert!(matches!(refused, Err(AdminError::Exists)), "{refused:?}");
+    let untouched = state.repos.users.get_user(squatter.id).await.unwrap().unwrap();
+    assert!(!untouched.is_superuser);
+    assert_eq!(app.get("/v1/users/me", &squatter.access).await.status, StatusCode::OK, "nothing changed");
+    // Deactivated, or not: promoting needs the new password, and ends every session.
     let deactivate = shared::repo::UserChanges { is_active: Some(false), ..Default::default() };
-    state.repos.users.update_user(ordinary.id, &deactivate, state.clock.now()).await.unwrap();
-    let kept = ensure_superuser(&state, &ordinary.email, None, IfExists::Keep).await.unwrap();
-    assert_eq!(kept, Outcome::Kept);
-    assert!(!state.repos.users.get_user(ordinary.id).await.unwrap().unwrap().is_superuser);
-    let own_hash = state.repos.users.get_user(ordinary.id).await.unwrap().unwrap().password_hash;
-    // Promotion needs no password, and leaves the user's own.
-    let promoted = ensure_superuser(&state, &ordinary.email, None, IfExists::Promote).await;
+    state.repos.users.update_user(squatter.id, &deactivate, state.clock.now()).await.unwrap();
+    let without = ensure_superuser(&state, &squatter.email, None, IfExists::PromoteExisting).await;
+    assert!(matches!(without, Err(AdminError::PasswordNeeded)), "{without:?}");
+    let promoted =
+        ensure_superuser(&state, &squatter.email, Some("the operator's password"), IfExists::PromoteExisting)
+            .await;
     assert_eq!(promoted.unwrap(), Outcome::Promoted);
-    let after = state.repos.users.get_user(ordinary.id).await.unwrap().unwrap();
+    let after = state.repos.users.get_user(squatter.id).await.unwrap().unwrap();
     assert!(after.is_superuser && after.is_active);
-    // Bad input is refused before anything is written.
-    assert_eq!(after.password_hash, own_hash);
+    assert!(state.hasher.verify("the operator's password".into(), Some(after.password_hash)).await.unwrap());
+    assert_eq!(app.get("/v1/users/me", &squatter.access).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&squatter.refresh).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.login(&squatter.email, api_tests::PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(app.login(&squatter.email, "the operator's password").await.status, StatusCode::OK);
+
     // Bad input is refused before anything is written; a new user needs a password.
-    let bad = ensure_superuser(&state, "not an email", Some(api_tests::PASSWORD), IfExists::Keep).await;
+    let bad = ensure_superuser(&state, "not an email", Some(api_tests::PASSWORD), IfExists::Refuse).await;
     assert!(matches!(bad, Err(AdminError::Email(_))));
-    let short = ensure_superuser(&state, "short@example.com", Some("short"), IfExists::Keep).await;
+    let short = ensure_superuser(&state, "short@example.com", Some("short"), IfExists::Refuse).await;
     assert!(matches!(short, Err(AdminError::Password)));
-    let none = ensure_superuser(&state, "short@example.com", None, IfExists::Keep).await;
+    let none = ensure_superuser(&state, "short@example.com", None, IfExists::Refuse).await;
     assert!(matches!(none, Err(AdminError::PasswordNeeded)));
     assert!(state.repos.users.find_user_by_email("short@example.com").await.unwrap().is_none());
 }

@@ -2,6 +2,9 @@
 //! logins in flight included, and a refresh-token family lives at most 30 days from its login
 //! however often it is rotated.
 
+// Test bodies and their helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::sync::{Arc, Mutex};
 
 use api_tests::records::Keys;

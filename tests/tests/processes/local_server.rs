@@ -22,6 +22,13 @@ async fn login(url: &str, email: &str, password: &str) -> Reply {
     http(Method::POST, &format!("{url}/v1/auth/token"), &[FORM], form).await
 }
 
+async fn refresh(url: &str, refresh_token: &str) -> Reply {
+    let form =
+        serde_urlencoded::to_string([("grant_type", "refresh_token"), ("refresh_token", refresh_token)])
+            .unwrap();
+    http(Method::POST, &format!("{url}/v1/auth/token"), &[FORM], form).await
+}
+
 async fn signup(url: &str, email: &str) -> Reply {
     let body = json!({"email": email, "password": PASSWORD}).to_string();
     http(Method::POST, &format!("{url}/v1/users/signup"), &[JSON], body).await
@@ -245,6 +252,18 @@ async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
     // The data outlives the process; the superuser is kept, not made twice.
     let server = LocalServer::start(&["--port", "0"], &env).await;
     assert!(server.process.output().join("\n").contains("root@example.com (already there)"));
+    // An ordinary account named as the first superuser is not promoted by a start: the server
+    // refuses to start, and the account stays as it was.
+    let mut hijack = env.to_vec();
+    hijack.retain(|(name, _)| *name != "FIRST_SUPERUSER_EMAIL");
+    hijack.push(("FIRST_SUPERUSER_EMAIL", "kept@example.com"));
+    let (ok, out) = run("server", &["--port", "0"], &hijack, None);
+    assert!(!ok && out.contains("already exists and is not a superuser"), "{out}");
+    let kept = login(&server.url, "kept@example.com", PASSWORD).await.json();
+    let bearer = format!("Bearer {}", kept["access_token"].as_str().unwrap());
+    let users =
+        http(Method::GET, &format!("{}/v1/users", server.url), &[("authorization", &bearer)], "").await;
+    assert_eq!(users.status, StatusCode::FORBIDDEN, "still an ordinary user");
     assert_eq!(login(&server.url, "kept@example.com", PASSWORD).await.status, StatusCode::OK);
     let mut config = api_tests::config();
     config.table_name = table;
@@ -288,13 +307,36 @@ async fn the_admin_command_migrates_and_makes_superusers_on_a_table() {
     )
     .await;
     assert_eq!(signup(&server.url, "promote@example.com").await.status, StatusCode::CREATED);
+    let before = login(&server.url, "promote@example.com", PASSWORD).await.json();
+    let old_bearer = format!("Bearer {}", before["access_token"].as_str().unwrap());
+    let users_url = format!("{}/v1/users", server.url);
+    // Whoever signed up with the address first is not made superuser by the documented command.
     let (ok, out) = run("admin", &["create-superuser", "--email", "promote@example.com"], &env, None);
+    assert!(!ok && out.contains("already exists and is not a superuser"), "{out}");
+    let users = http(Method::GET, &users_url, &[("authorization", &old_bearer)], "").await;
+    assert_eq!(users.status, StatusCode::FORBIDDEN, "refused: still an ordinary user");
+    // Promoted on purpose: a new password, and every session of the account ends.
+    let args = ["create-superuser", "--email", "promote@example.com", "--promote-existing"];
+    let (ok, out) = run("admin", &args, &env, Some("the operator's password\n"));
     assert!(ok && out.contains("promoted to superuser"), "{out}");
-    let token = login(&server.url, "promote@example.com", PASSWORD).await.json();
+    let me = http(Method::GET, &format!("{}/v1/users/me", server.url), &[("authorization", &old_bearer)], "")
+        .await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED, "the old session ended");
+    let refreshed = refresh(&server.url, before["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(refreshed.status, StatusCode::BAD_REQUEST, "its refresh token too");
+    assert_eq!(login(&server.url, "promote@example.com", PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    let token = login(&server.url, "promote@example.com", "the operator's password").await.json();
     let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
-    let users =
-        http(Method::GET, &format!("{}/v1/users", server.url), &[("authorization", &bearer)], "").await;
+    let users = http(Method::GET, &users_url, &[("authorization", &bearer)], "").await;
     assert_eq!(users.status, StatusCode::OK);
+    // A rerun is a success that changes nothing.
+    let (ok, out) =
+        run("admin", &["create-superuser", "--email", "promote@example.com"], &with_password, None);
+    assert!(ok && out.contains("already a superuser"), "{out}");
+    assert_eq!(
+        login(&server.url, "promote@example.com", "the operator's password").await.status,
+        StatusCode::OK
+    );
     let ops = login(&server.url, "ops@example.com", "ops password 1").await;
     assert_eq!(ops.status, StatusCode::OK);
 }

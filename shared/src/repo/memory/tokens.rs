@@ -49,7 +49,7 @@ impl TokenRepo for MemoryStore {
             Some(Entry::Family(expires_at)) if *expires_at > now => {}
             _ => return Ok(Rotation::FamilyGone),
         }
-        if !s.user(old.user_id).is_some_and(|u| u.credential_version == old.credential_version) {
+        if s.user(old.user_id).is_none_or(|u| u.credential_version != old.credential_version) {
             return Ok(Rotation::FamilyGone);
         }
         if let Some(Entry::Refresh(r)) = s.records.get_mut(&old_key) {
