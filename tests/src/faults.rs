@@ -23,6 +23,10 @@ pub enum Fault {
     Delay(Duration),
     /// Forward (the write lands), then answer 500 as if the response had been lost.
     LoseResponse,
+    /// Forward (the write lands), then answer with this status and error type instead of
+    /// DynamoDB's answer: e.g. `TransactionInProgressException`, which DynamoDB gives a resent
+    /// transaction while the first is still committing.
+    LandThenAnswer { status: u16, kind: &'static str },
 }
 
 /// Applies `fault` to requests for `operation` (`PutItem`, `TransactWriteItems`, ...), after
@@ -188,9 +192,16 @@ async fn serve(
     }
     let response = client.request(request.body(Full::new(body)).ok()?).await.ok()?;
     shared.forwarded.fetch_add(1, Ordering::SeqCst);
-    if matches!(fault, Some(Fault::LoseResponse)) {
-        error(&mut socket, 500, "InternalServerError").await;
-        return Some(());
+    match fault {
+        Some(Fault::LoseResponse) => {
+            error(&mut socket, 500, "InternalServerError").await;
+            return Some(());
+        }
+        Some(Fault::LandThenAnswer { status, kind }) => {
+            error(&mut socket, status, kind).await;
+            return Some(());
+        }
+        _ => {}
     }
     let status = response.status().as_u16();
     let response_headers: Vec<(String, String)> = response

@@ -114,6 +114,29 @@ async fn a_transaction_that_may_have_landed_is_resent_under_its_idempotency_toke
 }
 
 #[tokio::test]
+async fn a_transaction_in_progress_is_retried_under_the_same_idempotency_token() {
+    let (store, requests) = failing_dynamodb(400, "TransactionInProgressException").await;
+    let now = Utc::now();
+    let user = shared::repo::UserRecord {
+        id: Uuid::now_v7(),
+        email: shared::domain::Email::parse("in-progress@example.com").unwrap(),
+        full_name: None,
+        password_hash: "hash".into(),
+        is_active: true,
+        is_superuser: false,
+        credential_version: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    let created = store.create_user(&user).await;
+    assert!(matches!(created, Err(RepoError::Unavailable(_))), "{created:?}");
+    assert!(requests.count() > 1, "retried: {}", requests.count());
+    let tokens: Vec<_> =
+        requests.bodies().iter().map(|b| b["ClientRequestToken"].as_str().unwrap().to_owned()).collect();
+    assert!(tokens.iter().all(|t| *t == tokens[0]), "every attempt under one token: {tokens:?}");
+}
+
+#[tokio::test]
 async fn a_throttled_write_is_retried_then_a_503() {
     let (store, requests) = failing_dynamodb(400, "ThrottlingException").await;
     let result = store.update_item(Uuid::now_v7(), Uuid::now_v7(), &change(), None, Utc::now()).await;

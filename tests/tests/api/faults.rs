@@ -78,6 +78,44 @@ async fn a_failed_signup_leaves_neither_a_user_nor_a_reservation() {
     println!("faults injected: {}", rig.proxy.injected());
 }
 
+/// A transaction that committed, answered as still in progress: the retry must be the same
+/// transaction (one idempotency token), which DynamoDB then answers as the success it was. Under
+/// a new token its conditions, now false, would turn each success into a refusal: a signup into
+/// 409, a login into `invalid_grant`, a rotation into reuse (revoking the family), an item's
+/// creation into a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transaction_answered_in_progress_is_retried_as_the_same_one() {
+    let rig = rig().await;
+    let once = || {
+        rig.proxy.clear();
+        let fault = Fault::LandThenAnswer { status: 400, kind: "TransactionInProgressException" };
+        // As many times as the SDK tries one call (3): it gives up, and our own retry follows.
+        rig.proxy.add(Rule { operation: "TransactWriteItems", fault, skip: 0, times: 3 });
+    };
+    once();
+    let signup = rig.app.signup("in-progress@example.com", PASSWORD).await;
+    assert_eq!(signup.status, StatusCode::CREATED, "signup: {}", signup.text());
+    once();
+    let login = rig.app.login("in-progress@example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "login: {}", login.text());
+    let access = login.json()["access_token"].as_str().unwrap().to_owned();
+    once();
+    let rotated = rig.app.refresh(login.json()["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(rotated.status, StatusCode::OK, "rotation: {}", rotated.text());
+    once();
+    let item = rig.app.json(Method::POST, "/v1/items", Some(&access), json!({"title": "once"})).await;
+    assert_eq!(item.status, StatusCode::CREATED, "item: {}", item.text());
+    rig.proxy.clear();
+    assert_eq!(rig.proxy.injected(), 12);
+    // The family was not revoked as reuse: the rotated token rotates again.
+    let again = rig.app.refresh(rotated.json()["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.text());
+    let after = records(&rig.direct).await;
+    assert_eq!((count(&after, "USER#", "USER"), count(&after, "EMAIL#", "EMAIL")), (1, 1), "{after:?}");
+    let items = rig.app.get("/v1/items", &access).await.json();
+    assert_eq!(items["data"].as_array().unwrap().len(), 1, "one item: {items}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signup_whose_answer_was_lost_is_whole_or_absent() {
     let rig = rig().await;

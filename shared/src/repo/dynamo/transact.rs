@@ -7,6 +7,8 @@ use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 
+use uuid::Uuid;
+
 use super::DynamoStore;
 use super::attrs::Attrs;
 use super::retry::{ATTEMPTS, TRANSIENT_CANCELLATIONS, backoff, build_error, sdk_error};
@@ -92,9 +94,20 @@ impl DynamoStore {
     /// Runs the actions; on a refusal, the positions of the actions whose conditions failed
     /// (which [`DynamoStore::commit`] turns back into labels).
     async fn run_transaction(&self, actions: Vec<TransactWriteItem>) -> RepoResult<Result<(), Vec<usize>>> {
+        // One idempotency token for every attempt, ours and the SDK's: an attempt that committed
+        // but whose answer was lost (or that is still in progress) makes the next one a no-op
+        // success. A fresh token per attempt would run it again, and its conditions, now false,
+        // would report a refusal of what in fact succeeded (a rotation as reuse, a signup as a
+        // taken email).
+        let token = Uuid::new_v4().to_string();
         for attempt in 1..=ATTEMPTS {
-            let result =
-                self.client.transact_write_items().set_transact_items(Some(actions.clone())).send().await;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
             let err = match result {
                 Ok(_) => return Ok(Ok(())),
                 Err(err) => err,
