@@ -83,7 +83,8 @@ async fn log_answered_here(request: Request, next: Next) -> Response {
 
 /// The request as the client sent it, without what this dispatching router attached (its matched
 /// route and path parameters), as API Gateway hands the function a request of its own: the
-/// function's router matches it afresh.
+/// function's router matches it afresh. API Gateway's request context (the source address) goes
+/// with it, as it does on Lambda.
 fn as_received(request: Request) -> Request {
     let (parts, body) = request.into_parts();
     let mut fresh = Request::new(body);
@@ -91,6 +92,9 @@ fn as_received(request: Request) -> Request {
     *fresh.uri_mut() = parts.uri;
     *fresh.version_mut() = parts.version;
     *fresh.headers_mut() = parts.headers;
+    if let Some(context) = parts.extensions.get::<shared::web::address::RequestContext>() {
+        fresh.extensions_mut().insert(context.clone());
+    }
     fresh
 }
 

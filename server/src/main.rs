@@ -6,6 +6,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use axum::extract::{ConnectInfo, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use catalog::{Cors, Route};
 use clap::Parser;
 use shared::admin::{IfExists, Outcome, ensure_superuser};
@@ -84,14 +87,28 @@ async fn run(args: Args) -> Result<(), String> {
     };
     let superuser = first_superuser(&state).await?;
     let cors = Cors::from_env();
-    let app = catalog::app(state, &cors).map_err(|e| e.to_string())?;
+    let app = catalog::app(state, &cors).map_err(|e| e.to_string())?.layer(middleware::from_fn(peer_context));
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let routes = catalog::routes().map_err(|e| e.to_string())?;
     banner(address, &store, &routes, random_secret, superuser.as_deref(), &cors);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// API Gateway's request context with the TCP peer as `sourceIp`: the routers read a request's
+/// source address from it here as they do on Lambda (API.md, "Conventions").
+async fn peer_context(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    request.extensions_mut().insert(shared::web::address::context_with_source_ip(&peer.ip().to_string()));
+    next.run(request).await
 }
 
 /// `FIRST_SUPERUSER_EMAIL` / `FIRST_SUPERUSER_PASSWORD`: created if missing, left as it is if

@@ -19,8 +19,16 @@ pub struct Config {
     /// The longest a session (a refresh-token family) lasts from its login, however often it
     /// is rotated.
     pub session_max_age_secs: i64,
+    /// Failed password checks for one email from one source address within the window.
     pub login_max_failures: u32,
     pub login_window_secs: i64,
+    /// Failed password checks from one source address, whatever the emails (spraying).
+    pub login_max_failures_per_address: u32,
+    /// Failed password checks for one email from all addresses together (a distributed guess),
+    /// which an address the account logged in from recently is exempt from.
+    pub login_max_failures_per_email: u32,
+    /// The proxies in front of the API whose `X-Forwarded-For` is believed; empty: none.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub open_registration: bool,
     /// For DynamoDB Local; unset in AWS.
     pub dynamodb_endpoint: Option<String>,
@@ -64,6 +72,9 @@ impl Config {
             session_max_age_secs: number(get, "SESSION_MAX_AGE_SECONDS", 30 * DAY, 365 * DAY)?,
             login_max_failures: number(get, "LOGIN_MAX_FAILURES", 5, 1_000)?,
             login_window_secs: number(get, "LOGIN_WINDOW_SECONDS", 15 * 60, DAY)?,
+            login_max_failures_per_address: number(get, "LOGIN_MAX_FAILURES_PER_ADDRESS", 100, 1_000_000)?,
+            login_max_failures_per_email: number(get, "LOGIN_MAX_FAILURES_PER_EMAIL", 50, 1_000_000)?,
+            trusted_proxies: cidrs(get, "TRUSTED_PROXY_CIDRS")?,
             open_registration: flag(get, "OPEN_REGISTRATION", true)?,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
             dynamodb_warm_up: flag(get, "DYNAMODB_WARM_UP", true)?,
@@ -119,6 +130,31 @@ fn random_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// A comma-separated list of CIDRs (`10.0.0.0/8, 2001:db8::/32`); a bare address is its own /32
+/// or /128.
+fn cidrs<'a>(
+    get: impl Fn(&str) -> Option<&'a str>,
+    name: &'static str,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+    let Some(v) = get(name) else {
+        return Ok(Vec::new());
+    };
+    v.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.parse::<ipnet::IpNet>()
+                .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map(|net| net.trunc())
+                .map_err(|_| ConfigError::Invalid {
+                    name,
+                    value: v.to_owned(),
+                    expected: "expected comma-separated CIDRs, such as 10.0.0.0/8,2001:db8::/32",
+                })
+        })
+        .collect()
+}
+
 /// A positive integer no larger than `max`: lifetimes beyond it are a mistake, and would overflow
 /// date arithmetic long before they made sense.
 fn number<'a, T>(
@@ -171,9 +207,26 @@ mod tests {
         assert_eq!(c.access_token_ttl_secs, 900);
         assert_eq!(c.refresh_token_ttl_secs, 604_800);
         assert_eq!((c.login_max_failures, c.login_window_secs), (5, 900));
+        assert_eq!((c.login_max_failures_per_address, c.login_max_failures_per_email), (100, 50));
+        assert_eq!(c.trusted_proxies, vec![]);
+        assert_eq!(c.session_max_age_secs, 30 * 24 * 3600);
         assert!(c.open_registration);
         assert_eq!(c.dynamodb_endpoint, None);
         assert!(c.dynamodb_warm_up);
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidrs_or_addresses() {
+        let s = "s".repeat(32);
+        let c = Config::from_vars(&vars(&[
+            ("JWT_SECRET", &s),
+            ("TRUSTED_PROXY_CIDRS", " 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,"),
+        ]))
+        .expect("valid");
+        let nets: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
+        let bad = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("TRUSTED_PROXY_CIDRS", "10.0.0.0/33")]));
+        assert!(bad.is_err_and(|e| e.to_string().contains("TRUSTED_PROXY_CIDRS")));
     }
 
     #[test]

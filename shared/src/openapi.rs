@@ -108,7 +108,7 @@ error_responses! {
     /// 422.
     ValidationFailed = 422, ValidationErrors, "Validation error";
     /// 429.
-    TooManyRequests = 429, ErrorDetail, "Too many failed logins for this email",
+    TooManyRequests = 429, ErrorDetail, "Too many failed password checks for this email from this address, from this address, or for this email from everywhere",
         "Retry-After": Seconds = "Seconds until the next attempt may be made";
     /// 503.
     Unavailable = 503, ErrorDetail,

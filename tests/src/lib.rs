@@ -24,6 +24,7 @@ use shared::deps::TestClock;
 use shared::domain::Email;
 use shared::repo::memory::MemoryStore;
 use shared::repo::{Repos, UserRecord};
+use shared::web::address::context_with_source_ip;
 use shared::{AppState, Config};
 use tower::ServiceExt;
 use uuid::Uuid;
@@ -31,6 +32,8 @@ use uuid::Uuid;
 /// A JWT secret for tests: long enough, and recognisable if it ever leaked.
 pub const SECRET: &str = "test-secret-for-the-in-process-tests-0123456789";
 pub const PASSWORD: &str = "correct horse battery";
+/// The source address of the in-process tests' requests, unless a test names another.
+pub const SOURCE_IP: &str = "192.0.2.10";
 
 /// The routes of the contract: (function, path in the template's syntax, methods), as the
 /// table of routes in `docs/contract.md` lists them. Written there once, by hand, as the
@@ -172,7 +175,11 @@ impl TestApp {
         Self { app, state, clock }
     }
 
-    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+    pub async fn send(&self, mut request: Request<Body>) -> TestResponse {
+        // As API Gateway (and the local server) would: the request comes from an address.
+        if request.extensions().get::<shared::web::address::RequestContext>().is_none() {
+            request.extensions_mut().insert(context_with_source_ip(SOURCE_IP));
+        }
         let response = self.app.clone().oneshot(request).await.unwrap_or_else(|e| match e {});
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("read body").to_bytes();
@@ -225,6 +232,17 @@ impl TestApp {
 
     pub async fn signup(&self, email: &str, password: &str) -> TestResponse {
         self.json(Method::POST, "/v1/users/signup", None, json!({"email": email, "password": password})).await
+    }
+
+    /// A password login from the source address `source_ip`.
+    pub async fn login_from(&self, source_ip: &str, email: &str, password: &str) -> TestResponse {
+        let pairs = [("grant_type", "password"), ("username", email), ("password", password)];
+        let mut request = Self::builder(Method::POST, "/v1/auth/token", None)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(serde_urlencoded::to_string(pairs).expect("form")))
+            .expect("request");
+        request.extensions_mut().insert(context_with_source_ip(source_ip));
+        self.send(request).await
     }
 
     pub async fn login(&self, email: &str, password: &str) -> TestResponse {

@@ -15,7 +15,7 @@ use shared::domain::Email;
 use shared::error::OAuthErrorCode;
 use shared::openapi::{OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable};
 use shared::repo::{NewFamily, RefreshRecord, Rotation};
-use shared::web::{Form, Param};
+use shared::web::{Form, Param, SourceAddress, throttle};
 use shared::{ApiError, ApiResult, AppState};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -139,10 +139,14 @@ const MAX_CREDENTIAL_LEN: usize = 1024;
         (status = 503, response = Unavailable),
     )
 )]
-async fn token(State(state): State<AppState>, Form(form): Form<TokenRequest>) -> ApiResult<Response> {
+async fn token(
+    State(state): State<AppState>,
+    address: SourceAddress,
+    Form(form): Form<TokenRequest>,
+) -> ApiResult<Response> {
     // As FastAPI's OAuth2PasswordRequestForm, grant_type may be omitted for the password grant.
     match form.grant_type.get()? {
-        None | Some("password") => password_grant(&state, &form).await,
+        None | Some("password") => password_grant(&state, &form, &address).await,
         Some("refresh_token") => refresh_grant(&state, &form).await,
         Some(_) => Err(ApiError::OAuth {
             code: OAuthErrorCode::UnsupportedGrantType,
@@ -151,27 +155,26 @@ async fn token(State(state): State<AppState>, Form(form): Form<TokenRequest>) ->
     }
 }
 
-async fn password_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Response> {
+async fn password_grant(
+    state: &AppState,
+    form: &TokenRequest,
+    address: &SourceAddress,
+) -> ApiResult<Response> {
     let username = form.username.get()?.ok_or(ApiError::invalid_request("username is required"))?;
     let password = form.password.get()?.ok_or(ApiError::invalid_request("password is required"))?;
     if username.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
         return Err(ApiError::invalid_grant());
     }
     let now = state.clock.now();
-    let window = state.config.login_window_secs;
-    // Unknown emails are throttled exactly like known ones, keyed by what was typed. The attempt
-    // is counted before the password is checked, atomically: concurrent guesses cannot all pass
-    // under the limit while their hashes are being verified.
-    let throttle_key = username.trim().to_lowercase();
-    let attempts = state.repos.throttle.count_attempt(&throttle_key, now, window).await?;
-    if attempts.count > state.config.login_max_failures {
-        let reopens = attempts.started_at + Duration::seconds(window);
-        return Err(ApiError::TooManyRequests { retry_after_secs: seconds_until(now, reopens) });
-    }
     let user = match Email::parse(username) {
         Ok(email) => state.repos.users.find_user_by_email(&email.key()).await?,
         Err(_) => None,
     };
+    // Unknown emails are throttled exactly like known ones, keyed by what was typed. The attempt
+    // is counted before the password is checked, atomically: concurrent guesses cannot all pass
+    // under the limits while their hashes are being verified.
+    let admitted =
+        throttle::admit(state, &throttle::email_key(username), address, user.as_ref().map(|u| u.id)).await?;
     // Always one argon2 verification, against a dummy hash for unknown emails: a wrong email
     // and a wrong password cost the same time and get the same answer.
     let hash = user.as_ref().map(|u| u.password_hash.clone());
@@ -179,7 +182,7 @@ async fn password_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Resp
     let Some(user) = user.filter(|u| verified && u.is_active) else {
         return Err(ApiError::invalid_grant());
     };
-    state.repos.throttle.clear_attempts(&throttle_key).await?;
+    throttle::logged_in(state, &admitted, user.id).await?;
     let session = Session {
         subject: Subject { user_id: user.id, credential_version: user.credential_version },
         family_id: state.ids.new_id(now),
@@ -310,9 +313,4 @@ fn no_store(mut response: Response) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     response
-}
-
-fn seconds_until(now: DateTime<Utc>, then: DateTime<Utc>) -> u64 {
-    let millis = (then - now).num_milliseconds().max(0) as u64;
-    millis.div_ceil(1000).max(1)
 }

@@ -6,21 +6,30 @@ use axum::http::StatusCode;
 use secrecy::SecretString;
 use shared::domain::Patch;
 use shared::error::FieldError;
-use shared::openapi::{BadRequest, Conflict, JsonBodyErrors, ProtectedErrors};
+use shared::openapi::{BadRequest, Conflict, JsonBodyErrors, ProtectedErrors, TooManyRequests};
 use shared::repo::{UserChanges, UserRecord};
-use shared::web::{CurrentUser, Json};
+use shared::web::{CurrentUser, Json, SourceAddress, throttle};
 use shared::{ApiError, ApiResult, AppState};
 
 use super::{NO_SELF_DELETE, UpdatePassword, UserResponse, UserUpdateMe, apply, full_name_change, secret};
 
-/// The caller's password, checked as a login checks it: 400 when wrong.
-async fn check_current_password(state: &AppState, me: &UserRecord, password: &str) -> ApiResult<()> {
+/// The caller's password, checked as a login checks it: 400 when wrong, and throttled with the
+/// logins: a wrong one counts as a failed check for the caller's email from this address, so a
+/// stolen access token is no faster oracle for the password than the token endpoint.
+async fn check_current_password(
+    state: &AppState,
+    me: &UserRecord,
+    address: &SourceAddress,
+    password: &str,
+) -> ApiResult<()> {
+    let admitted =
+        throttle::admit(state, &throttle::email_key(me.email.as_str()), address, Some(me.id)).await?;
     let verified =
         state.hasher.verify(SecretString::from(password.to_owned()), Some(me.password_hash.clone())).await?;
     if !verified {
         return Err(ApiError::BadRequest("Incorrect password".into()));
     }
-    Ok(())
+    throttle::succeeded(state, &admitted).await
 }
 
 #[utoipa::path(
@@ -45,11 +54,13 @@ pub(super) async fn read_me(CurrentUser(me): CurrentUser) -> axum::Json<UserResp
         ProtectedErrors,
         (status = 409, response = Conflict),
         JsonBodyErrors,
+        (status = 429, response = TooManyRequests),
     )
 )]
 pub(super) async fn update_me(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    address: SourceAddress,
     Json(body): Json<UserUpdateMe>,
 ) -> ApiResult<axum::Json<UserResponse>> {
     if body.email.is_absent() && body.full_name.is_absent() {
@@ -65,7 +76,7 @@ pub(super) async fn update_me(
                 "Field required",
             )));
         };
-        check_current_password(&state, &me, current.as_str()).await?;
+        check_current_password(&state, &me, &address, current.as_str()).await?;
     }
     let changes = UserChanges {
         email: body.email.into_option(),
@@ -84,15 +95,17 @@ pub(super) async fn update_me(
         (status = 400, response = BadRequest),
         ProtectedErrors,
         JsonBodyErrors,
+        (status = 429, response = TooManyRequests),
     )
 )]
 pub(super) async fn update_password(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    address: SourceAddress,
     Json(body): Json<UpdatePassword>,
 ) -> ApiResult<StatusCode> {
     let current = body.current_password.into_inner();
-    check_current_password(&state, &me, &current).await?;
+    check_current_password(&state, &me, &address, &current).await?;
     if body.new_password.as_str() == current {
         return Err(ApiError::BadRequest("New password cannot be the same as the current one".into()));
     }

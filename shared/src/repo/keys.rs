@@ -106,9 +106,19 @@ pub const REFRESH: OwnedKind = OwnedKind {
     resource: false,
 };
 
+/// A source address the user logged in from, for 30 days: exempt from the throttle of failures
+/// for the user's email from all addresses together.
+pub const LOGIN_ADDRESS: OwnedKind = OwnedKind {
+    name: "login_address",
+    prefix: "ADDR#",
+    id: "<source address>",
+    pointer: false,
+    resource: false,
+};
+
 /// Everything a user owns besides the user record itself. Deleting a user deletes every record of
 /// these kinds in its partition (and their pointers); a kind missing here would outlive its user.
-pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH];
+pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH, LOGIN_ADDRESS];
 
 /// What a record is, by its key: every record in the table is one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use super::RepoResult;
 
@@ -12,16 +13,27 @@ pub struct AttemptWindow {
     pub started_at: DateTime<Utc>,
 }
 
-/// The login throttle. An attempt is counted *before* its password is checked, atomically, so
-/// concurrent guesses cannot all slip in under the limit; a successful login clears the count.
+/// The throttle of password checks. An attempt is counted *before* its password is checked,
+/// atomically, under each counter it falls under (`shared::auth::throttle` names them), so
+/// concurrent guesses cannot all slip in under a limit; a success clears or forgives it.
 #[async_trait]
 pub trait ThrottleRepo: Send + Sync + std::fmt::Debug {
-    /// Counts one attempt, in the window open at `now` or in a new one, and returns the window.
+    /// Counts one attempt under `counter`, in the window open at `now` or in a new one, and
+    /// returns the window.
     async fn count_attempt(
         &self,
-        email_key: &str,
+        counter: &str,
         now: DateTime<Utc>,
         window_secs: i64,
     ) -> RepoResult<AttemptWindow>;
-    async fn clear_attempts(&self, email_key: &str) -> RepoResult<()>;
+    /// Forgets every attempt under `counter`.
+    async fn clear_attempts(&self, counter: &str) -> RepoResult<()>;
+    /// Takes back one attempt counted in the window that started at `started_at` (a check that
+    /// succeeded); nothing when that window is gone or empty. A counter left at nothing is
+    /// deleted.
+    async fn forgive_attempt(&self, counter: &str, started_at: DateTime<Utc>) -> RepoResult<()>;
+    /// Records that the user logged in from `address`, until `until`.
+    async fn remember_address(&self, user_id: Uuid, address: &str, until: DateTime<Utc>) -> RepoResult<()>;
+    /// Whether the user logged in from `address` recently enough to be remembered at `now`.
+    async fn knows_address(&self, user_id: Uuid, address: &str, now: DateTime<Utc>) -> RepoResult<bool>;
 }

@@ -4,10 +4,12 @@
 //! which wraps a router with the contract's cross-cutting behaviour (JSON 404/405,
 //! `x-request-id`, panics as 500, one log line a request).
 
+pub mod address;
 pub mod auth;
 pub mod extract;
 pub mod paging;
 pub mod resources;
+pub mod throttle;
 
 use std::time::Instant;
 
@@ -21,6 +23,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub use address::SourceAddress;
 pub use auth::{CurrentUser, SuperUser, TokenSubject, current_user};
 pub use extract::{Form, IfMatch, Json, Param, UserId};
 pub use paging::{Page, PageQuery, ResourceQuery};

@@ -25,6 +25,7 @@ mod sessions;
 mod structure;
 mod table_design;
 mod template;
+mod throttle;
 mod users;
 mod web;
 

@@ -71,6 +71,8 @@ contract!(
     a_family_of_older_credentials_does_not_rotate,
     login_attempts_count_within_a_window_and_reset_after_it,
     concurrent_login_attempts_are_each_counted_once,
+    a_forgiven_attempt_is_taken_back_from_its_own_window_only,
+    a_login_address_is_remembered_until_it_expires_and_goes_with_its_user,
     migration_records_are_saved_and_listed_in_id_order,
     the_migration_lease_admits_one_holder_until_it_runs_out,
 );
@@ -435,6 +437,44 @@ async fn a_family_of_older_credentials_does_not_rotate<S: Store>(s: Arc<S>) {
     assert_eq!(s.rotate_refresh(&first, &next, now()).await.unwrap(), Rotation::FamilyGone);
     assert_eq!(s.get_refresh(u.id, &next.token_hash).await.unwrap(), None, "the new token is not recorded");
     assert!(!s.get_refresh(u.id, &first.token_hash).await.unwrap().unwrap().used, "nothing was written");
+}
+
+async fn a_forgiven_attempt_is_taken_back_from_its_own_window_only<S: Store>(s: Arc<S>) {
+    let counter = format!("E#forgive-{}@example.com", Uuid::new_v4().simple());
+    let at = now();
+    let first = s.count_attempt(&counter, at, 900).await.unwrap();
+    assert_eq!(s.count_attempt(&counter, at, 900).await.unwrap().count, 2);
+    s.forgive_attempt(&counter, first.started_at).await.unwrap();
+    assert_eq!(s.count_attempt(&counter, at, 900).await.unwrap().count, 2, "2 - 1 + 1");
+    // Another window's forgiveness takes nothing from this one.
+    s.forgive_attempt(&counter, first.started_at - Duration::seconds(1)).await.unwrap();
+    assert_eq!(s.count_attempt(&counter, at, 900).await.unwrap().count, 3);
+    for _ in 0..4 {
+        s.forgive_attempt(&counter, first.started_at).await.unwrap();
+    }
+    let keys = s.all_keys().await;
+    assert!(!keys.iter().any(|(pk, _)| pk.ends_with(&counter)), "a counter at nothing is gone: {keys:?}");
+    assert_eq!(s.count_attempt(&counter, at, 900).await.unwrap().count, 1, "never below nothing");
+}
+
+async fn a_login_address_is_remembered_until_it_expires_and_goes_with_its_user<S: Store>(s: Arc<S>) {
+    let (u, other) = (created_user(s.as_ref()).await, created_user(s.as_ref()).await);
+    let at = now();
+    assert!(!s.knows_address(u.id, "203.0.113.9", at).await.unwrap());
+    s.remember_address(u.id, "203.0.113.9", at + Duration::days(30)).await.unwrap();
+    assert!(s.knows_address(u.id, "203.0.113.9", at).await.unwrap());
+    assert!(
+        s.knows_address(u.id, "203.0.113.9", at + Duration::days(30) - Duration::seconds(1)).await.unwrap()
+    );
+    assert!(!s.knows_address(u.id, "203.0.113.9", at + Duration::days(30)).await.unwrap(), "expired");
+    assert!(!s.knows_address(u.id, "2001:db8::/64", at).await.unwrap(), "another address");
+    assert!(!s.knows_address(other.id, "203.0.113.9", at).await.unwrap(), "another user");
+    let nobody = Uuid::now_v7();
+    s.remember_address(nobody, "203.0.113.9", at + Duration::days(30)).await.unwrap();
+    assert!(!s.knows_address(nobody, "203.0.113.9", at).await.unwrap(), "nothing under a missing user");
+    assert!(s.delete_user(u.id).await.unwrap());
+    let keys = s.all_keys().await;
+    assert!(!keys.iter().any(|(pk, _)| pk.contains(&u.id.to_string())), "gone with the user: {keys:?}");
 }
 
 async fn revoking_a_users_tokens_ends_every_family<S: Store>(s: Arc<S>) {

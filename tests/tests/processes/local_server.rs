@@ -209,6 +209,43 @@ fn run(bin: &str, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> (
 }
 
 #[tokio::test]
+async fn failed_logins_count_under_the_tcp_peer_not_a_header_the_client_sets() {
+    let server = LocalServer::start(&["--port", "0"], &[]).await;
+    assert_eq!(signup(&server.url, "peer@example.com").await.status, StatusCode::CREATED);
+    let url = format!("{}/v1/auth/token", server.url);
+    let form =
+        serde_urlencoded::to_string([("username", "peer@example.com"), ("password", "wrong password")]);
+    for n in 0..5 {
+        let forged = format!("198.51.100.{n}");
+        let reply =
+            http(Method::POST, &url, &[FORM, ("x-forwarded-for", &forged)], form.clone().unwrap()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{n}: {:?}", reply.body);
+    }
+    let reply = http(Method::POST, &url, &[FORM, ("x-forwarded-for", "198.51.100.99")], form.unwrap()).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the peer, 127.0.0.1, is throttled: {:?}",
+        reply.body
+    );
+    // Another peer (Linux answers all of 127/8 on loopback) is not: the owner elsewhere.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let server_address = server.url.trim_start_matches("http://").parse().unwrap();
+    let mut stream = socket.connect(server_address).await.unwrap();
+    let body =
+        serde_urlencoded::to_string([("username", "peer@example.com"), ("password", PASSWORD)]).unwrap();
+    let request = format!(
+        "POST /v1/auth/token HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut stream, request.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut stream, &mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "from 127.0.0.2: {answer}");
+}
+
+#[tokio::test]
 async fn a_table_needs_an_endpoint_before_it_is_created() {
     let (ok, out) = run("server", &["--create-table", "--port", "0"], &[], None);
     assert!(!ok && out.contains("--create-table needs DYNAMODB_ENDPOINT"), "{out}");

@@ -8,11 +8,26 @@ use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValue;
 use chrono::{DateTime, Duration, Utc};
 
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::ConditionCheck;
+use uuid::Uuid;
+
 use super::DynamoStore;
-use super::attrs::{corrupt, get_micros, get_n, n, s, ttl};
-use super::retry::{ATTEMPTS, Resend, resend, sdk_error};
-use crate::repo::keys::{ATTEMPTS_SK, ATTEMPTS_TYPE, PK, SK, TTL, attempts_pk};
+use super::attrs::{corrupt, get_micros, get_n, key, n, s, ttl};
+use super::retry::{ATTEMPTS, Resend, build_error, resend, sdk_error};
+use super::transact::Transaction;
+use crate::repo::keys::{
+    ATTEMPTS_SK, ATTEMPTS_TYPE, LOGIN_ADDRESS, PK, SK, TTL, USER_SK, attempts_pk, user_pk,
+};
 use crate::repo::{AttemptWindow, RepoError, RepoResult, ThrottleRepo};
+
+/// The actions of remembering a login address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remember {
+    User,
+    Address,
+}
 
 #[async_trait]
 impl ThrottleRepo for DynamoStore {
@@ -84,6 +99,101 @@ impl ThrottleRepo for DynamoStore {
             }
         }
         Err(RepoError::Unavailable("login attempt counter kept racing".into()))
+    }
+
+    async fn forgive_attempt(&self, counter: &str, started_at: DateTime<Utc>) -> RepoResult<()> {
+        let forgiven = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(attempts_pk(counter)))
+            .key(SK, s(ATTEMPTS_SK))
+            .update_expression("ADD #count :minus_one")
+            .condition_expression("#started = :started AND #count > :zero")
+            .expression_attribute_names("#count", "count")
+            .expression_attribute_names("#started", "started_at_us")
+            .expression_attribute_values(":minus_one", n(-1))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":started", n(started_at.timestamp_micros()))
+            .return_values(ReturnValue::UpdatedNew)
+            .customize()
+            .config_override(resend::<UpdateItemError>(Resend::OnlyRefused))
+            .send()
+            .await;
+        match forgiven {
+            Ok(out) => {
+                let count: u32 = out.attributes.as_ref().map(|a| get_n(a, "count")).transpose()?.unwrap_or(0);
+                if count > 0 {
+                    return Ok(());
+                }
+                // Nothing left to count: the record goes, rather than wait for its TTL (which
+                // may lag by days) with a typed email in its key. Only while still empty.
+                let deleted = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(PK, s(attempts_pk(counter)))
+                    .key(SK, s(ATTEMPTS_SK))
+                    .condition_expression("#count = :zero")
+                    .expression_attribute_names("#count", "count")
+                    .expression_attribute_values(":zero", n(0))
+                    .customize()
+                    .config_override(resend::<DeleteItemError>(Resend::Idempotent))
+                    .send()
+                    .await;
+                match deleted {
+                    Ok(_) => Ok(()),
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(DeleteItemError::is_conditional_check_failed_exception) =>
+                    {
+                        Ok(())
+                    }
+                    Err(err) => Err(sdk_error("DeleteItem", err)),
+                }
+            }
+            // The window closed (or is empty): nothing to take back.
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(UpdateItemError::is_conditional_check_failed_exception) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error("UpdateItem", err)),
+        }
+    }
+
+    async fn remember_address(&self, user_id: Uuid, address: &str, until: DateTime<Utc>) -> RepoResult<()> {
+        // Only under a user that exists, in one step: a record written after the delete
+        // cascade's last sweep would outlive its user.
+        let user_exists = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user_id), USER_SK)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(build_error)?;
+        let record = HashMap::from([
+            (PK.to_owned(), s(user_pk(user_id))),
+            (SK.to_owned(), s(LOGIN_ADDRESS.sk(address))),
+            ("type".to_owned(), s(LOGIN_ADDRESS.name)),
+            ("until_us".to_owned(), n(until.timestamp_micros())),
+            (TTL.to_owned(), ttl(until)),
+        ]);
+        let transaction =
+            Transaction::new(self).check(Remember::User, user_exists).put(Remember::Address, record, None)?;
+        // A user deleted meanwhile: nothing to remember.
+        self.commit(transaction).await?.ok();
+        Ok(())
+    }
+
+    async fn knows_address(&self, user_id: Uuid, address: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+        let Some(item) = self.get(user_pk(user_id), &LOGIN_ADDRESS.sk(address)).await? else {
+            return Ok(false);
+        };
+        Ok(get_micros(&item, "until_us")? > now)
     }
 
     async fn clear_attempts(&self, email_key: &str) -> RepoResult<()> {

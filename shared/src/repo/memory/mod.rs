@@ -46,6 +46,8 @@ enum Entry {
     Family(DateTime<Utc>),
     Refresh(RefreshRecord),
     Attempts(AttemptWindow),
+    /// A record that matters until a time: a remembered login address.
+    Until(DateTime<Utc>),
     Migration(MigrationRecord),
     Lease {
         holder: Uuid,

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 
 use super::{Entry, MemoryStore, key};
-use crate::repo::keys::{ATTEMPTS_SK, attempts_pk};
+use uuid::Uuid;
+
+use crate::repo::keys::{ATTEMPTS_SK, LOGIN_ADDRESS, attempts_pk, user_pk};
 use crate::repo::{AttemptWindow, RepoResult, ThrottleRepo};
 
 #[async_trait]
@@ -30,5 +32,36 @@ impl ThrottleRepo for MemoryStore {
     async fn clear_attempts(&self, email_key: &str) -> RepoResult<()> {
         self.lock().records.remove(&key(attempts_pk(email_key), ATTEMPTS_SK));
         Ok(())
+    }
+
+    async fn forgive_attempt(&self, counter: &str, started_at: DateTime<Utc>) -> RepoResult<()> {
+        let mut s = self.lock();
+        let at = key(attempts_pk(counter), ATTEMPTS_SK);
+        if let Some(Entry::Attempts(w)) = s.records.get_mut(&at)
+            && w.started_at == started_at
+            && w.count > 0
+        {
+            w.count -= 1;
+            if w.count == 0 {
+                s.records.remove(&at);
+            }
+        }
+        Ok(())
+    }
+
+    async fn remember_address(&self, user_id: Uuid, address: &str, until: DateTime<Utc>) -> RepoResult<()> {
+        let mut s = self.lock();
+        // Only under a user that exists, as the cascade could not see a record written after it.
+        if s.user(user_id).is_some() {
+            s.records.insert(key(user_pk(user_id), LOGIN_ADDRESS.sk(address)), Entry::Until(until));
+        }
+        Ok(())
+    }
+
+    async fn knows_address(&self, user_id: Uuid, address: &str, now: DateTime<Utc>) -> RepoResult<bool> {
+        Ok(matches!(
+            self.lock().get(&user_pk(user_id), &LOGIN_ADDRESS.sk(address)),
+            Some(Entry::Until(until)) if *until > now
+        ))
     }
 }

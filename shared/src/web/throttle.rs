@@ -1,0 +1,140 @@
+//! The throttle of password checks (API.md, "Auth"): a login, or a `current_password` check,
+//! is counted *before* the password is verified under three counters, each in its own window
+//! of `LOGIN_WINDOW_SECONDS`:
+//!
+//! - the email **from this source address** (`LOGIN_MAX_FAILURES`, 5): a guesser at one
+//!   address is stopped, and the account's owner at another address never is;
+//! - the source address, whatever the emails (`LOGIN_MAX_FAILURES_PER_ADDRESS`, 100): one
+//!   password sprayed over many accounts;
+//! - the email from all addresses together (`LOGIN_MAX_FAILURES_PER_EMAIL`, 50): a guess at one
+//!   account spread over many addresses. An address the account logged in from in the last 30
+//!   days is exempt from this one (it is held by the first alone), so strangers with many
+//!   addresses cannot lock the owner out either.
+//!
+//! A check that succeeds clears the first counter and takes itself back from the other two, so
+//! those count failures only: a busy office behind one address is not locked out by its own
+//! logins. A request refused by a wider counter takes itself back from all three: it checked no
+//! password. Unknown emails are counted exactly as known ones.
+
+use chrono::{DateTime, Duration, Utc};
+use uuid::Uuid;
+
+use super::SourceAddress;
+use crate::error::{ApiError, ApiResult};
+use crate::repo::AttemptWindow;
+use crate::state::AppState;
+
+/// How long a login address stays exempt from the all-addresses limit of its account.
+pub const REMEMBER_ADDRESS_DAYS: i64 = 30;
+
+/// The counters one check falls under, and the windows it was counted in: what a success
+/// clears or takes back.
+#[derive(Debug)]
+pub struct Admitted {
+    pair: Counted,
+    by_address: Counted,
+    by_email: Counted,
+    address: SourceAddress,
+}
+
+/// A counter and the window an attempt was counted in.
+#[derive(Debug)]
+struct Counted(String, DateTime<Utc>);
+
+/// The counter of `email_key` from `address`. An address holds no `#`, so the parts cannot run
+/// into each other whatever the typed email holds.
+fn pair_counter(address: &SourceAddress, email_key: &str) -> String {
+    format!("EA#{}#{email_key}", address.as_str())
+}
+
+fn address_counter(address: &SourceAddress) -> String {
+    format!("A#{}", address.as_str())
+}
+
+fn email_counter(email_key: &str) -> String {
+    format!("E#{email_key}")
+}
+
+/// The key the throttle counts a typed email under: trimmed and lower-cased, whether or not an
+/// account has it, so an unknown email is throttled exactly as a known one.
+pub fn email_key(typed: &str) -> String {
+    typed.trim().to_lowercase()
+}
+
+/// Counts one password check of `email_key` from `address` (by `user`, when an account has the
+/// email), or refuses it with 429 and `Retry-After` when a limit is reached.
+pub async fn admit(
+    state: &AppState,
+    email_key: &str,
+    address: &SourceAddress,
+    user: Option<Uuid>,
+) -> ApiResult<Admitted> {
+    let config = &state.config;
+    let (now, window) = (state.clock.now(), config.login_window_secs);
+    let throttle = &state.repos.throttle;
+    let pair = pair_counter(address, email_key);
+    let by_pair = throttle.count_attempt(&pair, now, window).await?;
+    if by_pair.count > config.login_max_failures {
+        return Err(too_many(now, window, by_pair));
+    }
+    let (address_key, email_key) = (address_counter(address), email_counter(email_key));
+    let (by_address, by_email) = tokio::join!(
+        throttle.count_attempt(&address_key, now, window),
+        throttle.count_attempt(&email_key, now, window),
+    );
+    let (by_address, by_email) = (by_address?, by_email?);
+    let admitted = Admitted {
+        pair: Counted(pair, by_pair.started_at),
+        by_address: Counted(address_key, by_address.started_at),
+        by_email: Counted(email_key, by_email.started_at),
+        address: address.clone(),
+    };
+    let refused = if by_address.count > config.login_max_failures_per_address {
+        Some(by_address)
+    } else if by_email.count > config.login_max_failures_per_email {
+        let known = match user {
+            Some(user) => throttle.knows_address(user, address.as_str(), now).await?,
+            None => false,
+        };
+        (!known).then_some(by_email)
+    } else {
+        None
+    };
+    if let Some(window_reached) = refused {
+        // No password is checked: the attempt is no failure under any of its counters.
+        let pair = async { forgive(state, &admitted.pair).await };
+        let (a, b, c) =
+            tokio::join!(forgive(state, &admitted.by_address), forgive(state, &admitted.by_email), pair);
+        a.and(b).and(c)?;
+        return Err(too_many(now, window, window_reached));
+    }
+    Ok(admitted)
+}
+
+/// The check succeeded: its own (email, address) counter is cleared, and it is taken back from
+/// the others, which count failures only.
+pub async fn succeeded(state: &AppState, admitted: &Admitted) -> ApiResult<()> {
+    let clear = async { Ok(state.repos.throttle.clear_attempts(&admitted.pair.0).await?) };
+    let (a, b, c) =
+        tokio::join!(forgive(state, &admitted.by_address), forgive(state, &admitted.by_email), clear);
+    a.and(b).and(c)
+}
+
+/// The check succeeded as a login: also remember the address for the account, for 30 days.
+pub async fn logged_in(state: &AppState, admitted: &Admitted, user: Uuid) -> ApiResult<()> {
+    let until = state.clock.now() + Duration::days(REMEMBER_ADDRESS_DAYS);
+    let remember =
+        async { Ok(state.repos.throttle.remember_address(user, admitted.address.as_str(), until).await?) };
+    let (a, b) = tokio::join!(succeeded(state, admitted), remember);
+    a.and(b)
+}
+
+async fn forgive(state: &AppState, Counted(counter, started_at): &Counted) -> ApiResult<()> {
+    Ok(state.repos.throttle.forgive_attempt(counter, *started_at).await?)
+}
+
+fn too_many(now: DateTime<Utc>, window_secs: i64, window: AttemptWindow) -> ApiError {
+    let reopens = window.started_at + Duration::seconds(window_secs);
+    let millis = (reopens - now).num_milliseconds().max(0) as u64;
+    ApiError::TooManyRequests { retry_after_secs: millis.div_ceil(1000).max(1) }
+}
