@@ -38,7 +38,13 @@ pub fn fixture() -> &'static Fixture {
             let (status, user) = send(&app, json("POST", "/v1/users/signup", None, body)).await;
             assert_eq!(status, StatusCode::CREATED);
             // A superuser, so the superuser routes parse what the fuzzer sends them too.
-            let promoted = ensure_superuser(&state, "fuzz@example.com", None, IfExists::Promote).await;
+            let promoted = ensure_superuser(
+                &state,
+                "fuzz@example.com",
+                Some("correct horse battery"),
+                IfExists::PromoteExisting,
+            )
+            .await;
             assert_eq!(promoted.expect("promote"), Outcome::Promoted);
             let form = "username=fuzz%40example.com&password=correct+horse+battery";
             let request = Request::post("/v1/auth/token")
@@ -80,7 +86,9 @@ async fn json_endpoints(app: &axum::Router, token: &str, user_id: &str) -> Vec<(
                     let example = paths
                         .get(&collection)
                         .and_then(|c| c["post"]["requestBody"]["content"]["application/json"].get("example"))
-                        .unwrap_or_else(|| panic!("{path}: no POST {collection} with an example makes its {segment}"));
+                        .unwrap_or_else(|| {
+                            panic!("{path}: no POST {collection} with an example makes its {segment}")
+                        });
                     let at = concrete.join("/");
                     let (status, made) = send(app, json("POST", &at, Some(token), example.to_string())).await;
                     let id = made["id"].as_str().unwrap_or_else(|| panic!("POST {at}: {status} {made}"));

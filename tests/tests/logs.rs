@@ -54,10 +54,7 @@ async fn exercise(app: &TestApp) -> Vec<String> {
     let rotated = app.refresh(&refresh).await.json();
     let second_refresh = rotated["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(app.refresh(&refresh).await.status, StatusCode::BAD_REQUEST, "reuse");
-    let change = json!({"current_password": password, "new_password": new_password});
-    let changed = app.json(Method::PATCH, "/v1/users/me/password", Some(&access), change).await;
-    assert_eq!(changed.status, StatusCode::NO_CONTENT);
-    assert_eq!(app.form("/v1/auth/revoke", &[("token", &second_refresh)]).await.status, StatusCode::OK);
+    // Before the password change, which ends this access token's session.
     let body = app.raw(
         Method::POST,
         "/v1/items",
@@ -66,6 +63,10 @@ async fn exercise(app: &TestApp) -> Vec<String> {
         format!("{{\"title\": \"{password}\""),
     );
     assert_eq!(body.await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let change = json!({"current_password": password, "new_password": new_password});
+    let changed = app.json(Method::PATCH, "/v1/users/me/password", Some(&access), change).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.form("/v1/auth/revoke", &[("token", &second_refresh)]).await.status, StatusCode::OK);
     vec![password, new_password, format!("sentinel-wrong-{tag}"), access, refresh, second_refresh]
 }
 

@@ -5,7 +5,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use secrecy::SecretString;
 use shared::domain::Patch;
-use shared::error::FieldError;
 use shared::openapi::{BadRequest, Conflict, JsonBodyErrors, ProtectedErrors, TooManyRequests};
 use shared::repo::{UserChanges, UserRecord};
 use shared::web::{CurrentUser, Json, SourceAddress, throttle};
@@ -67,15 +66,8 @@ pub(super) async fn update_me(
         return Ok(axum::Json(UserResponse::from(&me)));
     }
     // A stolen access token alone cannot move the account to another address.
-    if !body.email.is_absent() {
-        let Patch::Set(current) = body.current_password else {
-            return Err(ApiError::validation(FieldError::at(
-                "body",
-                "current_password",
-                "missing",
-                "Field required",
-            )));
-        };
+    // (The schema already requires `current_password` with an `email`: `requires` in schemas.rs.)
+    if let (Patch::Set(_), Patch::Set(current)) = (&body.email, &body.current_password) {
         check_current_password(&state, &me, &address, current.as_str()).await?;
     }
     let changes = UserChanges {

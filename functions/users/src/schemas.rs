@@ -40,6 +40,7 @@ shared::request_schema! {
         pub full_name: Patch<Option<FullName>>,
         pub current_password: Patch<CurrentPassword>,
     }
+    requires { email => current_password }
 }
 
 shared::request_schema! {

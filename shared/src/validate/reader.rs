@@ -27,12 +27,25 @@ pub fn parse_body<T: FromJsonBody>(value: Value) -> Result<T, ApiError> {
 #[derive(Debug)]
 pub struct ObjectReader {
     map: Map<String, Value>,
+    /// The keys the object had before any was read.
+    present: Vec<String>,
     errors: Vec<FieldError>,
 }
 
 impl ObjectReader {
     pub fn new(map: Map<String, Value>) -> Self {
-        Self { map, errors: Vec::new() }
+        let present = map.keys().cloned().collect();
+        Self { map, present, errors: Vec::new() }
+    }
+
+    /// After the fields: when `field` was sent, `needs` must have been sent too (JSON Schema's
+    /// `dependentRequired`), else a `missing` error at `needs`. Checked, as a Pydantic model
+    /// validator is, only when every field was valid and none was unknown.
+    pub fn requires_with(&mut self, field: &str, needs: &str) {
+        let sent = |name: &str| self.present.iter().any(|key| key == name);
+        if self.errors.is_empty() && self.map.is_empty() && sent(field) && !sent(needs) {
+            self.errors.push(FieldError::new(Self::loc(needs), "missing", "Field required"));
+        }
     }
 
     fn loc(name: &str) -> Vec<LocItem> {

@@ -3,13 +3,14 @@
 
 use serde_json::Value;
 use utoipa::openapi::RefOr;
+use utoipa::openapi::extensions::Extensions;
 use utoipa::openapi::schema::{AdditionalProperties, AllOfBuilder, ObjectBuilder, Schema, Type};
 
 use super::BodyField;
 
 /// The OpenAPI schema of a request body declared with [`request_schema!`](crate::request_schema):
 /// an object of exactly its fields (`additionalProperties: false`).
-pub struct BodySchema(ObjectBuilder);
+pub struct BodySchema(ObjectBuilder, std::collections::BTreeMap<String, Vec<String>>);
 
 impl std::fmt::Debug for BodySchema {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -26,7 +27,7 @@ impl BodySchema {
             .schema_type(Type::Object)
             .description(Some(text.trim().to_owned()).filter(|t| !t.is_empty()))
             .additional_properties(Some(AdditionalProperties::FreeForm(false)));
-        Self(object)
+        Self(object, std::collections::BTreeMap::new())
     }
 
     /// Adds field `name` of type `T`, with the value it takes when absent, if it has one.
@@ -50,8 +51,20 @@ impl BodySchema {
         self
     }
 
+    /// JSON Schema's `dependentRequired`: when `field` is sent, `needs` must be too. (utoipa's
+    /// builder has no such keyword; an extension map serialises its keys as they are.)
+    pub fn requires_with(mut self, field: &str, needs: &str) -> Self {
+        self.1.entry(field.to_owned()).or_default().push(needs.to_owned());
+        self
+    }
+
     pub fn build(self) -> RefOr<Schema> {
-        self.0.into()
+        let Self(mut object, dependent) = self;
+        if !dependent.is_empty() {
+            let keyword = serde_json::to_value(&dependent).unwrap_or_default();
+            object = object.extensions(Some(Extensions::from_iter([("dependentRequired", keyword)])));
+        }
+        object.into()
     }
 }
 
@@ -77,6 +90,7 @@ macro_rules! request_schema {
                 pub $field:ident : $ty:ty $(= $default:expr)?
             ),* $(,)?
         }
+        $(requires { $($with:ident => $needs:ident),* $(,)? })?
     ) => {
         $(#[doc = $doc])*
         #[derive(Debug, Clone)]
@@ -87,6 +101,7 @@ macro_rules! request_schema {
         impl $crate::validate::FromJsonBody for $name {
             fn from_body(reader: &mut $crate::validate::ObjectReader) -> Option<Self> {
                 $( let $field = $crate::request_schema!(@read reader, $field, $ty $(, $default)?); )*
+                $($( reader.requires_with(stringify!($with), stringify!($needs)); )*)?
                 Some(Self { $( $field: $field?, )* })
             }
         }
@@ -95,6 +110,7 @@ macro_rules! request_schema {
             fn schema() -> $crate::__macro::utoipa::openapi::RefOr<$crate::__macro::utoipa::openapi::schema::Schema> {
                 $crate::validate::BodySchema::new(&[$($doc),*])
                     $( .field::<$ty>(stringify!($field), $crate::request_schema!(@default $($default)?)) )*
+                    $($( .requires_with(stringify!($with), stringify!($needs)) )*)?
                     .build()
             }
         }
