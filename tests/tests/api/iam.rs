@@ -27,12 +27,28 @@ use shared::repo::dynamo::DynamoStore;
 /// (IAM action, resource): `table` or `index/<name>`.
 type Grants = BTreeSet<(String, String)>;
 
+/// What the requests used: (action, resource), and the partition keys they touched in the
+/// table, as the patterns of `dynamodb:LeadingKeys` (`USER#*`, or a whole fixed key).
 #[derive(Debug, Clone, Default)]
-struct Recorder(Arc<Mutex<Grants>>);
+struct Recorder(Arc<Mutex<Grants>>, Arc<Mutex<BTreeSet<String>>>);
 
 impl Recorder {
     fn record(&self, action: &str, resource: String) {
         self.0.lock().unwrap().insert((format!("dynamodb:{action}"), resource));
+    }
+
+    /// A partition key of the table that a request reads or writes.
+    fn key(&self, pk: &Value) {
+        let pk = pk["S"].as_str().unwrap_or_else(|| panic!("a partition key that is not a string: {pk}"));
+        let pattern = match pk.find('#') {
+            Some(at) => format!("{}*", &pk[..=at]),
+            None => pk.to_owned(),
+        };
+        self.1.lock().unwrap().insert(pattern);
+    }
+
+    fn keys(&self) -> BTreeSet<String> {
+        self.1.lock().unwrap().clone()
     }
 }
 
@@ -61,18 +77,42 @@ impl Intercept for Recorder {
                         ("Delete", "DeleteItem"),
                         ("ConditionCheck", "ConditionCheckItem"),
                     ] {
-                        if item.get(kind).is_some() {
+                        if let Some(action_body) = item.get(kind) {
                             self.record(action, "table".into());
+                            let key = if kind == "Put" { &action_body["Item"] } else { &action_body["Key"] };
+                            self.key(&key["PK"]);
                         }
                     }
                 }
             }
-            "TransactGetItems" => self.record("GetItem", "table".into()),
+            "BatchWriteItem" => {
+                self.record(operation, "table".into());
+                for requests in body["RequestItems"].as_object().into_iter().flat_map(|m| m.values()) {
+                    for request in requests.as_array().into_iter().flatten() {
+                        match (request.get("DeleteRequest"), request.get("PutRequest")) {
+                            (Some(delete), _) => self.key(&delete["Key"]["PK"]),
+                            (_, Some(put)) => self.key(&put["Item"]["PK"]),
+                            _ => panic!("a batch write of neither kind: {request}"),
+                        }
+                    }
+                }
+            }
             "Query" | "Scan" => match body["IndexName"].as_str() {
                 Some(index) => self.record(operation, format!("index/{index}")),
-                None => self.record(operation, "table".into()),
+                None => {
+                    self.record(operation, "table".into());
+                    // Our queries name their partition `:pk` (a Scan names none: no function scans).
+                    self.key(&body["ExpressionAttributeValues"][":pk"]);
+                }
             },
-            other => self.record(other, "table".into()),
+            "PutItem" => {
+                self.record(operation, "table".into());
+                self.key(&body["Item"]["PK"]);
+            }
+            other => {
+                self.record(other, "table".into());
+                self.key(&body["Key"]["PK"]);
+            }
         }
         Ok(())
     }
@@ -125,6 +165,25 @@ fn granted(function: &str) -> Grants {
     grants
 }
 
+/// The `dynamodb:LeadingKeys` patterns the function's statement on the table allows; every
+/// statement on the table must have them.
+fn granted_keys(function: &str) -> BTreeSet<String> {
+    let t = template();
+    let mut keys = BTreeSet::new();
+    let none = Vec::new();
+    let policies = t["Resources"][function]["Properties"]["Policies"].as_sequence().unwrap_or(&none);
+    for statement in policies.iter().flat_map(|p| p["Statement"].as_sequence().unwrap()) {
+        if !matches!(&statement["Resource"], Yaml::Tagged(tagged) if tagged.value == "Table.Arn") {
+            continue;
+        }
+        let patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{function}: a statement on the table without LeadingKeys"));
+        keys.extend(patterns.iter().map(|p| p.as_str().unwrap().to_owned()));
+    }
+    keys
+}
+
 /// IAM grants each action on each resource of a statement; an action used only on the table
 /// is also (harmlessly) granted on the index. Compare what is used with what the statement
 /// must say: the actions, and which resources are named at all.
@@ -135,6 +194,8 @@ fn summary(grants: &Grants) -> (BTreeSet<String>, BTreeSet<String>) {
 struct Rig {
     /// The function under test, over the recording client.
     app: TestApp,
+    /// Its store, for what a cold start does before any request (the warm-up read).
+    store: Arc<DynamoStore>,
     /// Fixtures (signups, logins of other functions) over the same table, not recorded.
     fixtures: TestApp,
     recorder: Recorder,
@@ -149,20 +210,35 @@ async fn rig() -> Rig {
     let recorded = Arc::new(DynamoStore::new(client, config.table_name.clone()));
     let state = |store: Repos| AppState::new(config.clone(), store).with_hasher(api_tests::fast_hasher());
     Rig {
-        app: TestApp::from_state(state(Repos::from_store(recorded))),
+        app: TestApp::from_state(state(Repos::from_store(recorded.clone()))),
+        store: recorded,
         fixtures: TestApp::from_state(state(Repos::from_store(plain))),
         recorder,
+    }
+}
+
+impl Rig {
+    /// A cold start of a function with a store: `shared::run_lambda` warms the connection up
+    /// with one read.
+    async fn cold_start(&self) {
+        assert!(self.store.warm_up().await, "the warm-up read answered");
     }
 }
 
 fn check(function: &str, rig: &Rig) {
     let used = rig.recorder.0.lock().unwrap().clone();
     assert_eq!(summary(&used), summary(&granted(function)), "{function}: used (left) vs granted (right)");
+    assert_eq!(
+        rig.recorder.keys(),
+        granted_keys(function),
+        "{function}: keys used (left) vs granted (right)"
+    );
 }
 
 #[tokio::test]
 async fn the_auth_function_is_granted_exactly_what_it_uses() {
     let rig = rig().await;
+    rig.cold_start().await;
     let user = rig.fixtures.user().await;
     let app = &rig.app;
     // Failures: a new throttle window, then one counted into it; an unknown email.
@@ -185,6 +261,7 @@ async fn the_auth_function_is_granted_exactly_what_it_uses() {
 #[tokio::test]
 async fn the_users_function_is_granted_exactly_what_it_uses() {
     let rig = rig().await;
+    rig.cold_start().await;
     let app = &rig.app;
     let admin = rig.fixtures.superuser().await;
     let created = app.signup("signup@example.com", PASSWORD).await;
@@ -220,6 +297,7 @@ async fn the_users_function_is_granted_exactly_what_it_uses() {
 #[tokio::test]
 async fn the_items_function_is_granted_exactly_what_it_uses() {
     let rig = rig().await;
+    rig.cold_start().await;
     let app = &rig.app;
     let user = rig.fixtures.user().await;
     let admin = rig.fixtures.superuser().await;
@@ -254,14 +332,20 @@ async fn every_function_is_granted_exactly_what_its_sample_events_use() {
         let mut used = Grants::new();
         let own =
             events.iter().filter(|e| routes.iter().any(|r| r.path == e.route && r.binary == function.name));
+        let store = !granted(&resource_of(function.name)).is_empty();
+        let mut keys = BTreeSet::new();
         for event in own {
             let rig = rig().await;
+            if store {
+                rig.cold_start().await;
+            }
             let fixtures = api_tests::fixtures::fixtures(rig.fixtures.state.clone()).await;
             let text = api_tests::fixtures::fill(event, &fixtures.substitutions);
             let request = lambda_http::request::from_str(&text).unwrap();
             let response = rig.app.send(request.map(|b| axum::body::Body::from(b.to_vec()))).await;
             assert_eq!(response.status.as_u16(), event.status, "{}: {}", event.name, response.text());
             used.extend(rig.recorder.0.lock().unwrap().iter().cloned());
+            keys.extend(rig.recorder.keys());
         }
         let resource = resource_of(function.name);
         assert_eq!(
@@ -269,5 +353,6 @@ async fn every_function_is_granted_exactly_what_its_sample_events_use() {
             summary(&granted(&resource)),
             "{resource}: used (left) vs granted (right)"
         );
+        assert_eq!(keys, granted_keys(&resource), "{resource}: keys used (left) vs granted (right)");
     }
 }
