@@ -7,7 +7,7 @@ use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IfExists {
-    /// Refuse an existing account that is not already an active superuser: whoever signed up
+    /// Refuse an existing account that is not already a superuser: whoever signed up
     /// with the address (or moved their account to it) before the operator ran the command
     /// must not become superuser by it.
     Refuse,
@@ -21,7 +21,7 @@ pub enum Outcome {
     Created,
     /// An existing account, promoted ([`IfExists::PromoteExisting`]), with the new password.
     Promoted,
-    /// Already an active superuser: nothing to do (a rerun, or a restart on a kept table).
+    /// Already a superuser: nothing to do (a rerun, or a restart on a kept table).
     AlreadySuperuser,
 }
 
@@ -34,8 +34,7 @@ pub enum AdminError {
     /// The user must be created or promoted, and no password was given.
     #[error("a password is needed to create or promote the user")]
     PasswordNeeded,
-    /// An account that is not an active superuser holds the address, and promoting it was not
-    /// asked for.
+    /// An account that is not a superuser holds the address, and promoting it was not asked for.
     #[error(
         "an account with this email already exists and is not a superuser: it was left as it is. \
          To make it one, run `admin create-superuser --email <it> --promote-existing`, which sets a \
@@ -49,8 +48,8 @@ pub enum AdminError {
 }
 
 /// Creates the superuser, or deals with an existing account of that email as `if_exists` says.
-/// An account that is already an active superuser is left exactly as it is, whatever the
-/// password given. The password is checked (and needed) only when it is going to be set.
+/// An account that is already a superuser is left exactly as it is, whatever the password
+/// given. The password is checked (and needed) only when it is going to be set.
 pub async fn ensure_superuser(
     state: &AppState,
     email: &str,
@@ -62,7 +61,9 @@ pub async fn ensure_superuser(
     // Two attempts: a user created between our lookup and our write is found the second time.
     for _ in 0..2 {
         if let Some(user) = state.repos.users.find_user_by_email(&email.key()).await? {
-            if user.is_superuser && user.is_active {
+            // A superuser, active or not, is left exactly as it is: a rerun, or a restart on a
+            // kept table, must not fail (nor quietly reactivate an account someone deactivated).
+            if user.is_superuser {
                 return Ok(Outcome::AlreadySuperuser);
             }
             if if_exists == IfExists::Refuse {
@@ -72,10 +73,13 @@ pub async fn ensure_superuser(
             let hash = state.hasher.hash(password.as_str().into()).await.map_err(|_| AdminError::Hash)?;
             // The new hash is a new credential version: every access token of the account
             // stops working, and no family can start or rotate under the old one.
+            // Only while the account still holds the address: one that moved to another address
+            // meanwhile is not the one the operator named (the address is then free to create).
             let changes = UserChanges {
                 password_hash: Some(hash),
                 is_superuser: Some(true),
                 is_active: Some(true),
+                if_email_key: Some(email.key()),
                 ..UserChanges::default()
             };
             return match state.repos.users.update_user(user.id, &changes, state.clock.now()).await? {
@@ -83,8 +87,8 @@ pub async fn ensure_superuser(
                     state.repos.tokens.revoke_user_tokens(user.id).await?;
                     Ok(Outcome::Promoted)
                 }
-                // Deleted since we looked: create it afresh.
-                UpdateUser::NotFound | UpdateUser::EmailTaken => continue,
+                // Deleted, or moved to another address, since we looked: look again.
+                UpdateUser::NotFound | UpdateUser::EmailTaken | UpdateUser::Changed => continue,
             };
         }
         let password = password.as_ref().ok_or(AdminError::PasswordNeeded)?;

@@ -182,7 +182,6 @@ async fn password_grant(
     let Some(user) = user.filter(|u| verified && u.is_active) else {
         return Err(ApiError::invalid_grant());
     };
-    throttle::logged_in(state, &admitted, user.id).await?;
     let session = Session {
         subject: Subject { user_id: user.id, credential_version: user.credential_version },
         family_id: state.ids.new_id(now),
@@ -192,7 +191,11 @@ async fn password_grant(
     // Recorded only while the user still has the credentials just checked: a password change
     // that landed while the hash was being verified ends this login too.
     match state.repos.tokens.create_family(&first).await? {
-        NewFamily::Created => Ok(token_response(token)),
+        NewFamily::Created => {
+            // Only now is it a login: its counter cleared, its address remembered.
+            throttle::logged_in(state, &admitted, user.id).await?;
+            Ok(token_response(token))
+        }
         NewFamily::CredentialsChanged => Err(ApiError::invalid_grant()),
     }
 }

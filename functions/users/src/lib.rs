@@ -154,6 +154,9 @@ async fn apply(state: &AppState, user: &UserRecord, changes: UserChanges) -> Api
         UpdateUser::Updated(user) => Ok(user),
         UpdateUser::NotFound => Err(ApiError::NotFound(USER_NOT_FOUND)),
         UpdateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
+        // The password the change was checked against has been replaced meanwhile: the
+        // caller's session ended with it.
+        UpdateUser::Changed => Err(ApiError::InvalidToken),
     }
 }
 
@@ -268,6 +271,7 @@ async fn update_user(
         password_hash,
         is_active: body.is_active.into_option(),
         is_superuser: body.is_superuser.into_option(),
+        ..UserChanges::default()
     };
     let updated = apply(&state, &user, changes).await?;
     // After the update, so a refused one (409) ends no sessions; if revoking fails, repeating

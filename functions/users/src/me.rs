@@ -70,9 +70,12 @@ pub(super) async fn update_me(
     if let (Patch::Set(_), Patch::Set(current)) = (&body.email, &body.current_password) {
         check_current_password(&state, &me, &address, current.as_str()).await?;
     }
+    // Only while the user still has the credentials the request was authenticated (and its
+    // current_password checked) with: no email change can ride on a password already replaced.
     let changes = UserChanges {
         email: body.email.into_option(),
         full_name: full_name_change(body.full_name),
+        if_credential_version: Some(me.credential_version),
         ..UserChanges::default()
     };
     Ok(axum::Json(UserResponse::from(&apply(&state, &me, changes).await?)))
@@ -101,17 +104,22 @@ pub(super) async fn update_password(
     if body.new_password.as_str() == current {
         return Err(ApiError::BadRequest("New password cannot be the same as the current one".into()));
     }
+    // Only while the user still has the password just checked: a change that raced another
+    // (someone else who knew the old password) is refused, 401, since the caller's session
+    // ended with the other change.
     let changes = UserChanges {
         password_hash: Some(state.hasher.hash(secret(body.new_password)).await?),
+        if_credential_version: Some(me.credential_version),
         ..UserChanges::default()
     };
-    // A password change ends every session: the new credential version (written with the hash)
-    // ends the access tokens and stops every family; the families' records go too. Revoke
-    // first: if that fails the password is unchanged and the request can be repeated, where
-    // the other order would answer 503 for a change that happened, and its retry "Incorrect
-    // password".
-    state.repos.tokens.revoke_user_tokens(me.id).await?;
     apply(&state, &me, changes).await?;
+    // The new credential version (written with the hash) has ended every session: no access
+    // token of before passes, no family starts or rotates under it. Deleting the families'
+    // records is tidying; if it fails they are unusable anyway and expire by TTL, so the change,
+    // which did happen, is not answered as a failure.
+    if let Err(e) = state.repos.tokens.revoke_user_tokens(me.id).await {
+        tracing::warn!(user_id = %me.id, error = %e, "password changed; its old families left to expire");
+    }
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -26,6 +26,13 @@ pub trait ThrottleRepo: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
         window_secs: i64,
     ) -> RepoResult<AttemptWindow>;
+    /// The window open at `now` under `counter`, if any, without counting anything.
+    async fn attempts(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+    ) -> RepoResult<Option<AttemptWindow>>;
     /// Forgets every attempt under `counter`.
     async fn clear_attempts(&self, counter: &str) -> RepoResult<()>;
     /// Takes back one attempt counted in the window that started at `started_at` (a check that

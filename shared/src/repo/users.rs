@@ -32,6 +32,19 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     pub is_active: Option<bool>,
     pub is_superuser: Option<bool>,
+    /// Apply only while the user still has this credential version: the one a password was
+    /// checked against for this change (else [`UpdateUser::Changed`]).
+    pub if_credential_version: Option<u64>,
+    /// Apply only while the user still holds this email (its key): the one it was found by.
+    pub if_email_key: Option<String>,
+}
+
+impl UserChanges {
+    /// Whether `user` is still what these changes were checked against.
+    pub fn expected_of(&self, user: &UserRecord) -> bool {
+        self.if_credential_version.is_none_or(|v| v == user.credential_version)
+            && self.if_email_key.as_ref().is_none_or(|key| *key == user.email.key())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +58,8 @@ pub enum UpdateUser {
     Updated(UserRecord),
     NotFound,
     EmailTaken,
+    /// The user no longer has the credential version or the email the changes required.
+    Changed,
 }
 
 #[async_trait]

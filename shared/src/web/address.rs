@@ -58,31 +58,42 @@ impl SourceAddress {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The shared bucket of requests with no known address: nobody's address, so never one an
+    /// account is remembered at.
+    pub fn is_unknown(&self) -> bool {
+        self.0 == Self::UNKNOWN
+    }
 }
 
 /// The client behind `peer`: `peer` itself unless it is a trusted proxy; then, walking
 /// `X-Forwarded-For` from the right (each proxy appends the address it was reached from), the
 /// first entry that is not a trusted proxy. Entries to the left of it were written by the client
-/// and are never read. An entry that is not an address makes the client unknown.
+/// and are never read, whatever bytes they hold. An entry the walk reaches that is not an
+/// address (with or without a port: `1.2.3.4:80`, `[2001:db8::1]:80`) makes the client unknown.
 fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return Some(peer);
     }
-    let mut hops: Vec<&str> = Vec::new();
-    for value in headers.get_all(&X_FORWARDED_FOR) {
-        let value = value.to_str().ok()?;
-        hops.extend(value.split(',').map(str::trim));
-    }
+    let lines: Vec<&[u8]> = headers.get_all(&X_FORWARDED_FOR).iter().map(|v| v.as_bytes()).collect();
+    let hops = lines.iter().flat_map(|line| line.split(|b| *b == b',')).rev();
     let mut client = peer;
-    for hop in hops.into_iter().rev() {
-        client = hop.parse::<IpAddr>().ok()?.to_canonical();
+    for hop in hops {
+        client = hop_address(hop)?;
         if !is_trusted(&client) {
             return Some(client);
         }
     }
     // Every hop a trusted proxy: the leftmost one is as far as the chain goes.
     Some(client)
+}
+
+/// One `X-Forwarded-For` entry as an address: an IP, or an IP with a port.
+fn hop_address(hop: &[u8]) -> Option<IpAddr> {
+    let hop = std::str::from_utf8(hop).ok()?.trim();
+    let ip = hop.parse::<IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip())).ok()?;
+    Some(ip.to_canonical())
 }
 
 /// The request context API Gateway would give a request from `source_ip`: what the local
@@ -155,5 +166,21 @@ mod tests {
         assert_eq!(resolve(Some("10.0.0.5"), &[], &trusted), "10.0.0.5");
         assert_eq!(resolve(Some("10.0.0.5"), &["203.0.113.9, garbage"], &trusted), "unknown");
         assert_eq!(resolve(Some("10.0.0.5"), &["2001:db8::1"], &trusted), "2001:db8::/64");
+        // Ports, as some proxies write them, are no part of the address.
+        assert_eq!(resolve(Some("10.0.0.5"), &["203.0.113.9:4711"], &trusted), "203.0.113.9");
+        assert_eq!(resolve(Some("10.0.0.5"), &["[2001:db8::1]:443"], &trusted), "2001:db8::/64");
+    }
+
+    #[test]
+    fn what_the_client_wrote_left_of_the_client_is_never_read() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("cidr")];
+        let mut headers = HeaderMap::new();
+        let client_written = axum::http::HeaderValue::from_bytes(b"\xff\xfe not even text, 203.0.113.9")
+            .expect("a header value of opaque bytes");
+        headers.append(&X_FORWARDED_FOR, client_written);
+        let context = context("10.0.0.5");
+        let address = SourceAddress::resolve(Some(&context), &headers, &trusted);
+        assert_eq!(address.as_str(), "203.0.113.9");
+        assert!(!address.is_unknown());
     }
 }

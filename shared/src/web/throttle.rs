@@ -1,25 +1,29 @@
 //! The throttle of password checks (API.md, "Auth"): a login, or a `current_password` check,
-//! is counted *before* the password is verified under three counters, each in its own window
-//! of `LOGIN_WINDOW_SECONDS`:
+//! is counted *before* the password is verified, atomically, under three counters, each in its
+//! own window of `LOGIN_WINDOW_SECONDS`, in this order:
 //!
+//! - the source address, whatever the emails (`LOGIN_MAX_FAILURES_PER_ADDRESS`, 100): one
+//!   password sprayed over many accounts. Checked first, so an address over its limit costs one
+//!   write to its own counter per request and touches nothing of anyone else's;
 //! - the email **from this source address** (`LOGIN_MAX_FAILURES`, 5): a guesser at one
 //!   address is stopped, and the account's owner at another address never is;
-//! - the source address, whatever the emails (`LOGIN_MAX_FAILURES_PER_ADDRESS`, 100): one
-//!   password sprayed over many accounts;
 //! - the email from all addresses together (`LOGIN_MAX_FAILURES_PER_EMAIL`, 50): a guess at one
-//!   account spread over many addresses. An address the account logged in from in the last 30
-//!   days is exempt from this one (it is held by the first alone), so strangers with many
-//!   addresses cannot lock the owner out either.
+//!   account spread over many addresses. It is read before it is counted, and a request it
+//!   refuses writes nothing to it, so a flood cannot make it a hot record; an address the
+//!   account logged in from in the last 30 days is exempt (it is held by the two counters
+//!   above), so strangers with many addresses cannot lock the owner out either.
 //!
-//! A check that succeeds clears the first counter and takes itself back from the other two, so
-//! those count failures only: a busy office behind one address is not locked out by its own
-//! logins. A request refused by a wider counter takes itself back from all three: it checked no
-//! password. Unknown emails are counted exactly as known ones.
+//! A refused request still counts under the counters it reached: an address hammering a locked
+//! email locks itself. A check that succeeds clears its own (email, address) counter and takes
+//! itself back from the other two, so those count failures only: a busy office behind one
+//! address is not locked out by its own logins. Unknown emails are counted exactly as known
+//! ones, under the same key an account's email would have.
 
 use chrono::{DateTime, Duration, Utc};
 use uuid::Uuid;
 
 use super::SourceAddress;
+use crate::domain::Email;
 use crate::error::{ApiError, ApiResult};
 use crate::repo::AttemptWindow;
 use crate::state::AppState;
@@ -33,7 +37,8 @@ pub const REMEMBER_ADDRESS_DAYS: i64 = 30;
 pub struct Admitted {
     pair: Counted,
     by_address: Counted,
-    by_email: Counted,
+    /// Not counted when the address is exempt from the all-addresses limit.
+    by_email: Option<Counted>,
     address: SourceAddress,
 }
 
@@ -42,7 +47,7 @@ pub struct Admitted {
 struct Counted(String, DateTime<Utc>);
 
 /// The counter of `email_key` from `address`. An address holds no `#`, so the parts cannot run
-/// into each other whatever the typed email holds.
+/// into each other whatever the email holds.
 fn pair_counter(address: &SourceAddress, email_key: &str) -> String {
     format!("EA#{}#{email_key}", address.as_str())
 }
@@ -55,10 +60,11 @@ fn email_counter(email_key: &str) -> String {
     format!("E#{email_key}")
 }
 
-/// The key the throttle counts a typed email under: trimmed and lower-cased, whether or not an
-/// account has it, so an unknown email is throttled exactly as a known one.
+/// The key the throttle counts a typed email under: the account key an address has
+/// (`Email::key`), so every spelling of one address is one counter; for what is no address at
+/// all, the text trimmed and lower-cased.
 pub fn email_key(typed: &str) -> String {
-    typed.trim().to_lowercase()
+    Email::parse(typed).map(|email| email.key()).unwrap_or_else(|_| typed.trim().to_lowercase())
 }
 
 /// Counts one password check of `email_key` from `address` (by `user`, when an account has the
@@ -72,59 +78,67 @@ pub async fn admit(
     let config = &state.config;
     let (now, window) = (state.clock.now(), config.login_window_secs);
     let throttle = &state.repos.throttle;
+    let address_key = address_counter(address);
+    let by_address = throttle.count_attempt(&address_key, now, window).await?;
+    if by_address.count > config.login_max_failures_per_address {
+        return Err(too_many(now, window, by_address));
+    }
     let pair = pair_counter(address, email_key);
     let by_pair = throttle.count_attempt(&pair, now, window).await?;
     if by_pair.count > config.login_max_failures {
         return Err(too_many(now, window, by_pair));
     }
-    let (address_key, email_key) = (address_counter(address), email_counter(email_key));
-    let (by_address, by_email) = tokio::join!(
-        throttle.count_attempt(&address_key, now, window),
-        throttle.count_attempt(&email_key, now, window),
-    );
-    let (by_address, by_email) = (by_address?, by_email?);
-    let admitted = Admitted {
+    let email_key = email_counter(email_key);
+    let by_email = match throttle.attempts(&email_key, now, window).await? {
+        Some(reached) if reached.count >= config.login_max_failures_per_email => {
+            let exempt = match user {
+                Some(user) if !address.is_unknown() => {
+                    throttle.knows_address(user, address.as_str(), now).await?
+                }
+                _ => false,
+            };
+            if !exempt {
+                return Err(too_many(now, window, reached));
+            }
+            None
+        }
+        _ => {
+            let counted = throttle.count_attempt(&email_key, now, window).await?;
+            Some(Counted(email_key, counted.started_at))
+        }
+    };
+    Ok(Admitted {
         pair: Counted(pair, by_pair.started_at),
         by_address: Counted(address_key, by_address.started_at),
-        by_email: Counted(email_key, by_email.started_at),
+        by_email,
         address: address.clone(),
-    };
-    let refused = if by_address.count > config.login_max_failures_per_address {
-        Some(by_address)
-    } else if by_email.count > config.login_max_failures_per_email {
-        let known = match user {
-            Some(user) => throttle.knows_address(user, address.as_str(), now).await?,
-            None => false,
-        };
-        (!known).then_some(by_email)
-    } else {
-        None
-    };
-    if let Some(window_reached) = refused {
-        // No password is checked: the attempt is no failure under any of its counters.
-        let pair = async { forgive(state, &admitted.pair).await };
-        let (a, b, c) =
-            tokio::join!(forgive(state, &admitted.by_address), forgive(state, &admitted.by_email), pair);
-        a.and(b).and(c)?;
-        return Err(too_many(now, window, window_reached));
-    }
-    Ok(admitted)
+    })
 }
 
 /// The check succeeded: its own (email, address) counter is cleared, and it is taken back from
 /// the others, which count failures only.
 pub async fn succeeded(state: &AppState, admitted: &Admitted) -> ApiResult<()> {
     let clear = async { Ok(state.repos.throttle.clear_attempts(&admitted.pair.0).await?) };
-    let (a, b, c) =
-        tokio::join!(forgive(state, &admitted.by_address), forgive(state, &admitted.by_email), clear);
+    let by_email = async {
+        match &admitted.by_email {
+            Some(counted) => forgive(state, counted).await,
+            None => Ok(()),
+        }
+    };
+    let (a, b, c) = tokio::join!(forgive(state, &admitted.by_address), by_email, clear);
     a.and(b).and(c)
 }
 
-/// The check succeeded as a login: also remember the address for the account, for 30 days.
+/// The check succeeded as a login: also remember the address for the account, for 30 days
+/// (not the shared `unknown` bucket, which is nobody's address).
 pub async fn logged_in(state: &AppState, admitted: &Admitted, user: Uuid) -> ApiResult<()> {
     let until = state.clock.now() + Duration::days(REMEMBER_ADDRESS_DAYS);
-    let remember =
-        async { Ok(state.repos.throttle.remember_address(user, admitted.address.as_str(), until).await?) };
+    let remember = async {
+        if admitted.address.is_unknown() {
+            return Ok(());
+        }
+        Ok(state.repos.throttle.remember_address(user, admitted.address.as_str(), until).await?)
+    };
     let (a, b) = tokio::join!(succeeded(state, admitted), remember);
     a.and(b)
 }

@@ -120,61 +120,117 @@ async fn an_access_token_without_a_credential_version_is_refused() {
     assert_eq!(app.get("/v1/users/me", &token).await.status, StatusCode::OK);
 }
 
-/// A hasher whose first verification waits at a gate: it says when it got there, and goes on
-/// when released. Every other call goes straight to the inner hasher.
+/// A hasher whose first call of one kind (a verification, or a hash) waits at a gate once armed:
+/// it says when it got there, and goes on when released. Every other call goes straight on.
 #[derive(Debug)]
 struct GatedHasher {
     inner: Arc<shared::auth::Argon2Hasher>,
-    arrived: Mutex<Option<oneshot::Sender<()>>>,
-    release: Mutex<Option<oneshot::Receiver<()>>>,
+    gate_hash: bool,
+    gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+impl GatedHasher {
+    fn new(gate_hash: bool) -> Arc<Self> {
+        Arc::new(Self { inner: api_tests::fast_hasher(), gate_hash, gate: Mutex::new(None) })
+    }
+
+    /// Arms the gate: the receiver hears of the arrival, the sender releases.
+    fn arm(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let (arrived_tx, arrived) = oneshot::channel();
+        let (release, release_rx) = oneshot::channel();
+        *self.gate.lock().unwrap() = Some((arrived_tx, release_rx));
+        (arrived, release)
+    }
+
+    async fn wait_at_gate(&self) {
+        let gate = self.gate.lock().unwrap().take();
+        if let Some((arrived, release)) = gate {
+            let _ = arrived.send(());
+            let _ = release.await;
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl PasswordHasher for GatedHasher {
     async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
+        if self.gate_hash {
+            self.wait_at_gate().await;
+        }
         self.inner.hash(password).await
     }
 
     async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
         // The verdict on the credentials as they were read, then the wait at the gate: the
-        // login goes on with a verified password that has meanwhile been replaced.
+        // request goes on with a verified password that has meanwhile been replaced.
         let verdict = self.inner.verify(password, hash).await;
-        let gate = self.arrived.lock().unwrap().take();
-        if let Some(arrived) = gate {
-            let release = self.release.lock().unwrap().take().expect("a gate has its release");
-            let _ = arrived.send(());
-            let _ = release.await;
+        if !self.gate_hash {
+            self.wait_at_gate().await;
         }
         verdict
     }
 }
 
-/// A login whose password check is still running when the password changes gets no session:
-/// neither a token pair nor a family recorded afterwards.
-async fn a_login_in_flight_when_the_password_changes_gets_no_session<S>(store: Arc<S>)
-where
-    S: shared::repo::UserRepo
+trait Store:
+    shared::repo::UserRepo
+    + shared::repo::ResourceStore
+    + shared::repo::TokenRepo
+    + shared::repo::ThrottleRepo
+    + Keys
+    + Sync
+    + 'static
+{
+}
+impl<T> Store for T where
+    T: shared::repo::UserRepo
         + shared::repo::ResourceStore
         + shared::repo::TokenRepo
         + shared::repo::ThrottleRepo
         + Keys
         + Sync
-        + 'static,
+        + 'static
 {
-    let (arrived_tx, arrived) = oneshot::channel();
-    let (release, release_rx) = oneshot::channel();
-    let hasher = Arc::new(GatedHasher {
-        inner: api_tests::fast_hasher(),
-        arrived: Mutex::new(None),
-        release: Mutex::new(None),
-    });
-    let state = shared::AppState::new(api_tests::config(), Repos::from_store(store.clone()))
-        .with_hasher(hasher.clone());
-    let app = TestApp::from_state(state);
+}
+
+fn gated_app<S: Store>(store: &Arc<S>, hasher: &Arc<GatedHasher>) -> TestApp {
+    let state = shared::AppState::new(api_tests::config(), Repos::from_store(store.clone()));
+    TestApp::from_state(state.with_hasher(hasher.clone()))
+}
+
+/// Each race on both stores: in memory, and on DynamoDB Local (with the `dynamodb` feature).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(std::sync::Arc::new(shared::repo::memory::MemoryStore::new())).await;
+            })*
+        }
+        #[cfg(feature = "dynamodb")]
+        mod dynamodb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(api_tests::dynamo::store().await).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    a_login_in_flight_when_the_password_changes_gets_no_session,
+    a_password_change_checked_against_a_replaced_password_is_refused,
+    an_email_change_checked_against_a_replaced_password_is_refused,
+    a_promotion_does_not_follow_an_account_that_moved_away_from_the_address,
+);
+
+/// A login whose password check is still running when the password changes gets no session:
+/// neither a token pair nor a family recorded afterwards, nor its address remembered.
+async fn a_login_in_flight_when_the_password_changes_gets_no_session<S: Store>(store: Arc<S>) {
+    let hasher = GatedHasher::new(false);
+    let app = gated_app(&store, &hasher);
     let user = app.user().await;
-    *hasher.release.lock().unwrap() = Some(release_rx);
-    *hasher.arrived.lock().unwrap() = Some(arrived_tx);
-    let in_flight = app.login(&user.email, PASSWORD);
+    let (arrived, release) = hasher.arm();
+    let in_flight = app.login_from("203.0.113.77", &user.email, PASSWORD);
     let change = async {
         arrived.await.expect("the login reached the gate");
         let changed = change_password(&app, &user, "changed mid-login").await;
@@ -192,19 +248,87 @@ where
         .filter(|(pk, sk)| *pk == partition && sk.starts_with(shared::repo::keys::FAMILY.prefix))
         .collect();
     assert_eq!(families, vec![], "no family is left behind for the login in flight");
+    let now = shared::deps::Clock::now(app.clock.as_ref());
+    assert!(!store.knows_address(user.id, "203.0.113.77", now).await.unwrap(), "nor its address");
     assert_eq!(app.login(&user.email, "changed mid-login").await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn a_login_in_flight_when_the_password_changes_gets_no_session_in_memory() {
-    let store = Arc::new(shared::repo::memory::MemoryStore::new());
-    a_login_in_flight_when_the_password_changes_gets_no_session(store).await;
+/// Two who know the password change it at once: the one whose check ran against the password
+/// the other replaced is refused (its session ended), and the other's password stands.
+async fn a_password_change_checked_against_a_replaced_password_is_refused<S: Store>(store: Arc<S>) {
+    let hasher = GatedHasher::new(false);
+    let app = gated_app(&store, &hasher);
+    let owner = app.user().await;
+    let login = app.login_from("203.0.113.66", &owner.email, PASSWORD).await.json();
+    let thief = Session { access: login["access_token"].as_str().unwrap().into(), ..owner.clone() };
+    let (arrived, release) = hasher.arm();
+    let stolen = change_password(&app, &thief, "the thief's password");
+    let rescue = async {
+        arrived.await.expect("the thief's change reached the gate");
+        let changed = change_password(&app, &owner, "the owner's new password").await;
+        release.send(()).expect("release");
+        changed
+    };
+    let (stolen, rescue) = tokio::join!(stolen, rescue);
+    assert_eq!(rescue.status, StatusCode::NO_CONTENT, "{}", rescue.text());
+    assert_ended(&stolen, "the change checked against the replaced password");
+    assert_eq!(app.login(&owner.email, "the owner's new password").await.status, StatusCode::OK);
+    assert_eq!(app.login(&owner.email, "the thief's password").await.status, StatusCode::BAD_REQUEST);
 }
 
-#[cfg(feature = "dynamodb")]
-#[tokio::test]
-async fn a_login_in_flight_when_the_password_changes_gets_no_session_on_dynamodb() {
-    a_login_in_flight_when_the_password_changes_gets_no_session(api_tests::dynamo::store().await).await;
+/// The same for an email change: it cannot move the account once the password it was checked
+/// against has been replaced.
+async fn an_email_change_checked_against_a_replaced_password_is_refused<S: Store>(store: Arc<S>) {
+    let hasher = GatedHasher::new(false);
+    let app = gated_app(&store, &hasher);
+    let owner = app.user().await;
+    let (arrived, release) = hasher.arm();
+    let body = json!({"email": "thief@example.com", "current_password": PASSWORD});
+    let stolen = app.json(Method::PATCH, "/v1/users/me", Some(&owner.access), body);
+    let rescue = async {
+        arrived.await.expect("the email change reached the gate");
+        let login = app.login_from("198.51.100.9", &owner.email, PASSWORD).await.json();
+        let fresh = Session { access: login["access_token"].as_str().unwrap().into(), ..owner.clone() };
+        let changed = change_password(&app, &fresh, "the owner's new password").await;
+        release.send(()).expect("release");
+        changed
+    };
+    let (stolen, rescue) = tokio::join!(stolen, rescue);
+    assert_eq!(rescue.status, StatusCode::NO_CONTENT, "{}", rescue.text());
+    assert_ended(&stolen, "the email change checked against the replaced password");
+    let login = app.login(&owner.email, "the owner's new password").await;
+    assert_eq!(login.status, StatusCode::OK, "the account still has its address: {}", login.text());
+}
+
+/// `--promote-existing` names an address; an account that moves away from it while the new
+/// password is being hashed is not the one promoted: the address, now free, gets a new superuser.
+async fn a_promotion_does_not_follow_an_account_that_moved_away_from_the_address<S: Store>(store: Arc<S>) {
+    use shared::admin::{IfExists, Outcome, ensure_superuser};
+    let hasher = GatedHasher::new(true);
+    let app = gated_app(&store, &hasher);
+    let squatter = app.user().await;
+    let (arrived, release) = hasher.arm();
+    let promote = ensure_superuser(
+        &app.state,
+        &squatter.email,
+        Some("the operator's password"),
+        IfExists::PromoteExisting,
+    );
+    let moving = async {
+        arrived.await.expect("the promotion reached the gate");
+        let elsewhere = shared::domain::Email::parse("moved-away@example.com").unwrap();
+        let moved = shared::repo::UserChanges { email: Some(elsewhere), ..Default::default() };
+        let now = shared::deps::Clock::now(app.clock.as_ref());
+        store.update_user(squatter.id, &moved, now).await.unwrap();
+        release.send(()).expect("release");
+    };
+    let (promoted, ()) = tokio::join!(promote, moving);
+    assert_eq!(promoted.unwrap(), Outcome::Created, "a new account for the address");
+    let moved = store.get_user(squatter.id).await.unwrap().unwrap();
+    assert!(!moved.is_superuser, "the account that moved away is not promoted");
+    let key = shared::domain::Email::parse(&squatter.email).unwrap().key();
+    let holder = store.find_user_by_email(&key).await.unwrap().unwrap();
+    assert!(holder.is_superuser && holder.id != squatter.id);
 }
 
 #[tokio::test]

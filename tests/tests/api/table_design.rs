@@ -46,7 +46,9 @@ fn every_other_key_of_the_code_is_in_the_table_design() {
     for (pk, sk) in [
         ("USER#<user_id>", USER_SK),
         ("EMAIL#<email_key>", EMAIL_SK),
-        ("LOGIN#<typed email, lower-cased>", ATTEMPTS_SK),
+        ("LOGIN#A#<source address>", ATTEMPTS_SK),
+        ("LOGIN#EA#<source address>#<email key>", ATTEMPTS_SK),
+        ("LOGIN#E#<email key>", ATTEMPTS_SK),
         (MIGRATIONS_PK, LEASE_SK),
     ] {
         assert!(rows.iter().any(|(_, p, s)| p == pk && s == sk), "no row for {pk} / {sk} in {rows:?}");

@@ -12,6 +12,60 @@ use chrono::Duration;
 use serde_json::json;
 use shared::web::address::context_with_source_ip;
 
+/// The store a test runs on: every test here runs on both.
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Memory,
+    #[cfg(feature = "dynamodb")]
+    DynamoDb,
+}
+
+impl Backend {
+    async fn app(self, config: shared::Config) -> TestApp {
+        match self {
+            Self::Memory => TestApp::with_config(config),
+            #[cfg(feature = "dynamodb")]
+            Self::DynamoDb => {
+                let store = api_tests::dynamo::store().await;
+                let state = shared::AppState::new(config, shared::repo::Repos::from_store(store));
+                TestApp::from_state(state.with_hasher(api_tests::fast_hasher()))
+            }
+        }
+    }
+}
+
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Memory).await;
+            })*
+        }
+        #[cfg(feature = "dynamodb")]
+        mod dynamodb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::DynamoDb).await;
+            })*
+        }
+    };
+}
+
+on_both_stores!(
+    failures_from_one_address_never_lock_the_owner_out_from_another,
+    a_success_clears_only_its_own_email_and_address_counter,
+    spraying_one_password_over_many_emails_from_one_address_is_stopped,
+    a_distributed_guess_is_stopped_except_from_the_owners_recent_addresses,
+    a_wrong_current_password_counts_as_a_failed_login,
+    a_forwarded_address_is_believed_only_from_a_trusted_proxy,
+    without_trusted_proxies_forwarded_headers_are_ignored,
+    ipv6_counts_per_64_and_mapped_ipv4_as_ipv4,
+    requests_with_no_known_address_share_one_bucket,
+    an_address_over_its_limit_writes_to_nothing_but_its_own_counter,
+    a_login_from_no_known_address_is_never_remembered,
+);
+
 const WRONG: &str = "not the password";
 
 fn throttled(response: &TestResponse, what: &str) {
@@ -50,9 +104,8 @@ async fn login_via(
     app.send(request).await
 }
 
-#[tokio::test]
-async fn failures_from_one_address_never_lock_the_owner_out_from_another() {
-    let app = TestApp::memory();
+async fn failures_from_one_address_never_lock_the_owner_out_from_another(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
     let victim = app.user().await;
     for n in 1..=5 {
         refused(&app.login_from("203.0.113.66", &victim.email, WRONG).await, &format!("guess {n}"));
@@ -63,9 +116,8 @@ async fn failures_from_one_address_never_lock_the_owner_out_from_another() {
     ok(&app.login_from("203.0.113.66", &victim.email, PASSWORD).await, "after the window");
 }
 
-#[tokio::test]
-async fn a_success_clears_only_its_own_email_and_address_counter() {
-    let app = TestApp::memory();
+async fn a_success_clears_only_its_own_email_and_address_counter(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
     let user = app.user().await;
     for peer in ["203.0.113.1", "203.0.113.2"] {
         for _ in 0..4 {
@@ -81,11 +133,10 @@ async fn a_success_clears_only_its_own_email_and_address_counter() {
     throttled(&app.login_from("203.0.113.2", &user.email, PASSWORD).await, "second, its sixth");
 }
 
-#[tokio::test]
-async fn spraying_one_password_over_many_emails_from_one_address_is_stopped() {
+async fn spraying_one_password_over_many_emails_from_one_address_is_stopped(backend: Backend) {
     let mut config = api_tests::config();
     config.login_max_failures_per_address = 10;
-    let app = TestApp::with_config(config);
+    let app = backend.app(config).await;
     let user = app.user().await;
     for n in 0..10 {
         let email = format!("sprayed-{n}@example.com");
@@ -97,18 +148,17 @@ async fn spraying_one_password_over_many_emails_from_one_address_is_stopped() {
     // Successes from one address (an office behind one NAT) are no failures.
     let mut config = api_tests::config();
     config.login_max_failures_per_address = 10;
-    let office = TestApp::with_config(config);
+    let office = backend.app(config).await;
     let colleague = office.user().await;
     for n in 0..25 {
         ok(&office.login_from("198.51.100.50", &colleague.email, PASSWORD).await, &format!("login {n}"));
     }
 }
 
-#[tokio::test]
-async fn a_distributed_guess_is_stopped_except_from_the_owners_recent_addresses() {
+async fn a_distributed_guess_is_stopped_except_from_the_owners_recent_addresses(backend: Backend) {
     let mut config = api_tests::config();
     config.login_max_failures_per_email = 6;
-    let app = TestApp::with_config(config);
+    let app = backend.app(config).await;
     let owner = app.user().await;
     ok(&app.login_from("198.51.100.7", &owner.email, PASSWORD).await, "the owner, at home");
     for n in 1..=6 {
@@ -142,9 +192,8 @@ async fn change_password(app: &TestApp, user: &Session, current: &str) -> TestRe
     app.json(Method::PATCH, "/v1/users/me/password", Some(&user.access), body).await
 }
 
-#[tokio::test]
-async fn a_wrong_current_password_counts_as_a_failed_login() {
-    let app = TestApp::memory();
+async fn a_wrong_current_password_counts_as_a_failed_login(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
     let user = app.user().await;
     for n in 1..=3 {
         let wrong = change_password(&app, &user, WRONG).await;
@@ -165,11 +214,10 @@ async fn a_wrong_current_password_counts_as_a_failed_login() {
     assert_eq!(changed.status, StatusCode::NO_CONTENT, "{}", changed.text());
 }
 
-#[tokio::test]
-async fn a_forwarded_address_is_believed_only_from_a_trusted_proxy() {
+async fn a_forwarded_address_is_believed_only_from_a_trusted_proxy(backend: Backend) {
     let mut config = api_tests::config();
     config.trusted_proxies = vec!["10.0.0.0/8".parse().unwrap()];
-    let app = TestApp::with_config(config);
+    let app = backend.app(config).await;
     let user = app.user().await;
     // Behind the proxy, the client is the rightmost entry that is not a trusted proxy; what the
     // client wrote to the left of it is never believed.
@@ -193,9 +241,8 @@ async fn a_forwarded_address_is_believed_only_from_a_trusted_proxy() {
     );
 }
 
-#[tokio::test]
-async fn without_trusted_proxies_forwarded_headers_are_ignored() {
-    let app = TestApp::memory();
+async fn without_trusted_proxies_forwarded_headers_are_ignored(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
     let user = app.user().await;
     for n in 0..5 {
         let forged = format!("198.51.100.{n}");
@@ -210,9 +257,8 @@ async fn without_trusted_proxies_forwarded_headers_are_ignored() {
     );
 }
 
-#[tokio::test]
-async fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
-    let app = TestApp::memory();
+async fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
     let user = app.user().await;
     for n in 1..=5 {
         refused(&app.login_from(&format!("2001:db8:1:2::{n:x}"), &user.email, WRONG).await, "one /64");
@@ -225,13 +271,47 @@ async fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
     throttled(&app.login_from("203.0.113.44", &user.email, PASSWORD).await, "the same IPv4 address");
 }
 
-#[tokio::test]
-async fn requests_with_no_known_address_share_one_bucket() {
-    let app = TestApp::memory();
+async fn requests_with_no_known_address_share_one_bucket(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
     let user = app.user().await;
     for peer in ["", "not an address", "", "999.1.1.1", ""] {
         refused(&app.login_from(peer, &user.email, WRONG).await, "no known address");
     }
     throttled(&app.login_from("garbage", &user.email, PASSWORD).await, "the unknown bucket");
     ok(&app.login_from("198.51.100.1", &user.email, PASSWORD).await, "a known address");
+}
+
+/// A flood from an address over its limit costs one write to that address's own counter per
+/// request, and touches nothing of the email it names: it cannot make the victim's counters hot.
+async fn an_address_over_its_limit_writes_to_nothing_but_its_own_counter(backend: Backend) {
+    let mut config = api_tests::config();
+    config.login_max_failures_per_address = 3;
+    let app = backend.app(config).await;
+    let victim = app.user().await;
+    for n in 0..3 {
+        refused(&app.login_from("203.0.113.13", &format!("sprayed-{n}@example.com"), WRONG).await, "spray");
+    }
+    for _ in 0..20 {
+        throttled(&app.login_from("203.0.113.13", &victim.email, WRONG).await, "the flood");
+    }
+    // (The counters' names are the throttle's own: shared/src/web/throttle.rs.)
+    let throttle = &app.state.repos.throttle;
+    let now = shared::deps::Clock::now(app.clock.as_ref());
+    let key = shared::domain::Email::parse(&victim.email).unwrap().key();
+    for counter in [format!("E#{key}"), format!("EA#203.0.113.13#{key}")] {
+        assert_eq!(throttle.attempts(&counter, now, 900).await.unwrap(), None, "{counter} untouched");
+    }
+    ok(&app.login_from("198.51.100.1", &victim.email, PASSWORD).await, "the owner");
+}
+
+/// The shared bucket of requests with no known address is nobody's address: a login from it is
+/// not remembered, so it can never lend the per-email exemption to a stranger.
+async fn a_login_from_no_known_address_is_never_remembered(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
+    let user = app.user().await;
+    ok(&app.login_from("not an address", &user.email, PASSWORD).await, "a login from nowhere known");
+    let now = shared::deps::Clock::now(app.clock.as_ref());
+    let throttle = &app.state.repos.throttle;
+    assert!(!throttle.knows_address(user.id, "unknown", now).await.unwrap());
+    assert!(throttle.knows_address(user.id, api_tests::SOURCE_IP, now).await.unwrap(), "a real one is");
 }

@@ -101,6 +101,20 @@ impl ThrottleRepo for DynamoStore {
         Err(RepoError::Unavailable("login attempt counter kept racing".into()))
     }
 
+    async fn attempts(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+    ) -> RepoResult<Option<AttemptWindow>> {
+        let Some(item) = self.get(attempts_pk(counter), ATTEMPTS_SK).await? else {
+            return Ok(None);
+        };
+        let window =
+            AttemptWindow { count: get_n(&item, "count")?, started_at: get_micros(&item, "started_at_us")? };
+        Ok((window.started_at + Duration::seconds(window_secs) > now).then_some(window))
+    }
+
     async fn forgive_attempt(&self, counter: &str, started_at: DateTime<Utc>) -> RepoResult<()> {
         let forgiven = self
             .client

@@ -163,12 +163,15 @@ impl DynamoStore {
         }
         values.insert(":current_email_key".into(), s(current.email.key()));
         names.insert("#current_email_key".into(), "email_key".into());
-        // And on the credential version it was read with: two password changes at once cannot
-        // both move from one version to the same next one.
+        // And on the credential version it was read with (which is the one the change was
+        // checked against, when it names one): two password changes at once cannot both move
+        // from one version to the same next one, and a change checked against a password that
+        // has since been replaced is refused.
         let mut condition = "attribute_exists(#pk) AND #current_email_key = :current_email_key".to_owned();
-        if changes.password_hash.is_some() {
+        if changes.password_hash.is_some() || changes.if_credential_version.is_some() {
             condition.push_str(&format!(" AND {}", has_credential_version(current.credential_version)));
             values.insert(":cv".into(), n(current.credential_version));
+            names.insert("#cv".into(), CREDENTIAL_VERSION.into());
         }
         Update::builder()
             .table_name(&self.table)
@@ -216,6 +219,9 @@ impl UserRepo for DynamoStore {
         let Some(current) = self.get_user(id).await? else {
             return Ok(UpdateUser::NotFound);
         };
+        if !changes.expected_of(&current) {
+            return Ok(UpdateUser::Changed);
+        }
         let mut transaction =
             Transaction::new(self).update(Step::User, self.user_update(&current, changes, now)?);
         let moving_email = changes.email.as_ref().filter(|e| e.key() != current.email.key());
@@ -228,9 +234,10 @@ impl UserRepo for DynamoStore {
             Ok(()) => {}
             Err(refused) if refused.by(Step::NewReservation) => return Ok(UpdateUser::EmailTaken),
             Err(_) => {
-                // The user was deleted or changed its email concurrently: report what is now true.
+                // The user was deleted or changed concurrently: report what is now true.
                 return match self.get_user(id).await? {
                     None => Ok(UpdateUser::NotFound),
+                    Some(now) if !changes.expected_of(&now) => Ok(UpdateUser::Changed),
                     Some(_) => Err(RepoError::Unavailable("user changed concurrently".into())),
                 };
             }

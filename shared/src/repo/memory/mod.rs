@@ -60,6 +60,8 @@ struct State {
     records: BTreeMap<Key, Entry>,
     /// The users by id (= creation order): what `GSI1` is to the table.
     users: BTreeSet<Uuid>,
+    /// Counted login attempts since expired throttle records were last swept away.
+    writes_since_sweep: u32,
 }
 
 impl State {

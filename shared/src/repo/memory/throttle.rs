@@ -9,6 +9,9 @@ use uuid::Uuid;
 use crate::repo::keys::{ATTEMPTS_SK, LOGIN_ADDRESS, attempts_pk, user_pk};
 use crate::repo::{AttemptWindow, RepoResult, ThrottleRepo};
 
+/// Counted attempts between two sweeps of expired counters and addresses.
+const SWEEP_EVERY: u32 = 1024;
+
 #[async_trait]
 impl ThrottleRepo for MemoryStore {
     async fn count_attempt(
@@ -18,6 +21,18 @@ impl ThrottleRepo for MemoryStore {
         window_secs: i64,
     ) -> RepoResult<AttemptWindow> {
         let mut s = self.lock();
+        // What DynamoDB's TTL does for the table: counters of closed windows, and remembered
+        // addresses past their time, go (now and then, so a flood of new usernames cannot grow
+        // the process without bound).
+        s.writes_since_sweep += 1;
+        if s.writes_since_sweep >= SWEEP_EVERY {
+            s.writes_since_sweep = 0;
+            s.records.retain(|_, entry| match entry {
+                Entry::Attempts(w) => w.started_at + Duration::seconds(window_secs) > now,
+                Entry::Until(until) => *until > now,
+                _ => true,
+            });
+        }
         let at = key(attempts_pk(email_key), ATTEMPTS_SK);
         let window = match s.records.get(&at) {
             Some(Entry::Attempts(w)) if w.started_at + Duration::seconds(window_secs) > now => {
@@ -27,6 +42,18 @@ impl ThrottleRepo for MemoryStore {
         };
         s.records.insert(at, Entry::Attempts(window));
         Ok(window)
+    }
+
+    async fn attempts(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+    ) -> RepoResult<Option<AttemptWindow>> {
+        Ok(match self.lock().get(&attempts_pk(counter), ATTEMPTS_SK) {
+            Some(Entry::Attempts(w)) if w.started_at + Duration::seconds(window_secs) > now => Some(*w),
+            _ => None,
+        })
     }
 
     async fn clear_attempts(&self, email_key: &str) -> RepoResult<()> {

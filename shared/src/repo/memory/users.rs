@@ -60,6 +60,9 @@ impl UserRepo for MemoryStore {
         let Some(current) = s.user(id).cloned() else {
             return Ok(UpdateUser::NotFound);
         };
+        if !changes.expected_of(&current) {
+            return Ok(UpdateUser::Changed);
+        }
         let mut user = current.clone();
         if let Some(email) = &changes.email {
             let (old_key, new_key) = (current.email.key(), email.key());
