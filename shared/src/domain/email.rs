@@ -1,18 +1,28 @@
-//! [`Email`]: a valid e-mail address, and the key that makes addresses unique.
+//! [`Email`]: a valid e-mail address, normalised (API.md, "Schemas"), and the key that makes
+//! addresses unique.
 
-/// A valid, trimmed e-mail address (≤ 254 characters) with its domain lower-cased, as
-/// email-validator normalises it. Uniqueness uses [`Email::key`], the whole address lower-cased,
-/// so `A@x.io` and `a@x.io` are the same account.
+use icu_normalizer::ComposingNormalizerBorrowed;
+
+/// A valid e-mail address in its normal form: trimmed, Unicode NFC, lower-cased (≤ 254
+/// characters), the domain as the user typed it (Unicode or `xn--`). Its [`Email::key`], which
+/// makes an account unique, also converts the domain to its IDNA ASCII form: `josé` in NFC and
+/// in NFD, or `bücher.example` and `xn--bcher-kva.example`, are one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Email(String);
+pub struct Email {
+    address: String,
+    key: String,
+}
+
+const NFC: ComposingNormalizerBorrowed<'static> = ComposingNormalizerBorrowed::new_nfc();
 
 impl Email {
     pub const MAX: usize = 254;
 
     /// The address, or why it is not one (for a human).
     pub fn parse(raw: &str) -> Result<Self, String> {
-        let trimmed = raw.trim();
-        if trimmed.chars().count() > Self::MAX {
+        // NFC, lower case, and NFC again: lower-casing can leave a sequence that composes.
+        let normal = NFC.normalize(&NFC.normalize(raw.trim()).to_lowercase()).into_owned();
+        if normal.chars().count() > Self::MAX {
             return Err(format!("The email address is too long (at most {} characters)", Self::MAX));
         }
         let options = email_address::Options::default()
@@ -20,22 +30,31 @@ impl Email {
             .without_domain_literal()
             .without_display_text();
         let parsed =
-            email_address::EmailAddress::parse_with_options(trimmed, options).map_err(|e| e.to_string())?;
-        Ok(Self(format!("{}@{}", parsed.local_part(), parsed.domain().to_lowercase())))
+            email_address::EmailAddress::parse_with_options(&normal, options).map_err(|e| e.to_string())?;
+        let (local, domain) = (parsed.local_part(), parsed.domain());
+        let ascii = idna::domain_to_ascii(domain).map_err(|_| {
+            "The part after the @-sign is not a valid internationalised domain name".to_owned()
+        })?;
+        let key = format!("{local}@{ascii}");
+        if key.len() > Self::MAX {
+            return Err(format!("The email address is too long (at most {} characters)", Self::MAX));
+        }
+        Ok(Self { address: format!("{local}@{domain}"), key })
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.address
     }
 
-    /// The case-insensitive uniqueness key.
+    /// The uniqueness key: the normal form with the domain in IDNA ASCII.
     pub fn key(&self) -> String {
-        self.0.to_lowercase()
+        self.key.clone()
     }
 
-    /// Rebuilds an address that was validated before it was stored.
-    pub fn from_trusted(s: String) -> Self {
-        Self(s)
+    /// Rebuilds an address as a store holds it, with the key it was stored under (which the
+    /// migration `0002_normal_emails` brings to the current form for records written before).
+    pub fn from_stored(address: String, key: String) -> Self {
+        Self { address, key }
     }
 }
 
@@ -57,15 +76,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_trimmed_and_their_domain_lowercased() {
+    fn emails_are_trimmed_and_lower_cased() {
         let e = Email::parse("  Alice@Example.IO ").expect("valid");
-        assert_eq!(e.as_str(), "Alice@example.io");
+        assert_eq!(e.as_str(), "alice@example.io");
         assert_eq!(e.key(), "alice@example.io");
     }
 
     #[test]
+    fn unicode_spellings_of_one_address_are_one_key() {
+        let nfc = Email::parse("jos\u{e9}@example.com").expect("nfc");
+        let nfd = Email::parse("jose\u{301}@example.com").expect("nfd");
+        assert_eq!((nfc.as_str(), nfd.as_str()), ("jos\u{e9}@example.com", "jos\u{e9}@example.com"));
+        assert_eq!(nfc.key(), nfd.key());
+        let unicode = Email::parse("info@B\u{fc}cher.example").expect("unicode domain");
+        let ascii = Email::parse("INFO@xn--bcher-kva.example").expect("ascii domain");
+        assert_eq!(unicode.as_str(), "info@b\u{fc}cher.example", "the domain as typed, lower-cased");
+        assert_eq!(ascii.as_str(), "info@xn--bcher-kva.example");
+        assert_eq!(unicode.key(), "info@xn--bcher-kva.example");
+        assert_eq!(unicode.key(), ascii.key());
+    }
+
+    #[test]
     fn invalid_emails_are_rejected() {
-        for bad in ["", "no-at-sign", "a@b", "a@@b.io", "Name <a@b.io>", "a@[127.0.0.1]", " @x.io"] {
+        for bad in
+            ["", "no-at-sign", "a@b", "a@@b.io", "Name <a@b.io>", "a@[127.0.0.1]", " @x.io", "a@xn--zz.io"]
+        {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
         let long = format!("{}@example.io", "a".repeat(250));

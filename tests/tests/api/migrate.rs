@@ -16,7 +16,7 @@ use shared::AppState;
 use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
 use shared::deps::{Clock, TestClock};
 use shared::migrate::{self, Baseline, MigrateError, Migration, Migrator, Progress, State};
-use shared::repo::{MigrationRepo, Repos, ResourceStore, ThrottleRepo, TokenRepo, UserRepo};
+use shared::repo::{MigrationRepo, Repos, ResourceStore, ThrottleRepo, TokenRepo, UserRecord, UserRepo};
 use uuid::Uuid;
 
 macro_rules! on_both_stores {
@@ -48,6 +48,7 @@ on_both_stores!(
     a_run_that_lost_its_lease_records_nothing_more,
     the_baseline_changes_nothing_but_its_record,
     create_superuser_creates_refuses_an_account_or_promotes_it_with_a_new_password,
+    emails_written_before_normalisation_are_normalised_and_keyed_anew,
 );
 
 /// A store of every repository and the migrations' ledger: what `Migrator::new` takes.
@@ -158,7 +159,7 @@ async fn a_second_run_waits_for_the_lease<S: Store>(state: AppState, store: Arc<
             .await
             .unwrap()
     );
-    let m = migrator(&state, &store, migrate::all());
+    let m = migrator(&state, &store, vec![Arc::new(Baseline)]);
     assert!(matches!(m.run().await, Err(MigrateError::Busy)));
     assert_eq!(m.status().await.unwrap()[0].state, State::Pending, "nothing ran");
     // A holder that died lets its lease run out; then the run goes ahead and gives it back.
@@ -211,9 +212,10 @@ async fn a_migration_the_build_does_not_know_stops_the_run<S: Store>(state: AppS
     let newer: Vec<Arc<dyn Migration>> = vec![Arc::new(Baseline), Steps::new("0002_newer", &log)];
     migrator(&state, &store, newer).run().await.unwrap();
     // An older build, which knows only the baseline, refuses to run against this table.
-    let err = migrator(&state, &store, migrate::all()).run().await.unwrap_err();
+    let older = || -> Vec<Arc<dyn Migration>> { vec![Arc::new(Baseline)] };
+    let err = migrator(&state, &store, older()).run().await.unwrap_err();
     assert!(matches!(err, MigrateError::Unknown(ref id) if id == "0002_newer"), "{err}");
-    let status = migrator(&state, &store, migrate::all()).status().await.unwrap();
+    let status = migrator(&state, &store, older()).status().await.unwrap();
     assert_eq!(status.len(), 2, "status still lists the unknown one");
 }
 
@@ -222,7 +224,7 @@ async fn the_baseline_changes_nothing_but_its_record<S: Store>(state: AppState, 
         ensure_superuser(&state, "base@example.com", Some(api_tests::PASSWORD), IfExists::Refuse).await;
     assert_eq!(admin.unwrap(), Outcome::Created);
     let before = state.repos.users.list_users(100, None).await.unwrap();
-    assert_eq!(migrator(&state, &store, migrate::all()).run().await.unwrap(), ["0001_baseline"]);
+    assert_eq!(migrator(&state, &store, vec![Arc::new(Baseline)]).run().await.unwrap(), ["0001_baseline"]);
     assert_eq!(state.repos.users.list_users(100, None).await.unwrap(), before);
     let records = store.migrations().await.unwrap();
     assert_eq!(records.len(), 1);
@@ -281,4 +283,71 @@ async fn create_superuser_creates_refuses_an_account_or_promotes_it_with_a_new_p
     let none = ensure_superuser(&state, "short@example.com", None, IfExists::Refuse).await;
     assert!(matches!(none, Err(AdminError::PasswordNeeded)));
     assert!(state.repos.users.find_user_by_email("short@example.com").await.unwrap().is_none());
+}
+
+/// A user as code before API.md v1.1 stored it: the address as typed (domain lower-cased), keyed
+/// by its lower-cased form.
+async fn legacy_user<S: Store>(state: &AppState, store: &Arc<S>, typed: &str) -> UserRecord {
+    let now = state.clock.now();
+    let user = UserRecord {
+        id: state.ids.new_id(now),
+        email: shared::domain::Email::from_stored(typed.to_owned(), typed.to_lowercase()),
+        full_name: None,
+        password_hash: state.hasher.hash(api_tests::PASSWORD.into()).await.unwrap(),
+        is_active: true,
+        is_superuser: false,
+        credential_version: 0,
+        created_at: now,
+        updated_at: now,
+    };
+    assert_eq!(store.create_user(&user).await.unwrap(), shared::repo::CreateUser::Created, "{typed}");
+    user
+}
+
+async fn emails_written_before_normalisation_are_normalised_and_keyed_anew<S: Store>(
+    state: AppState,
+    store: Arc<S>,
+) {
+    let unicode = legacy_user(&state, &store, "Info@b\u{fc}cher.example").await;
+    let nfd = legacy_user(&state, &store, "Jose\u{301}@example.com").await;
+    let ascii = legacy_user(&state, &store, "Bob@example.com").await;
+    // Two accounts that are, normalised, one address: both are left as they are.
+    let first = legacy_user(&state, &store, "ana\u{ef}s@example.org").await;
+    let second = legacy_user(&state, &store, "anai\u{308}s@example.org").await;
+    let app = api_tests::TestApp::from_state(state.clone());
+    assert_eq!(
+        app.login("info@xn--bcher-kva.example", api_tests::PASSWORD).await.status,
+        StatusCode::BAD_REQUEST
+    );
+
+    let applied = migrator(&state, &store, migrate::all()).run().await.unwrap();
+    assert_eq!(applied, ["0001_baseline", "0002_normal_emails"]);
+    let read = |id| store.get_user(id);
+    assert_eq!(read(unicode.id).await.unwrap().unwrap().email.as_str(), "info@b\u{fc}cher.example");
+    assert_eq!(read(nfd.id).await.unwrap().unwrap().email.as_str(), "jos\u{e9}@example.com");
+    assert_eq!(read(ascii.id).await.unwrap().unwrap().email.as_str(), "bob@example.com");
+    assert_eq!(read(second.id).await.unwrap().unwrap().email, second.email, "the colliding one is kept");
+    assert_eq!(read(first.id).await.unwrap().unwrap().email.as_str(), "ana\u{ef}s@example.org");
+    for (spelling, who) in [
+        ("INFO@xn--bcher-kva.example", unicode.id),
+        ("info@B\u{fc}cher.example", unicode.id),
+        ("jos\u{e9}@example.com", nfd.id),
+        ("jose\u{301}@example.com", nfd.id),
+        ("BOB@example.com", ascii.id),
+    ] {
+        let key = shared::domain::Email::parse(spelling).unwrap().key();
+        let found = store.find_user_by_email(&key).await.unwrap().map(|u| u.id);
+        assert_eq!(found, Some(who), "{spelling}");
+        assert_eq!(app.login(spelling, api_tests::PASSWORD).await.status, StatusCode::OK, "{spelling}");
+    }
+    // The old keys are released: nothing is found under them any more.
+    for old in ["info@b\u{fc}cher.example", "jose\u{301}@example.com"] {
+        assert_eq!(store.find_user_by_email(old).await.unwrap(), None, "{old}");
+    }
+    assert_eq!(
+        app.signup("info@xn--bcher-kva.example", api_tests::PASSWORD).await.status,
+        StatusCode::CONFLICT
+    );
+    // Run again: nothing left to do.
+    assert_eq!(migrator(&state, &store, migrate::all()).run().await.unwrap(), Vec::<String>::new());
 }

@@ -64,6 +64,7 @@ on_both_stores!(
     requests_with_no_known_address_share_one_bucket,
     an_address_over_its_limit_writes_to_nothing_but_its_own_counter,
     a_login_from_no_known_address_is_never_remembered,
+    every_spelling_of_an_address_is_one_counter,
 );
 
 const WRONG: &str = "not the password";
@@ -314,4 +315,17 @@ async fn a_login_from_no_known_address_is_never_remembered(backend: Backend) {
     let throttle = &app.state.repos.throttle;
     assert!(!throttle.knows_address(user.id, "unknown", now).await.unwrap());
     assert!(throttle.knows_address(user.id, api_tests::SOURCE_IP, now).await.unwrap(), "a real one is");
+}
+
+/// The throttle counts an address under its account key: NFC, NFD and upper-case spellings of
+/// one address cannot each get their own five guesses.
+async fn every_spelling_of_an_address_is_one_counter(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
+    assert_eq!(app.signup("zo\u{eb}@example.net", PASSWORD).await.status, StatusCode::CREATED);
+    for spelling in ["zo\u{eb}@example.net", "zoe\u{308}@example.net", "ZO\u{cb}@EXAMPLE.NET"] {
+        refused(&app.login(spelling, WRONG).await, spelling);
+    }
+    refused(&app.login("zoe\u{308}@Example.net", WRONG).await, "a fourth spelling");
+    refused(&app.login("zo\u{eb}@example.net", WRONG).await, "the fifth failure");
+    throttled(&app.login("ZOE\u{308}@example.net", PASSWORD).await, "the sixth, in any spelling");
 }

@@ -33,7 +33,7 @@ async fn signup_creates_a_user_without_exposing_its_password() {
     let uuid: uuid::Uuid = id.parse().expect("uuid");
     assert_eq!((uuid.get_version_num(), id.to_lowercase()), (7, id.to_owned()), "lower-case UUIDv7");
     assert_eq!(response.header("location"), Some(format!("/v1/users/{id}").as_str()));
-    assert_eq!(body["email"], "Alice@example.io", "trimmed, domain lower-cased");
+    assert_eq!(body["email"], "alice@example.io", "trimmed, NFC and lower-cased (API.md v1.1)");
     assert_eq!((body["full_name"].as_str(), body["is_active"].as_bool()), (Some("Alice"), Some(true)));
     assert_eq!(body["is_superuser"], false);
     let created = body["created_at"].as_str().expect("created_at");
@@ -190,6 +190,24 @@ async fn a_user_reads_and_updates_its_own_profile() {
     assert_eq!(moved.json()["email"], new_email);
     assert_eq!(app.login(&new_email, PASSWORD).await.status, StatusCode::OK);
     assert_eq!(app.signup(&user.email, PASSWORD).await.status, StatusCode::CREATED, "old email released");
+}
+
+#[tokio::test]
+async fn unicode_spellings_of_one_address_are_one_account() {
+    let app = TestApp::memory();
+    let nfc = app.signup("Jos\u{e9}@Example.com", PASSWORD).await;
+    assert_eq!(nfc.status, StatusCode::CREATED, "{}", nfc.text());
+    assert_eq!(nfc.json()["email"], "jos\u{e9}@example.com", "NFC and lower case");
+    let nfd = app.signup("jose\u{301}@example.com", PASSWORD).await;
+    assert_eq!(nfd.status, StatusCode::CONFLICT, "the NFD spelling is the same account");
+    let unicode = app.signup("Info@B\u{fc}cher.Example", PASSWORD).await;
+    assert_eq!(unicode.status, StatusCode::CREATED, "{}", unicode.text());
+    assert_eq!(unicode.json()["email"], "info@b\u{fc}cher.example", "the domain as typed");
+    let ascii = app.signup("info@xn--bcher-kva.example", PASSWORD).await;
+    assert_eq!(ascii.status, StatusCode::CONFLICT, "the IDNA ASCII domain is the same account");
+    for spelling in ["info@xn--bcher-kva.example", "INFO@B\u{dc}CHER.example", "jose\u{301}@EXAMPLE.com"] {
+        assert_eq!(app.login(spelling, PASSWORD).await.status, StatusCode::OK, "{spelling}");
+    }
 }
 
 #[tokio::test]

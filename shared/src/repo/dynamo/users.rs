@@ -48,7 +48,7 @@ fn user_to_item(u: &UserRecord) -> Attrs {
 fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
     Ok(UserRecord {
         id: get_uuid(item, "id")?,
-        email: Email::from_trusted(get_s(item, "email")?.to_owned()),
+        email: Email::from_stored(get_s(item, "email")?.to_owned(), get_s(item, "email_key")?.to_owned()),
         full_name: get_opt_s(item, "full_name"),
         password_hash: get_s(item, "password_hash")?.to_owned(),
         is_active: get_bool(item, "is_active")?,
