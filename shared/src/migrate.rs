@@ -103,9 +103,12 @@ impl Migration for Baseline {
 /// uniqueness key (the email reservation's) with the domain in IDNA ASCII. Records written before
 /// kept the address as typed and keyed it by its lower-cased form, so `bücher.example` and
 /// `xn--bcher-kva.example`, or NFC and NFD spellings, could be two accounts, and such an account
-/// would not be found by the key of its own address. Resumable by user id. Two accounts whose
-/// addresses turn out to be one are left as they are, and logged (by id) for an operator to
-/// settle: merging accounts is no migration's to decide.
+/// would not be found by the key of its own address. Resumable by user id. An account it cannot
+/// bring over (two accounts whose addresses turn out to be one, or a stored address that is no
+/// address under the current rules) is left as it is, and the migration fails naming the
+/// accounts by id, and is not recorded as applied, for an operator to settle (merging accounts,
+/// or choosing which keeps the address, is no migration's to decide); a rerun resumes from the
+/// first of them.
 #[derive(Debug)]
 pub struct NormalEmails;
 
@@ -125,11 +128,13 @@ impl Migration for NormalEmails {
             Some(checkpoint) => Some(checkpoint.parse::<Uuid>().map_err(|e| failed(e.to_string()))?),
             None => None,
         };
+        let mut stuck: Vec<Uuid> = Vec::new();
         loop {
             let page = repos.users.list_users(100, after).await?;
             for user in &page.records {
                 let Ok(normal) = Email::parse(user.email.as_str()) else {
                     tracing::warn!(user_id = %user.id, "a stored address that is no address now: left as it is");
+                    stuck.push(user.id);
                     continue;
                 };
                 if normal == user.email {
@@ -141,22 +146,39 @@ impl Migration for NormalEmails {
                     ..UserChanges::default()
                 };
                 match repos.users.update_user(user.id, &changes, progress.now()).await? {
-                    UpdateUser::EmailTaken => tracing::warn!(
-                        user_id = %user.id,
-                        "its address is, normalised, another account's: both left as they are"
-                    ),
+                    UpdateUser::EmailTaken => {
+                        tracing::warn!(
+                            user_id = %user.id,
+                            "its address is, normalised, another account's: both left as they are"
+                        );
+                        stuck.push(user.id);
+                    }
                     // Done; or deleted, or changed by a request (which wrote the normal form).
                     UpdateUser::Updated(_) | UpdateUser::NotFound | UpdateUser::Changed => {}
                 }
             }
             if let Some(last) = page.records.last() {
                 after = Some(last.id);
-                progress.save(last.id.to_string()).await?;
+                // Never past an account left behind: a rerun comes back to it.
+                if stuck.is_empty() {
+                    progress.save(last.id.to_string()).await?;
+                }
             }
             if !page.more {
-                return Ok(());
+                break;
             }
         }
+        if stuck.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<String> = stuck.iter().map(Uuid::to_string).collect();
+        Err(failed(format!(
+            "{} account(s) left as they were, for an operator: users {} (their address, normalised, is \
+             another account's, or is no address now); settle them (admin PATCH /v1/users/{{id}}, or \
+             delete one) and run migrate again",
+            ids.len(),
+            ids.join(", ")
+        )))
     }
 }
 

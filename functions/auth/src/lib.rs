@@ -192,8 +192,11 @@ async fn password_grant(
     // that landed while the hash was being verified ends this login too.
     match state.repos.tokens.create_family(&first).await? {
         NewFamily::Created => {
-            // Only now is it a login: its counter cleared, its address remembered.
-            throttle::logged_in(state, &admitted, user.id).await?;
+            // Only now is it a login: its counter cleared, its address remembered. The session
+            // exists: a failure of that bookkeeping is logged, not answered as a failed login.
+            if let Err(e) = throttle::logged_in(state, &admitted, user.id).await {
+                tracing::warn!(user_id = %user.id, error = ?e, "logged in; the throttle's bookkeeping failed");
+            }
             Ok(token_response(token))
         }
         NewFamily::CredentialsChanged => Err(ApiError::invalid_grant()),

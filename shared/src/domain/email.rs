@@ -51,6 +51,32 @@ impl Email {
         self.key.clone()
     }
 
+    /// The keys an account with this address may have been reserved under by code before API.md
+    /// v1.1, which keyed an address by its lower-cased spelling as typed: NFC or NFD, with the
+    /// domain in Unicode or in `xn--` form (but for the current key itself). Until the migration
+    /// `0002_normal_emails` has rekeyed those accounts, a new account or an email change must
+    /// not take an address one of them holds under such a key.
+    pub fn legacy_keys(&self) -> Vec<String> {
+        let Some((local, domain)) = self.address.rsplit_once('@') else {
+            return Vec::new();
+        };
+        let ascii = self.key.rsplit_once('@').map_or(domain, |(_, ascii)| ascii);
+        let (unicode, _) = idna::domain_to_unicode(ascii);
+        let nfd =
+            |s: &str| icu_normalizer::DecomposingNormalizerBorrowed::new_nfd().normalize(s).into_owned();
+        let (local_nfd, unicode_nfd) = (nfd(local), nfd(&unicode));
+        let mut keys = Vec::new();
+        for local in [local, local_nfd.as_str()] {
+            for domain in [unicode.as_str(), unicode_nfd.as_str(), ascii, domain] {
+                let key = format!("{local}@{domain}");
+                if key != self.key && !keys.contains(&key) {
+                    keys.push(key);
+                }
+            }
+        }
+        keys
+    }
+
     /// Rebuilds an address as a store holds it, with the key it was stored under (which the
     /// migration `0002_normal_emails` brings to the current form for records written before).
     pub fn from_stored(address: String, key: String) -> Self {
@@ -94,6 +120,14 @@ mod tests {
         assert_eq!(ascii.as_str(), "info@xn--bcher-kva.example");
         assert_eq!(unicode.key(), "info@xn--bcher-kva.example");
         assert_eq!(unicode.key(), ascii.key());
+        // What code before v1.1 could have keyed these addresses by.
+        let bucher = ["info@b\u{fc}cher.example", "info@bu\u{308}cher.example"];
+        assert_eq!(
+            (unicode.legacy_keys(), ascii.legacy_keys()),
+            (bucher.map(String::from).to_vec(), bucher.map(String::from).to_vec())
+        );
+        assert_eq!(nfc.legacy_keys(), ["jose\u{301}@example.com"]);
+        assert_eq!(Email::parse("plain@example.com").expect("ascii").legacy_keys(), Vec::<String>::new());
     }
 
     #[test]

@@ -320,13 +320,35 @@ async fn emails_written_before_normalisation_are_normalised_and_keyed_anew<S: St
         StatusCode::BAD_REQUEST
     );
 
+    // Between the deploy and the migration nobody can take an address an account of before
+    // holds, in any spelling: neither by signing up nor by moving to it.
+    for spelling in ["info@xn--bcher-kva.example", "INFO@B\u{fc}cher.example", "jos\u{e9}@example.com"] {
+        assert_eq!(
+            app.signup(spelling, api_tests::PASSWORD).await.status,
+            StatusCode::CONFLICT,
+            "{spelling}"
+        );
+    }
+    let mover = app.user().await;
+    let body =
+        serde_json::json!({"email": "info@xn--bcher-kva.example", "current_password": api_tests::PASSWORD});
+    let moved = app.json(axum::http::Method::PATCH, "/v1/users/me", Some(&mover.access), body).await;
+    assert_eq!(moved.status, StatusCode::CONFLICT, "{}", moved.text());
+
+    // Two accounts that are one address: the migration brings over the rest, names the one it
+    // cannot, and is not recorded as applied until an operator settles it.
+    let stuck = migrator(&state, &store, migrate::all()).run().await.unwrap_err();
+    let named = matches!(&stuck, MigrateError::Failed { id, reason }
+        if id == "0002_normal_emails" && reason.contains(&second.id.to_string()));
+    assert!(named, "{stuck}");
+    assert_eq!(store.get_user(second.id).await.unwrap().unwrap().email, second.email, "left as it was");
+    assert!(store.delete_user(second.id).await.unwrap(), "the operator settles it");
     let applied = migrator(&state, &store, migrate::all()).run().await.unwrap();
-    assert_eq!(applied, ["0001_baseline", "0002_normal_emails"]);
+    assert_eq!(applied, ["0002_normal_emails"]);
     let read = |id| store.get_user(id);
     assert_eq!(read(unicode.id).await.unwrap().unwrap().email.as_str(), "info@b\u{fc}cher.example");
     assert_eq!(read(nfd.id).await.unwrap().unwrap().email.as_str(), "jos\u{e9}@example.com");
     assert_eq!(read(ascii.id).await.unwrap().unwrap().email.as_str(), "bob@example.com");
-    assert_eq!(read(second.id).await.unwrap().unwrap().email, second.email, "the colliding one is kept");
     assert_eq!(read(first.id).await.unwrap().unwrap().email.as_str(), "ana\u{ef}s@example.org");
     for (spelling, who) in [
         ("INFO@xn--bcher-kva.example", unicode.id),

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -85,10 +85,33 @@ pub(super) fn has_credential_version(version: u64) -> &'static str {
 enum Step {
     User,
     NewReservation,
+    /// That no account holds the address under a key of before v1.1 (`Email::legacy_keys`).
+    LegacyReservation,
     OldReservation,
 }
 
 impl DynamoStore {
+    /// Adds to `transaction` a check that no account holds an address under one of `legacy`,
+    /// its keys of before v1.1 (none does once the migration `0002_normal_emails` has run; until
+    /// then, one may).
+    fn no_legacy_reservation<'a>(
+        &'a self,
+        mut transaction: Transaction<'a, Step>,
+        legacy: Vec<String>,
+    ) -> RepoResult<Transaction<'a, Step>> {
+        for legacy in legacy {
+            let check = ConditionCheck::builder()
+                .table_name(&self.table)
+                .set_key(Some(key(email_pk(&legacy), EMAIL_SK)))
+                .condition_expression("attribute_not_exists(#pk)")
+                .expression_attribute_names("#pk", PK)
+                .build()
+                .map_err(build_error)?;
+            transaction = transaction.check(Step::LegacyReservation, check);
+        }
+        Ok(transaction)
+    }
+
     /// Deletes an email reservation, only while it still belongs to `user_id`.
     fn release_email(&self, email_key: &str, user_id: Uuid) -> RepoResult<Delete> {
         Delete::builder()
@@ -193,6 +216,7 @@ impl UserRepo for DynamoStore {
             reservation(&user.email.key(), user.id),
             NEW,
         )?;
+        let transaction = self.no_legacy_reservation(transaction, user.email.legacy_keys())?;
         Ok(match self.commit(transaction).await? {
             Ok(()) => CreateUser::Created,
             Err(_) => CreateUser::EmailTaken,
@@ -229,10 +253,15 @@ impl UserRepo for DynamoStore {
             transaction = transaction
                 .put(Step::NewReservation, reservation(&email.key(), id), NEW)?
                 .delete(Step::OldReservation, self.release_email(&current.email.key(), id)?);
+            // (The user's own reservation of before is the one released above, not a holder.)
+            let others = email.legacy_keys().into_iter().filter(|k| *k != current.email.key()).collect();
+            transaction = self.no_legacy_reservation(transaction, others)?;
         }
         match self.commit(transaction).await? {
             Ok(()) => {}
-            Err(refused) if refused.by(Step::NewReservation) => return Ok(UpdateUser::EmailTaken),
+            Err(refused) if refused.by(Step::NewReservation) || refused.by(Step::LegacyReservation) => {
+                return Ok(UpdateUser::EmailTaken);
+            }
             Err(_) => {
                 // The user was deleted or changed concurrently: report what is now true.
                 return match self.get_user(id).await? {

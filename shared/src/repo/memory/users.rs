@@ -32,7 +32,9 @@ impl UserRepo for MemoryStore {
     async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
         let mut s = self.lock();
         let email_key = user.email.key();
-        if s.reserved(&email_key).is_some() || s.user(user.id).is_some() {
+        // Not while an account holds the address under a key of before v1.1 (Email::legacy_keys).
+        let legacy_held = user.email.legacy_keys().iter().any(|k| s.reserved(k).is_some());
+        if s.reserved(&email_key).is_some() || legacy_held || s.user(user.id).is_some() {
             return Ok(CreateUser::EmailTaken);
         }
         s.records.insert(key(email_pk(&email_key), EMAIL_SK), Entry::Email(user.id));
@@ -67,7 +69,9 @@ impl UserRepo for MemoryStore {
         if let Some(email) = &changes.email {
             let (old_key, new_key) = (current.email.key(), email.key());
             if old_key != new_key {
-                if s.reserved(&new_key).is_some() {
+                let legacy_held =
+                    email.legacy_keys().iter().any(|k| *k != old_key && s.reserved(k).is_some());
+                if s.reserved(&new_key).is_some() || legacy_held {
                     return Ok(UpdateUser::EmailTaken);
                 }
                 s.records.remove(&key(email_pk(&old_key), EMAIL_SK));
