@@ -26,6 +26,16 @@ pub trait ThrottleRepo: Send + Sync + std::fmt::Debug {
         now: DateTime<Utc>,
         window_secs: i64,
     ) -> RepoResult<AttemptWindow>;
+    /// As [`ThrottleRepo::count_attempt`], but only while the open window holds fewer than `max`
+    /// attempts, in the same conditional write: `Err(window)` (nothing counted) when it holds
+    /// `max` already, so concurrent requests cannot overshoot the limit.
+    async fn count_attempt_below(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+        max: u32,
+    ) -> RepoResult<Result<AttemptWindow, AttemptWindow>>;
     /// The window open at `now` under `counter`, if any, without counting anything.
     async fn attempts(
         &self,

@@ -89,10 +89,11 @@ fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Opt
     Some(client)
 }
 
-/// One `X-Forwarded-For` entry as an address: an IP, or an IP with a port.
+/// One `X-Forwarded-For` entry as an address: an IP, an IP with a port, or a bracketed IPv6.
 fn hop_address(hop: &[u8]) -> Option<IpAddr> {
     let hop = std::str::from_utf8(hop).ok()?.trim();
-    let ip = hop.parse::<IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip())).ok()?;
+    let bare = hop.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(hop);
+    let ip = bare.parse::<IpAddr>().or_else(|_| hop.parse::<std::net::SocketAddr>().map(|s| s.ip())).ok()?;
     Some(ip.to_canonical())
 }
 
@@ -169,6 +170,7 @@ mod tests {
         // Ports, as some proxies write them, are no part of the address.
         assert_eq!(resolve(Some("10.0.0.5"), &["203.0.113.9:4711"], &trusted), "203.0.113.9");
         assert_eq!(resolve(Some("10.0.0.5"), &["[2001:db8::1]:443"], &trusted), "2001:db8::/64");
+        assert_eq!(resolve(Some("10.0.0.5"), &["[2001:db8::1]"], &trusted), "2001:db8::/64");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! - the email **from this source address** (`LOGIN_MAX_FAILURES`, 5): a guesser at one
 //!   address is stopped, and the account's owner at another address never is;
 //! - the email from all addresses together (`LOGIN_MAX_FAILURES_PER_EMAIL`, 50): a guess at one
-//!   account spread over many addresses. It is read before it is counted, and a request it
-//!   refuses writes nothing to it, so a flood cannot make it a hot record; an address the
+//!   account spread over many addresses. It is counted only while under its limit, in one
+//!   conditional write, and a request it refuses writes nothing to it, so a flood cannot make
+//!   it a hot record nor concurrent requests overshoot it; an address the
 //!   account logged in from in the last 30 days is exempt (it is held by the two counters
 //!   above), so strangers with many addresses cannot lock the owner out either.
 //!
@@ -88,9 +89,16 @@ pub async fn admit(
     if by_pair.count > config.login_max_failures {
         return Err(too_many(now, window, by_pair));
     }
+    // Counted only while under its limit, in one conditional write: a full window is refused
+    // without a write (a flood cannot make this record hot), and concurrent requests cannot
+    // overshoot it. The owner's recent addresses are exempt, and not counted.
     let email_key = email_counter(email_key);
-    let by_email = match throttle.attempts(&email_key, now, window).await? {
-        Some(reached) if reached.count >= config.login_max_failures_per_email => {
+    let by_email = match throttle
+        .count_attempt_below(&email_key, now, window, config.login_max_failures_per_email)
+        .await?
+    {
+        Ok(counted) => Some(Counted(email_key, counted.started_at)),
+        Err(full) => {
             let exempt = match user {
                 Some(user) if !address.is_unknown() => {
                     throttle.knows_address(user, address.as_str(), now).await?
@@ -98,13 +106,9 @@ pub async fn admit(
                 _ => false,
             };
             if !exempt {
-                return Err(too_many(now, window, reached));
+                return Err(too_many(now, window, full));
             }
             None
-        }
-        _ => {
-            let counted = throttle.count_attempt(&email_key, now, window).await?;
-            Some(Counted(email_key, counted.started_at))
         }
     };
     Ok(Admitted {

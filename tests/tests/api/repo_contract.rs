@@ -71,6 +71,7 @@ contract!(
     a_family_of_older_credentials_does_not_rotate,
     login_attempts_count_within_a_window_and_reset_after_it,
     concurrent_login_attempts_are_each_counted_once,
+    concurrent_attempts_below_a_limit_never_overshoot_it,
     a_forgiven_attempt_is_taken_back_from_its_own_window_only,
     a_login_address_is_remembered_until_it_expires_and_goes_with_its_user,
     migration_records_are_saved_and_listed_in_id_order,
@@ -523,6 +524,32 @@ async fn concurrent_login_attempts_are_each_counted_once<S: Store>(s: Arc<S>) {
     }
     counts.sort_unstable();
     assert_eq!(counts, (1..=20).collect::<Vec<u32>>());
+}
+
+async fn concurrent_attempts_below_a_limit_never_overshoot_it<S: Store>(s: Arc<S>) {
+    let key = unique_email();
+    let start = now();
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (s, key) = (s.clone(), key.clone());
+        set.spawn(async move { s.count_attempt_below(&key, start, 900, 5).await.unwrap() });
+    }
+    let (mut counted, mut refused) = (Vec::new(), 0);
+    while let Some(outcome) = set.join_next().await {
+        match outcome.unwrap() {
+            Ok(window) => counted.push(window.count),
+            Err(full) => {
+                assert_eq!(full.count, 5, "refused only by a full window");
+                refused += 1;
+            }
+        }
+    }
+    counted.sort_unstable();
+    assert_eq!((counted, refused), ((1..=5).collect::<Vec<u32>>(), 15));
+    assert_eq!(s.attempts(&key, start, 900).await.unwrap().map(|w| w.count), Some(5), "nothing past it");
+    // A closed window opens a new one.
+    let later = start + Duration::seconds(900);
+    assert_eq!(s.count_attempt_below(&key, later, 900, 5).await.unwrap().map(|w| w.count), Ok(1));
 }
 
 async fn migration_records_are_saved_and_listed_in_id_order<S: Store>(s: Arc<S>) {

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::ReturnValue;
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Duration, Utc};
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::ConditionCheck;
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attrs::{corrupt, get_micros, get_n, key, n, s, ttl};
+use super::attrs::{Attrs, corrupt, get_micros, get_n, key, n, s, ttl};
 use super::retry::{ATTEMPTS, Resend, build_error, resend, sdk_error};
 use super::transact::Transaction;
 use crate::repo::keys::{
@@ -29,15 +29,26 @@ enum Remember {
     Address,
 }
 
-#[async_trait]
-impl ThrottleRepo for DynamoStore {
-    async fn count_attempt(
+fn window_of(item: &Attrs) -> RepoResult<AttemptWindow> {
+    Ok(AttemptWindow { count: get_n(item, "count")?, started_at: get_micros(item, "started_at_us")? })
+}
+
+impl DynamoStore {
+    /// Counts one attempt under `counter` in the open window or a new one; with `max`, only
+    /// while the open window holds fewer (`Err(window)` then, nothing counted), in the same
+    /// conditional write.
+    async fn count(
         &self,
         email_key: &str,
         now: DateTime<Utc>,
         window_secs: i64,
-    ) -> RepoResult<AttemptWindow> {
+        max: Option<u32>,
+    ) -> RepoResult<Result<AttemptWindow, AttemptWindow>> {
         let cutoff = (now - Duration::seconds(window_secs)).timestamp_micros();
+        let mut condition = "attribute_exists(#pk) AND #started > :cutoff".to_owned();
+        if max.is_some() {
+            condition.push_str(" AND #count < :max");
+        }
         for _ in 0..ATTEMPTS {
             // Count into the open window...
             let counted = self
@@ -47,13 +58,18 @@ impl ThrottleRepo for DynamoStore {
                 .key(PK, s(attempts_pk(email_key)))
                 .key(SK, s(ATTEMPTS_SK))
                 .update_expression("ADD #count :one")
-                .condition_expression("attribute_exists(#pk) AND #started > :cutoff")
+                .condition_expression(condition.clone())
                 .expression_attribute_names("#pk", PK)
                 .expression_attribute_names("#count", "count")
                 .expression_attribute_names("#started", "started_at_us")
-                .expression_attribute_values(":one", n(1))
-                .expression_attribute_values(":cutoff", n(cutoff))
+                .set_expression_attribute_values(Some(
+                    [(":one".to_owned(), n(1)), (":cutoff".to_owned(), n(cutoff))]
+                        .into_iter()
+                        .chain(max.map(|max| (":max".to_owned(), n(max))))
+                        .collect(),
+                ))
                 .return_values(ReturnValue::AllNew)
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
                 .customize()
                 .config_override(resend::<UpdateItemError>(Resend::OnlyRefused))
                 .send()
@@ -61,16 +77,21 @@ impl ThrottleRepo for DynamoStore {
             match counted {
                 Ok(out) => {
                     let item = out.attributes.ok_or_else(|| corrupt("UpdateItem returned nothing"))?;
-                    return Ok(AttemptWindow {
-                        count: get_n(&item, "count")?,
-                        started_at: get_micros(&item, "started_at_us")?,
-                    });
+                    return Ok(Ok(window_of(&item)?));
                 }
-                Err(err)
-                    if err
-                        .as_service_error()
-                        .is_some_and(UpdateItemError::is_conditional_check_failed_exception) => {}
-                Err(err) => return Err(sdk_error("UpdateItem", err)),
+                Err(err) => match err.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(refused)) => {
+                        // The open window is full: refused, nothing counted. (Otherwise there is
+                        // no open window: open one.)
+                        if let (Some(max), Some(item)) = (max, refused.item()) {
+                            let window = window_of(item)?;
+                            if window.started_at.timestamp_micros() > cutoff && window.count >= max {
+                                return Ok(Err(window));
+                            }
+                        }
+                    }
+                    _ => return Err(sdk_error("UpdateItem", err)),
+                },
             }
             // ...or open a new one, unless a concurrent failure just did.
             let started = self
@@ -92,13 +113,35 @@ impl ThrottleRepo for DynamoStore {
                 .send()
                 .await;
             match started {
-                Ok(_) => return Ok(AttemptWindow { count: 1, started_at: now }),
+                Ok(_) => return Ok(Ok(AttemptWindow { count: 1, started_at: now })),
                 Err(err)
                     if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
                 Err(err) => return Err(sdk_error("PutItem", err)),
             }
         }
         Err(RepoError::Unavailable("login attempt counter kept racing".into()))
+    }
+}
+
+#[async_trait]
+impl ThrottleRepo for DynamoStore {
+    async fn count_attempt(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+    ) -> RepoResult<AttemptWindow> {
+        Ok(self.count(counter, now, window_secs, None).await?.unwrap_or_else(|full| full))
+    }
+
+    async fn count_attempt_below(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+        max: u32,
+    ) -> RepoResult<Result<AttemptWindow, AttemptWindow>> {
+        self.count(counter, now, window_secs, Some(max)).await
     }
 
     async fn attempts(

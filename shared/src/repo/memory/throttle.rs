@@ -12,36 +12,60 @@ use crate::repo::{AttemptWindow, RepoResult, ThrottleRepo};
 /// Counted attempts between two sweeps of expired counters and addresses.
 const SWEEP_EVERY: u32 = 1024;
 
+/// Counts one attempt under `counter` in `s`, unless the open window holds `max` already.
+fn count(
+    s: &mut super::State,
+    counter: &str,
+    now: DateTime<Utc>,
+    window_secs: i64,
+    max: Option<u32>,
+) -> Result<AttemptWindow, AttemptWindow> {
+    // What DynamoDB's TTL does for the table: counters of closed windows, and remembered
+    // addresses past their time, go (now and then, so a flood of new usernames cannot grow the
+    // process without bound).
+    s.writes_since_sweep += 1;
+    if s.writes_since_sweep >= SWEEP_EVERY {
+        s.writes_since_sweep = 0;
+        s.records.retain(|_, entry| match entry {
+            Entry::Attempts(w) => w.started_at + Duration::seconds(window_secs) > now,
+            Entry::Until(until) => *until > now,
+            _ => true,
+        });
+    }
+    let at = key(attempts_pk(counter), ATTEMPTS_SK);
+    let window = match s.records.get(&at) {
+        Some(Entry::Attempts(w)) if w.started_at + Duration::seconds(window_secs) > now => {
+            if max.is_some_and(|max| w.count >= max) {
+                return Err(*w);
+            }
+            AttemptWindow { count: w.count + 1, started_at: w.started_at }
+        }
+        _ => AttemptWindow { count: 1, started_at: now },
+    };
+    s.records.insert(at, Entry::Attempts(window));
+    Ok(window)
+}
+
 #[async_trait]
 impl ThrottleRepo for MemoryStore {
     async fn count_attempt(
         &self,
-        email_key: &str,
+        counter: &str,
         now: DateTime<Utc>,
         window_secs: i64,
     ) -> RepoResult<AttemptWindow> {
-        let mut s = self.lock();
-        // What DynamoDB's TTL does for the table: counters of closed windows, and remembered
-        // addresses past their time, go (now and then, so a flood of new usernames cannot grow
-        // the process without bound).
-        s.writes_since_sweep += 1;
-        if s.writes_since_sweep >= SWEEP_EVERY {
-            s.writes_since_sweep = 0;
-            s.records.retain(|_, entry| match entry {
-                Entry::Attempts(w) => w.started_at + Duration::seconds(window_secs) > now,
-                Entry::Until(until) => *until > now,
-                _ => true,
-            });
-        }
-        let at = key(attempts_pk(email_key), ATTEMPTS_SK);
-        let window = match s.records.get(&at) {
-            Some(Entry::Attempts(w)) if w.started_at + Duration::seconds(window_secs) > now => {
-                AttemptWindow { count: w.count + 1, started_at: w.started_at }
-            }
-            _ => AttemptWindow { count: 1, started_at: now },
-        };
-        s.records.insert(at, Entry::Attempts(window));
-        Ok(window)
+        Ok(count(&mut self.lock(), counter, now, window_secs, None).unwrap_or_else(|full| full))
+    }
+
+    async fn count_attempt_below(
+        &self,
+        counter: &str,
+        now: DateTime<Utc>,
+        window_secs: i64,
+        max: u32,
+    ) -> RepoResult<Result<AttemptWindow, AttemptWindow>> {
+        // Under one lock, as atomic as DynamoDB's conditional write.
+        Ok(count(&mut self.lock(), counter, now, window_secs, Some(max)))
     }
 
     async fn attempts(
