@@ -35,8 +35,12 @@ impl Email {
         let ascii = idna::domain_to_ascii(domain).map_err(|_| {
             "The part after the @-sign is not a valid internationalised domain name".to_owned()
         })?;
+        // DNS's own limits, on the form DNS sees: labels of at most 63 octets, 253 in all.
+        if ascii.len() > 253 || ascii.split('.').any(|label| label.is_empty() || label.len() > 63) {
+            return Err("The part after the @-sign is too long for a domain name".to_owned());
+        }
         let key = format!("{local}@{ascii}");
-        if key.len() > Self::MAX {
+        if key.chars().count() > Self::MAX {
             return Err(format!("The email address is too long (at most {} characters)", Self::MAX));
         }
         Ok(Self { address: format!("{local}@{domain}"), key })
@@ -139,5 +143,19 @@ mod tests {
         }
         let long = format!("{}@example.io", "a".repeat(250));
         assert!(Email::parse(&long).is_err());
+        // Characters, not bytes: 32 two-byte letters and a 200-character domain are 233.
+        let accented = format!(
+            "{}@{}.example",
+            "\u{e9}".repeat(32),
+            "d".repeat(60) + "." + &"d".repeat(60) + "." + &"d".repeat(60)
+        );
+        assert!(Email::parse(&accented).is_ok(), "{accented}");
+        // A label of 63 octets in UTF-8 whose xn-- form is 67: no domain name.
+        let label: String =
+            (0..21).map(|i| char::from_u32(0x4e00 + i * 997).expect("a CJK letter")).collect();
+        assert_eq!(label.len(), 63);
+        assert!(Email::parse(&format!("a@{label}.example")).is_err());
+        let shorter: String = label.chars().take(10).collect();
+        assert!(Email::parse(&format!("a@{shorter}.example")).is_ok());
     }
 }
