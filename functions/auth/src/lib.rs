@@ -166,15 +166,17 @@ async fn password_grant(
         return Err(ApiError::invalid_grant());
     }
     let now = state.clock.now();
-    let user = match Email::parse(username) {
-        Ok(email) => state.repos.users.find_user_by_email(&email.key()).await?,
-        Err(_) => None,
+    // Parsed (normalised) once: the lookup and the throttle use the same key.
+    let email = Email::parse(username).ok();
+    let user = match &email {
+        Some(email) => state.repos.users.find_user_by_email(&email.key()).await?,
+        None => None,
     };
     // Unknown emails are throttled exactly like known ones, keyed by what was typed. The attempt
     // is counted before the password is checked, atomically: concurrent guesses cannot all pass
     // under the limits while their hashes are being verified.
-    let admitted =
-        throttle::admit(state, &throttle::email_key(username), address, user.as_ref().map(|u| u.id)).await?;
+    let throttle_key = throttle::email_key(username, email.as_ref());
+    let admitted = throttle::admit(state, &throttle_key, address, user.as_ref().map(|u| u.id)).await?;
     // Always one argon2 verification, against a dummy hash for unknown emails: a wrong email
     // and a wrong password cost the same time and get the same answer.
     let hash = user.as_ref().map(|u| u.password_hash.clone());

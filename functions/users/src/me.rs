@@ -21,8 +21,7 @@ async fn check_current_password(
     address: &SourceAddress,
     password: &str,
 ) -> ApiResult<()> {
-    let admitted =
-        throttle::admit(state, &throttle::email_key(me.email.as_str()), address, Some(me.id)).await?;
+    let admitted = throttle::admit(state, &me.email.key(), address, Some(me.id)).await?;
     let verified =
         state.hasher.verify(SecretString::from(password.to_owned()), Some(me.password_hash.clone())).await?;
     if !verified {

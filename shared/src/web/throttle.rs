@@ -61,11 +61,11 @@ fn email_counter(email_key: &str) -> String {
     format!("E#{email_key}")
 }
 
-/// The key the throttle counts a typed email under: the account key an address has
-/// (`Email::key`), so every spelling of one address is one counter; for what is no address at
-/// all, the text trimmed and lower-cased.
-pub fn email_key(typed: &str) -> String {
-    Email::parse(typed).map(|email| email.key()).unwrap_or_else(|_| typed.trim().to_lowercase())
+/// The key the throttle counts a typed email under: the account key of the address it parsed
+/// as (`Email::key`), so every spelling of one address is one counter; for what is no address
+/// at all, the text trimmed and lower-cased.
+pub fn email_key(typed: &str, parsed: Option<&Email>) -> String {
+    parsed.map(Email::key).unwrap_or_else(|| typed.trim().to_lowercase())
 }
 
 /// Counts one password check of `email_key` from `address` (by `user`, when an account has the

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{Delete, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -14,7 +14,7 @@ use super::DynamoStore;
 use super::attrs::{Attrs, corrupt, get_uuid, key, n, s, time, to_attribute, to_attrs, to_json};
 use super::retry::{Resend, build_error, resend, sdk_error};
 use super::transact::Transaction;
-use crate::repo::keys::{OwnedKind, PK, POINTER_SK, SK, USER_SK, user_pk};
+use crate::repo::keys::{OwnedKind, PK, POINTER_SK, SK, user_pk};
 use crate::repo::resources::{Fields, UPDATED_AT, VERSION};
 use crate::repo::{Conditional, Listing, RepoError, RepoResult, ResourceStore};
 
@@ -46,13 +46,7 @@ impl ResourceStore for DynamoStore {
         record: &Fields,
     ) -> RepoResult<bool> {
         // Only while the owner exists: a record can never outlive its user's deletion.
-        let owner_exists = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(owner), USER_SK)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(build_error)?;
+        let owner_exists = self.user_exists(owner)?;
         let mut item = to_attrs(record);
         item.insert(PK.to_owned(), s(user_pk(owner)));
         item.insert(SK.to_owned(), s(kind.sk(id)));

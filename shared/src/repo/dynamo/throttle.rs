@@ -10,16 +10,13 @@ use chrono::{DateTime, Duration, Utc};
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::ConditionCheck;
 use uuid::Uuid;
 
 use super::DynamoStore;
-use super::attrs::{Attrs, corrupt, get_micros, get_n, key, n, s, ttl};
-use super::retry::{ATTEMPTS, Resend, build_error, resend, sdk_error};
+use super::attrs::{Attrs, corrupt, get_micros, get_n, n, s, ttl};
+use super::retry::{ATTEMPTS, Resend, resend, sdk_error};
 use super::transact::Transaction;
-use crate::repo::keys::{
-    ATTEMPTS_SK, ATTEMPTS_TYPE, LOGIN_ADDRESS, PK, SK, TTL, USER_SK, attempts_pk, user_pk,
-};
+use crate::repo::keys::{ATTEMPTS_SK, ATTEMPTS_TYPE, LOGIN_ADDRESS, PK, SK, TTL, attempts_pk, user_pk};
 use crate::repo::{AttemptWindow, RepoError, RepoResult, ThrottleRepo};
 
 /// The actions of remembering a login address.
@@ -225,13 +222,7 @@ impl ThrottleRepo for DynamoStore {
     async fn remember_address(&self, user_id: Uuid, address: &str, until: DateTime<Utc>) -> RepoResult<()> {
         // Only under a user that exists, in one step: a record written after the delete
         // cascade's last sweep would outlive its user.
-        let user_exists = ConditionCheck::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(user_id), USER_SK)))
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .build()
-            .map_err(build_error)?;
+        let user_exists = self.user_exists(user_id)?;
         let record = HashMap::from([
             (PK.to_owned(), s(user_pk(user_id))),
             (SK.to_owned(), s(LOGIN_ADDRESS.sk(address))),

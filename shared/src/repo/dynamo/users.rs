@@ -91,6 +91,18 @@ enum Step {
 }
 
 impl DynamoStore {
+    /// A check, in a transaction, that the user exists: what a record written into a user's
+    /// partition is conditional on, so that none outlives the delete cascade.
+    pub(super) fn user_exists(&self, user_id: Uuid) -> RepoResult<ConditionCheck> {
+        ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user_id), USER_SK)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .build()
+            .map_err(build_error)
+    }
+
     /// Adds to `transaction` a check that no account holds an address under one of `legacy`,
     /// its keys of before v1.1 (none does once the migration `0002_normal_emails` has run; until
     /// then, one may).
