@@ -1,5 +1,5 @@
 //! Writes the catalog's list of functions from `template.yaml`: every `AWS::Serverless::Function`
-//! there is one entry, by its binary (`Metadata.BuildProperties.Binary`), which is also its
+//! with HTTP API routes there is one entry, by its binary (`Metadata.BuildProperties.Binary`), which is also its
 //! crate's name. Each function crate exports the same three things (`router`, `openapi`,
 //! `PROBE`), so an entry is the same line for every function; adding a function to the template
 //! and its crate to this crate's `Cargo.toml` adds it here.
@@ -16,6 +16,15 @@ fn main() {
     let mut entries = String::new();
     for (name, resource) in yaml["Resources"].as_mapping().into_iter().flatten() {
         if resource["Type"] != "AWS::Serverless::Function" {
+            continue;
+        }
+        // A function without HTTP API routes (the stream worker) is not part of the API.
+        let http = resource["Properties"]["Events"]
+            .as_mapping()
+            .into_iter()
+            .flatten()
+            .any(|(_, event)| event["Type"] == "HttpApi");
+        if !http {
             continue;
         }
         let binary = resource["Metadata"]["BuildProperties"]["Binary"]

@@ -1,6 +1,8 @@
 //! The local API server and the admin command. The whole API they serve is the catalog's
 //! (`catalog::app`: every function's router on the routes of `template.yaml`); what is theirs
-//! is the command line.
+//! is the command line, and running the worker locally ([`stream`]).
+
+pub mod stream;
 
 /// The end of a command-line `main`: an error is printed (never a panic or a debug dump) and
 /// becomes a failing exit status.

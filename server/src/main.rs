@@ -1,6 +1,6 @@
 //! The local API server: the whole API on `http://127.0.0.1:3000`, with no Docker, Java or AWS
 //! account. An in-memory store by default; DynamoDB (e.g. DynamoDB Local) when
-//! `DYNAMODB_ENDPOINT` is set.
+//! `DYNAMODB_ENDPOINT` is set. The stream worker runs in the same process (`server::stream`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -11,9 +11,15 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use catalog::{Cors, Route};
 use clap::Parser;
+use server::stream::{self, Sink};
 use shared::admin::{IfExists, Outcome, ensure_superuser};
 use shared::repo::Repos;
 use shared::repo::dynamo::DynamoStore;
+use shared::repo::memory::MemoryStore;
+use worker::Worker;
+
+/// The local worker's task: the stream poller or the memory store's.
+type LocalWorker = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>>;
 use shared::telemetry::{self, LogFormat};
 use shared::{AppState, Config};
 
@@ -55,7 +61,7 @@ fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let (config, random_secret) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
-    let (state, store) = match config.dynamodb_endpoint.clone() {
+    let (state, store, worker) = match config.dynamodb_endpoint.clone() {
         Some(endpoint) => {
             let client = shared::state::dynamodb_client(&config).await;
             let table = config.table_name.clone();
@@ -74,17 +80,34 @@ async fn run(args: Args) -> Result<(), String> {
                     "table {table:?} does not exist at {endpoint}: add --create-table to create it"
                 ));
             }
-            let store = Arc::new(DynamoStore::new(client, table.clone()));
-            (
-                AppState::new(config, Repos::from_store(store)),
-                format!("DynamoDB table {table:?} at {endpoint}"),
-            )
+            let streams = aws_sdk_dynamodbstreams::Client::new(&shared::state::sdk_config(&config).await);
+            let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
+            let state = AppState::new(config, Repos::from_store(store));
+            let sink = Sink::InProcess(Worker::new(&state));
+            let worker: LocalWorker = Box::pin(stream::run_on_stream(client, streams, table.clone(), sink));
+            (state, format!("DynamoDB table {table:?} at {endpoint}"), worker)
         }
         None if args.create_table => {
             return Err("--create-table needs DYNAMODB_ENDPOINT (the in-memory store needs no table)".into());
         }
-        None => (AppState::in_memory(config), "in memory (gone when the server stops)".to_owned()),
+        None => {
+            let store = Arc::new(MemoryStore::new());
+            let state = AppState::new(config, Repos::from_store(store.clone()));
+            let sink = Sink::InProcess(Worker::new(&state));
+            let worker: LocalWorker = Box::pin(async move {
+                stream::run_on_memory(store, sink).await;
+                Ok(())
+            });
+            (state, "in memory (gone when the server stops)".to_owned(), worker)
+        }
     };
+    // The worker, as the table's stream and the schedule run it in AWS: deleted users' records
+    // are purged in the background here too.
+    tokio::spawn(async move {
+        if let Err(e) = worker.await {
+            tracing::error!(error = e, "the local worker stopped: deleted users' records are not purged");
+        }
+    });
     let superuser = first_superuser(&state).await?;
     let cors = Cors::from_env();
     let app = catalog::app(state, &cors).map_err(|e| e.to_string())?.layer(middleware::from_fn(peer_context));
@@ -144,6 +167,7 @@ fn banner(
     let url = format!("http://{address}");
     println!("API listening on {url}");
     println!("  store:      {store}");
+    println!("  worker:     in this process: purges deleted users' records (as the stream's worker in AWS)");
     if routes.iter().any(|r| r.path == "/docs") {
         println!("  docs:       {url}/docs");
     } else {

@@ -19,6 +19,7 @@ pub mod domain;
 pub mod error;
 pub mod migrate;
 pub mod openapi;
+pub mod purge;
 pub mod repo;
 pub mod state;
 pub mod telemetry;

@@ -94,6 +94,13 @@ pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Bounded retries and timeouts that fit inside the function's timeout: three attempts of at
 /// most 2 s each, 5 s in all, so a stuck DynamoDB becomes a 503 well before Lambda kills us.
 pub async fn dynamodb_client(config: &Config) -> Client {
+    Client::new(&sdk_config(config).await)
+}
+
+/// The AWS SDK configuration [`dynamodb_client`] is built from: bounded retries and timeouts,
+/// AWS's roots, and DynamoDB Local's endpoint (with stand-in credentials) when one is set. The
+/// local stream poller builds its DynamoDB Streams client from it too.
+pub async fn sdk_config(config: &Config) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
         .retry_config(RetryConfig::standard().with_max_attempts(DYNAMODB_ATTEMPTS))
         .timeout_config(
@@ -121,7 +128,7 @@ pub async fn dynamodb_client(config: &Config) -> Client {
             loader = loader.region(aws_config::Region::new("us-east-1"));
         }
     }
-    Client::new(&loader.load().await)
+    loader.load().await
 }
 
 /// The root certificates of AWS service endpoints (shared/certs/README.md).

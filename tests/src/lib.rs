@@ -306,6 +306,20 @@ impl TestApp {
         Self::session_from(record.id, &email, &self.login(&email, PASSWORD).await)
     }
 
+    /// Runs every pending purge to its end, as the worker's sweep does: what the stream's
+    /// worker would have done by now.
+    pub async fn purge_now(&self) -> shared::purge::Swept {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        shared::purge::sweep(
+            self.state.repos.purges.as_ref(),
+            self.clock.as_ref(),
+            std::time::Duration::ZERO,
+            deadline,
+        )
+        .await
+        .expect("purge")
+    }
+
     /// Creates an item through the API and returns its JSON.
     pub async fn item(&self, token: &str, title: &str) -> Value {
         let created = self.json(Method::POST, "/v1/items", Some(token), json!({"title": title})).await;

@@ -287,7 +287,7 @@ async fn update_user(
     security(("OAuth2PasswordBearer" = [])),
     params(UserId),
     responses(
-        (status = 204, description = "Deleted, with the user's items and refresh tokens"),
+        (status = 204, description = "Deleted at once; everything the user owned is purged in the background"),
         SuperuserErrors,
         (status = 404, response = NotFound),
         (status = 422, response = ValidationFailed),
@@ -301,7 +301,7 @@ async fn delete_user(
     if id == me.id {
         return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
     }
-    if !state.repos.users.delete_user(id).await? {
+    if !state.repos.users.delete_user(id, state.clock.now()).await? {
         return Err(ApiError::NotFound(USER_NOT_FOUND));
     }
     Ok(StatusCode::NO_CONTENT)

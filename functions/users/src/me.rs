@@ -126,7 +126,7 @@ pub(super) async fn update_password(
     delete, path = "/v1/users/me", tag = "users", operation_id = "delete_own_user",
     security(("OAuth2PasswordBearer" = [])),
     responses(
-        (status = 204, description = "Deleted, with the user's items and refresh tokens"),
+        (status = 204, description = "Deleted at once; everything the user owned is purged in the background"),
         ProtectedErrors,
     )
 )]
@@ -137,6 +137,6 @@ pub(super) async fn delete_me(
     if me.is_superuser {
         return Err(ApiError::Forbidden(NO_SELF_DELETE.into()));
     }
-    state.repos.users.delete_user(me.id).await?;
+    state.repos.users.delete_user(me.id, state.clock.now()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,6 +1,8 @@
 //! The admin command, against a deployed table or a local one, through the same repositories as
-//! the API: `create-superuser` (the counterpart of FastAPI's `initial_data.py`) and `migrate`
-//! (of Alembic, for data: the table itself lives in `template.yaml`).
+//! the API: `create-superuser` (the counterpart of FastAPI's `initial_data.py`), `migrate` (of
+//! Alembic, for data: the table itself lives in `template.yaml`), `purge` (every pending purge
+//! of a deleted user, now) and `worker` (the stream worker, for `cargo lambda watch` on DynamoDB
+//! Local).
 //!
 //! The table is `TABLE_NAME`; `DYNAMODB_ENDPOINT` points at DynamoDB Local, otherwise the AWS
 //! account of the usual credential chain (`AWS_PROFILE`, `AWS_REGION`, ...) is used.
@@ -9,6 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
+use server::stream::{self, Sink};
 use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
 use shared::migrate::{self, Migrator, State};
 use shared::repo::Repos;
@@ -48,6 +51,21 @@ enum Command {
         /// List the migrations and their state instead.
         #[arg(long)]
         status: bool,
+    },
+    /// Run every pending purge of a deleted user's records to its end, as the worker's sweep
+    /// does (and list them first). Safe while the worker runs: purges converge.
+    Purge {
+        /// Only list the pending purges.
+        #[arg(long)]
+        status: bool,
+    },
+    /// Run the worker on DynamoDB Local's stream of the table, and sweep, until stopped: what
+    /// the event source mapping and the schedule do in AWS. The worker runs in this process,
+    /// or is invoked through the Lambda invoke API at --invoke-url (`cargo lambda watch`'s is
+    /// http://127.0.0.1:9000/2015-03-31/functions/worker/invocations).
+    Worker {
+        #[arg(long)]
+        invoke_url: Option<String>,
     },
 }
 
@@ -136,6 +154,51 @@ async fn run(args: Args) -> Result<(), String> {
                 };
                 println!("{:<24} {:<40} {}", status.id, state, status.description);
             }
+        }
+        Command::Purge { status } => {
+            let purges = state.repos.purges.clone();
+            let mut after = None;
+            loop {
+                let page = purges.pending_purges(100, after).await.map_err(|e| e.to_string())?;
+                for purge in &page.records {
+                    println!(
+                        "pending: user {}, deleted {}, {} records gone so far, last progress {}",
+                        purge.user_id,
+                        shared::deps::format_timestamp(&purge.requested_at),
+                        purge.deleted,
+                        shared::deps::format_timestamp(&purge.updated_at),
+                    );
+                }
+                if !page.more {
+                    break;
+                }
+                after = page.records.last().map(|p| p.user_id);
+            }
+            if !status {
+                let forever = tokio::time::Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600);
+                let swept = shared::purge::sweep(
+                    purges.as_ref(),
+                    state.clock.as_ref(),
+                    std::time::Duration::ZERO,
+                    forever,
+                )
+                .await
+                .map_err(|e| e.to_string())?;
+                println!(
+                    "purged {} of {} pending, {} records deleted",
+                    swept.done, swept.stale, swept.deleted
+                );
+            }
+        }
+        Command::Worker { invoke_url } => {
+            let sink = match invoke_url {
+                Some(url) => Sink::Invoke(url),
+                None => Sink::InProcess(worker::Worker::new(&state)),
+            };
+            let (config, _) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+            let streams = aws_sdk_dynamodbstreams::Client::new(&shared::state::sdk_config(&config).await);
+            println!("worker on the stream of table {:?}", store.table());
+            stream::run_on_stream(store.client().clone(), streams, store.table().to_owned(), sink).await?;
         }
         Command::Migrate { status: false } => {
             let migrator = Migrator::new(store, state.clock.clone(), migrate::all());

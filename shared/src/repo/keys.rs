@@ -28,6 +28,7 @@ pub const EMAIL_TYPE: &str = "email";
 pub const ATTEMPTS_TYPE: &str = "login_attempts";
 pub const MIGRATION_TYPE: &str = "migration";
 pub const LEASE_TYPE: &str = "migration_lease";
+pub const PURGE_TYPE: &str = "purge";
 
 /// A user's partition: the user record and everything it owns.
 pub fn user_pk(id: Uuid) -> String {
@@ -53,6 +54,16 @@ pub const ATTEMPTS_SK: &str = "ATTEMPTS";
 pub const MIGRATIONS_PK: &str = "MIGRATIONS";
 pub const MIGRATION_PREFIX: &str = "MIGRATION#";
 pub const LEASE_SK: &str = "LEASE";
+
+/// The purges still to do live in one partition: `USER#<id>` for each deleted user whose records
+/// are not all gone yet. The stream worker is triggered by writes here (and only here), and
+/// the sweep lists it.
+pub const PURGES_PK: &str = "PURGES";
+
+/// A pending purge's sort key in [`PURGES_PK`]: the deleted user's partition key.
+pub fn purge_sk(user: Uuid) -> String {
+    user_pk(user)
+}
 
 /// The key the DynamoDB warm-up reads: no record has it (every partition key above has a prefix
 /// or is a fixed word other than this one).
@@ -132,6 +143,8 @@ pub enum Kind {
     LoginAttempts,
     Migration,
     MigrationLease,
+    /// The durable work of purging a deleted user's records: removed when they are all gone.
+    Purge,
 }
 
 /// The kind of the record at (`pk`, `sk`), or `None` for a key this schema does not declare.
@@ -151,6 +164,9 @@ pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
         (pk, ATTEMPTS_SK) if pk.starts_with("LOGIN#") => Some(Kind::LoginAttempts),
         (MIGRATIONS_PK, LEASE_SK) => Some(Kind::MigrationLease),
         (MIGRATIONS_PK, sk) if sk.starts_with(MIGRATION_PREFIX) => Some(Kind::Migration),
+        (PURGES_PK, sk) if sk.strip_prefix("USER#").is_some_and(|id| id.parse::<Uuid>().is_ok()) => {
+            Some(Kind::Purge)
+        }
         _ => None,
     }
 }
@@ -176,14 +192,16 @@ mod tests {
     #[test]
     fn owned_kinds_keep_clear_of_the_other_keys_and_type_names() {
         for kind in OWNED {
-            for taken in ["USER#", "EMAIL#", "LOGIN#", MIGRATION_PREFIX, MIGRATIONS_PK, WARM_UP_KEY] {
+            for taken in
+                ["USER#", "EMAIL#", "LOGIN#", MIGRATION_PREFIX, MIGRATIONS_PK, PURGES_PK, WARM_UP_KEY]
+            {
                 assert!(
                     !taken.starts_with(kind.prefix) && !kind.prefix.starts_with(taken),
                     "{}",
                     kind.prefix
                 );
             }
-            for name in [USER_TYPE, EMAIL_TYPE, ATTEMPTS_TYPE, MIGRATION_TYPE, LEASE_TYPE] {
+            for name in [USER_TYPE, EMAIL_TYPE, ATTEMPTS_TYPE, MIGRATION_TYPE, LEASE_TYPE, PURGE_TYPE] {
                 assert_ne!(kind.name, name);
                 assert_ne!(kind.pointer_type(), name);
             }
@@ -198,6 +216,8 @@ mod tests {
         assert_eq!(classify(&attempts_pk("a@b.io"), ATTEMPTS_SK), Some(Kind::LoginAttempts));
         assert_eq!(classify(MIGRATIONS_PK, LEASE_SK), Some(Kind::MigrationLease));
         assert_eq!(classify(MIGRATIONS_PK, &format!("{MIGRATION_PREFIX}0001")), Some(Kind::Migration));
+        assert_eq!(classify(PURGES_PK, &purge_sk(user)), Some(Kind::Purge));
+        assert_eq!(classify(PURGES_PK, "USER#not-a-uuid"), None);
         for kind in OWNED {
             assert_eq!(classify(&user_pk(user), &kind.sk(id)), Some(Kind::Owned(*kind)));
             let pointer = classify(&kind.sk(id), POINTER_SK);

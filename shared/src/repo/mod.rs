@@ -13,6 +13,7 @@ pub mod dynamo;
 pub mod keys;
 pub mod memory;
 mod migrations;
+mod purge;
 mod resources;
 mod throttle;
 mod tokens;
@@ -21,6 +22,7 @@ mod users;
 use std::sync::Arc;
 
 pub use migrations::{MigrationRecord, MigrationRepo};
+pub use purge::{PurgePage, PurgeRecord, PurgeRepo};
 pub use resources::{Record, Resource, ResourceRepo, ResourceStore};
 pub use throttle::{AttemptWindow, ThrottleRepo};
 pub use tokens::{NewFamily, RefreshRecord, Rotation, TokenRepo};
@@ -77,15 +79,22 @@ pub struct Repos {
     pub resources: Arc<dyn ResourceStore>,
     pub tokens: Arc<dyn TokenRepo>,
     pub throttle: Arc<dyn ThrottleRepo>,
+    pub purges: Arc<dyn PurgeRepo>,
 }
 
 impl Repos {
     /// Every repository backed by one store.
     pub fn from_store<S>(store: Arc<S>) -> Self
     where
-        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + 'static,
+        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + 'static,
     {
-        Self { users: store.clone(), resources: store.clone(), tokens: store.clone(), throttle: store }
+        Self {
+            users: store.clone(),
+            resources: store.clone(),
+            tokens: store.clone(),
+            throttle: store.clone(),
+            purges: store,
+        }
     }
 
     /// The records of one resource: `repos.resources::<Item>().get(owner, id)`.

@@ -75,10 +75,10 @@ pub trait UserRepo: Send + Sync + std::fmt::Debug {
         changes: &UserChanges,
         now: DateTime<Utc>,
     ) -> RepoResult<UpdateUser>;
-    /// Deletes the user with everything it owns (every kind of `keys::OWNED`), then (last, in one
-    /// step) the user and its email reservation, so a failure part-way can be retried.
-    /// Returns false when there was no such user.
-    async fn delete_user(&self, id: Uuid) -> RepoResult<bool>;
+    /// Deletes the user and its email reservation, and records the purge of everything else it
+    /// owns (every kind of `keys::OWNED`; `PurgeRepo`), in one step whose cost does not depend on
+    /// what it owns. Returns false when there was no such user.
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Users in creation order, after `after`.
     async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>>;
 }

@@ -23,9 +23,11 @@ fn events_dir() -> PathBuf {
 
 #[test]
 fn there_is_one_event_per_route_and_nothing_else() {
+    // `events/worker/` holds the stream worker's events (it has no route): see below.
     let on_disk: BTreeSet<String> = std::fs::read_dir(events_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != "worker")
         .collect();
     let routes: BTreeSet<String> = api_routes()
         .iter()
@@ -112,4 +114,72 @@ async fn without_the_fixtures_the_same_events_are_refused_cleanly() {
             assert_eq!(response.status.as_u16(), 401, "{}", event.name);
         }
     }
+}
+
+/// The worker's sample events (`sam local invoke WorkerFunction -e events/worker/<name>.json`):
+/// a batch of the table's stream as Lambda delivers it, and the schedule's sweep. Each is read as
+/// the worker reads its events and handled: the purge of a user that was deleted, the sweep.
+#[tokio::test]
+async fn the_workers_sample_events_are_what_it_handles() {
+    let dir = events_dir().join("worker");
+    let mut names: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["purge.json", "sweep.json"]);
+    let app = api_tests::TestApp::memory();
+    let user = app.user().await;
+    app.item(&user.access, "purged").await;
+    assert_eq!(app.delete("/v1/users/me", &user.access).await.status, axum::http::StatusCode::NO_CONTENT);
+    let worker = worker::Worker::new(&app.state);
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+
+    let text = std::fs::read_to_string(dir.join("purge.json")).unwrap();
+    let sample = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
+    assert!(text.contains(sample));
+    let event: worker::Event = serde_json::from_str(&text.replace(sample, &user.id.to_string())).unwrap();
+    let worker::Event::Stream(batch) = &event else { panic!("purge.json is a stream batch") };
+    assert_eq!(worker::purge_of(&batch.records[0]), Some(user.id));
+    let answer = worker.handle(event, deadline()).await.unwrap();
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+    assert_eq!(app.state.repos.purges.get_purge(user.id).await.unwrap(), None, "purged");
+
+    let sweep: worker::Event =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("sweep.json")).unwrap()).unwrap();
+    assert!(matches!(sweep, worker::Event::Sweep(_)));
+    assert_eq!(worker.handle(sweep, deadline()).await.unwrap()["stale"], 0);
+}
+
+/// The template's filter on the worker's stream lets through exactly what the worker handles:
+/// inserts and changes in the purges' partition.
+#[test]
+fn the_workers_stream_filter_is_the_workers_own() {
+    let template: serde_norway::Value = serde_norway::from_str(catalog::template::TEMPLATE).unwrap();
+    let events = &template["Resources"]["WorkerFunction"]["Properties"]["Events"];
+    let stream = &events["Purges"]["Properties"];
+    assert_eq!(
+        stream["Stream"],
+        serde_norway::from_str::<serde_norway::Value>("!GetAtt Table.StreamArn").unwrap()
+    );
+    let pattern = stream["FilterCriteria"]["Filters"][0]["Pattern"].as_str().unwrap();
+    let pattern: serde_json::Value = serde_json::from_str(pattern).unwrap();
+    let expected = serde_json::json!({
+        "eventName": worker::TRIGGER_EVENTS,
+        "dynamodb": {"Keys": {"PK": {"S": [worker::TRIGGER_PK]}}}
+    });
+    assert_eq!(pattern, expected);
+    assert_eq!(stream["FunctionResponseTypes"][0], "ReportBatchItemFailures");
+    assert_eq!(stream["BisectBatchOnFunctionError"], true);
+    let queue = &stream["DestinationConfig"]["OnFailure"]["Destination"];
+    assert!(matches!(queue, serde_norway::Value::Tagged(t) if t.value == "WorkerFailures.Arn"), "{queue:?}");
+    let input: serde_json::Value =
+        serde_json::from_str(events["Sweep"]["Properties"]["Input"].as_str().unwrap()).unwrap();
+    assert!(matches!(serde_json::from_value(input).unwrap(), worker::Event::Sweep(_)));
+    // The worker stops MARGIN before its timeout, and each DynamoDB call gives up before that.
+    let timeout = template["Resources"]["WorkerFunction"]["Properties"]["Timeout"].as_u64().unwrap();
+    assert!(worker::MARGIN > shared::state::DYNAMODB_OPERATION_TIMEOUT * 2);
+    assert!(std::time::Duration::from_secs(timeout) > worker::MARGIN * 3, "{timeout}");
+    assert_eq!(
+        template["Resources"]["Table"]["Properties"]["StreamSpecification"]["StreamViewType"],
+        "KEYS_ONLY"
+    );
 }

@@ -2,7 +2,8 @@
 //! (`api_tests::faults`): errors, throttling, slowness and lost responses become a 503 with
 //! `Retry-After` — never a panic or a 500 — and afterwards the real table holds nothing
 //! half-written: no user without its email reservation or the reverse, no item version bumped
-//! by a failed write, and a cascade delete that failed part-way completes when retried.
+//! by a failed write, a failed delete leaves the account whole, and a purge that failed part-way
+//! completes on its next run.
 
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -136,34 +137,83 @@ async fn a_signup_whose_answer_was_lost_is_whole_or_absent() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cascade_delete_that_failed_part_way_completes_when_retried() {
+async fn a_failed_delete_leaves_the_account_whole() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    rig.app.item(&user.access, "kept").await;
+    let before = records(&rig.direct).await;
+    rig.proxy.add(Rule::always("TransactWriteItems", SERVER_ERROR));
+    unavailable(&rig.app.delete("/v1/users/me", &user.access).await, "delete");
+    assert_eq!(records(&rig.direct).await, before, "neither the user gone nor a purge recorded");
+    rig.proxy.clear();
+    assert_eq!(rig.app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
+    assert_eq!(rig.app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    println!("faults injected: {}", rig.proxy.injected());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_that_failed_part_way_completes_on_the_next_run() {
     let rig = rig().await;
     let app = &rig.app;
     let bystander = app.user().await;
     app.item(&bystander.access, "not theirs to delete").await;
     let before_user = records(&rig.direct).await;
     let user = app.user().await;
-    // 14 items (each with its owner pointer) and two logins: more than one batch of 25 deletes.
-    for n in 0..14 {
+    // 140 items (each with its owner pointer) and two logins: two pages of the purge, each more
+    // than one batch of 25 deletes.
+    for n in 0..140 {
         app.item(&user.access, &format!("item {n}")).await;
     }
     let second = app.login(&user.email, PASSWORD).await;
     assert_eq!(second.status, StatusCode::OK);
     let full = records(&rig.direct).await.len();
-    // The owned records go first, in batches of 25: the first batch lands, the rest fail.
-    rig.proxy.add(Rule { operation: "BatchWriteItem", fault: SERVER_ERROR, skip: 1, times: usize::MAX });
-    unavailable(&app.delete("/v1/users/me", &user.access).await, "delete");
-    // Part of it is gone; the user and its reservation are still there, so it can be retried.
-    let mid = records(&rig.direct).await;
-    assert!(mid.len() < full && mid.len() > before_user.len(), "{} of {full} records left", mid.len());
-    assert_eq!(count(&mid, &format!("USER#{}", user.id), "USER"), 1, "{mid:?}");
-    assert_eq!(count(&mid, "EMAIL#", "EMAIL"), 2, "{mid:?}");
-    assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
-    rig.proxy.clear();
     assert_eq!(app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    // The first page's first batch lands, every later one fails.
+    rig.proxy.add(Rule { operation: "BatchWriteItem", fault: SERVER_ERROR, skip: 1, times: usize::MAX });
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let state = &app.state;
+    let failed = shared::purge::run(state.repos.purges.as_ref(), app.clock.as_ref(), user.id, deadline).await;
+    assert!(failed.is_err(), "{failed:?}");
+    let mid = records(&rig.direct).await;
+    assert!(mid.len() < full - 2 && mid.len() > before_user.len(), "{} of {full} records left", mid.len());
+    assert_eq!(count(&mid, "PURGES", &format!("USER#{}", user.id)), 1, "the purge is still recorded");
+    rig.proxy.clear();
+    let done = shared::purge::run(state.repos.purges.as_ref(), app.clock.as_ref(), user.id, deadline).await;
+    assert!(matches!(done, Ok(shared::purge::Run::Done { .. })), "{done:?}");
     assert_eq!(records(&rig.direct).await, before_user, "everything of the user is gone, nothing else");
     assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::BAD_REQUEST);
     println!("faults injected: {}", rig.proxy.injected());
+}
+
+/// The requests DynamoDB received for one `DELETE /v1/users/me` of a user owning `items`.
+async fn requests_to_delete_a_user_owning(items: usize) -> usize {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    let owner = user.id;
+    let store = &rig.direct;
+    let now = chrono::Utc::now();
+    for n in 0..items {
+        let record = items::ItemRecord {
+            id: uuid::Uuid::now_v7(),
+            owner_id: owner,
+            fields: items::Item { title: format!("item {n}"), description: None },
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        assert!(api_tests::item_store::ItemStore::create_item(store.as_ref(), &record).await.unwrap());
+    }
+    let before = rig.proxy.forwarded();
+    assert_eq!(rig.app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    rig.proxy.forwarded() - before
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_makes_as_many_requests_for_300_items_as_for_none() {
+    let none = requests_to_delete_a_user_owning(0).await;
+    let many = requests_to_delete_a_user_owning(300).await;
+    assert_eq!(many, none, "the answer's work does not grow with what the user owns");
+    assert!(none <= 4, "{none} requests");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

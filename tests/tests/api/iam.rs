@@ -295,6 +295,47 @@ async fn the_users_function_is_granted_exactly_what_it_uses() {
 }
 
 #[tokio::test]
+async fn the_worker_function_is_granted_exactly_what_it_uses() {
+    let rig = rig().await;
+    rig.cold_start().await;
+    let fixtures = &rig.fixtures;
+    let (gone, swept) = (fixtures.user().await, fixtures.user().await);
+    for user in [&gone, &swept] {
+        fixtures.item(&user.access, "purged").await;
+        assert_eq!(fixtures.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    }
+    let worker = worker::Worker { purges: rig.store.clone(), clock: rig.app.clock.clone() };
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let keys = json!({"PK": {"S": "PURGES"}, "SK": {"S": format!("USER#{}", gone.id)}});
+    let record = json!({"eventID": "1", "eventName": "INSERT", "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": keys, "SequenceNumber": "1", "SizeBytes": 1}});
+    let stream = serde_json::from_value(json!({"Records": [record]})).unwrap();
+    assert_eq!(worker.handle(stream, deadline()).await.unwrap(), json!({"batchItemFailures": []}));
+    // A run out of time notes its progress; the sweep takes over the rest.
+    let run = shared::purge::run(
+        rig.store.as_ref(),
+        rig.app.clock.as_ref(),
+        swept.id,
+        deadline() - std::time::Duration::from_secs(60),
+    )
+    .await;
+    assert!(matches!(run, Ok(shared::purge::Run::Continues { .. })), "{run:?}");
+    let sweep = serde_json::from_value(json!({"sweep": {"idle_seconds": 0}})).unwrap();
+    assert_eq!(worker.handle(sweep, deadline()).await.unwrap()["done"], 1);
+    check("WorkerFunction", &rig);
+    // Every kind's owner pointers, not only the items' this test made: a resource added later
+    // is purged with its user only if the worker may delete its pointers.
+    let granted = granted_keys("WorkerFunction");
+    for kind in shared::repo::keys::OWNED.iter().filter(|k| k.pointer) {
+        assert!(
+            granted.contains(&format!("{}*", kind.prefix)),
+            "{}: the worker deletes its pointers",
+            kind.name
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_items_function_is_granted_exactly_what_it_uses() {
     let rig = rig().await;
     rig.cold_start().await;

@@ -19,6 +19,7 @@ mod items;
 mod lambda;
 mod migrate;
 mod openapi;
+mod purge;
 mod repo_contract;
 mod resources;
 mod sessions;

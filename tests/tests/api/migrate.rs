@@ -16,7 +16,9 @@ use shared::AppState;
 use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
 use shared::deps::{Clock, TestClock};
 use shared::migrate::{self, Baseline, MigrateError, Migration, Migrator, Progress, State};
-use shared::repo::{MigrationRepo, Repos, ResourceStore, ThrottleRepo, TokenRepo, UserRecord, UserRepo};
+use shared::repo::{
+    MigrationRepo, PurgeRepo, Repos, ResourceStore, ThrottleRepo, TokenRepo, UserRecord, UserRepo,
+};
 use uuid::Uuid;
 
 macro_rules! on_both_stores {
@@ -52,8 +54,11 @@ on_both_stores!(
 );
 
 /// A store of every repository and the migrations' ledger: what `Migrator::new` takes.
-trait Store: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + 'static {}
-impl<T: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + 'static> Store for T {}
+trait Store: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + 'static {}
+impl<T: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + 'static> Store
+    for T
+{
+}
 
 /// The application over `store`; each test is given both.
 fn state<S: Store>(config: shared::Config, store: Arc<S>) -> AppState {
@@ -342,7 +347,7 @@ async fn emails_written_before_normalisation_are_normalised_and_keyed_anew<S: St
         if id == "0002_normal_emails" && reason.contains(&second.id.to_string()));
     assert!(named, "{stuck}");
     assert_eq!(store.get_user(second.id).await.unwrap().unwrap().email, second.email, "left as it was");
-    assert!(store.delete_user(second.id).await.unwrap(), "the operator settles it");
+    assert!(store.delete_user(second.id, chrono::Utc::now()).await.unwrap(), "the operator settles it");
     let applied = migrator(&state, &store, migrate::all()).run().await.unwrap();
     assert_eq!(applied, ["0002_normal_emails"]);
     let read = |id| store.get_user(id);

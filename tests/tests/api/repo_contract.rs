@@ -18,9 +18,20 @@ use shared::repo::memory::MemoryStore;
 use shared::repo::*;
 use uuid::Uuid;
 
-trait Store: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + Keys + Sync + 'static {}
-impl<T: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + MigrationRepo + Keys + Sync + 'static> Store
-    for T
+trait Store:
+    UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + Keys + Sync + 'static
+{
+}
+impl<T> Store for T where
+    T: UserRepo
+        + ResourceStore
+        + TokenRepo
+        + ThrottleRepo
+        + PurgeRepo
+        + MigrationRepo
+        + Keys
+        + Sync
+        + 'static
 {
 }
 
@@ -55,7 +66,11 @@ contract!(
     an_email_change_moves_the_reservation,
     an_email_change_to_a_taken_email_changes_nothing,
     updating_a_missing_user_reports_not_found,
-    deleting_a_user_removes_everything_it_owns,
+    deleting_a_user_is_immediate_and_leaves_its_purge_pending,
+    a_purge_removes_everything_the_user_owned_page_by_page,
+    a_purge_never_touches_a_user_that_exists,
+    purge_progress_is_noted_until_the_purge_is_finished,
+    pending_purges_are_listed_page_by_page,
     users_are_listed_in_creation_order_page_by_page,
     an_item_needs_an_existing_owner,
     a_taken_record_id_is_an_error_and_overwrites_nothing,
@@ -213,27 +228,115 @@ async fn updating_a_missing_user_reports_not_found<S: Store>(s: Arc<S>) {
     assert_eq!(s.update_user(Uuid::now_v7(), &changes, now()).await.unwrap(), UpdateUser::NotFound);
 }
 
-async fn deleting_a_user_removes_everything_it_owns<S: Store>(s: Arc<S>) {
-    let (u, other) = (created_user(s.as_ref()).await, created_user(s.as_ref()).await);
+async fn deleting_a_user_is_immediate_and_leaves_its_purge_pending<S: Store>(s: Arc<S>) {
+    let u = created_user(s.as_ref()).await;
     let mine = item(u.id, "mine");
-    let theirs = item(other.id, "theirs");
     assert!(s.create_item(&mine).await.unwrap());
-    assert!(s.create_item(&theirs).await.unwrap());
     let token = refresh(u.id, Uuid::new_v4(), Duration::days(7));
     s.create_family(&token).await.unwrap();
 
-    assert!(s.delete_user(u.id).await.unwrap());
+    let at = now();
+    assert!(s.delete_user(u.id, at).await.unwrap());
     assert_eq!(s.get_user(u.id).await.unwrap(), None);
     assert_eq!(s.find_user_by_email(&u.email.key()).await.unwrap(), None);
-    assert_eq!(s.get_item(u.id, mine.id).await.unwrap(), None);
-    assert_eq!(s.find_item_owner(mine.id).await.unwrap(), None, "no pointer left behind");
-    assert_eq!(s.list_items(u.id, 10, None).await.unwrap().records, vec![]);
-    assert_eq!(s.get_refresh(u.id, &token.token_hash).await.unwrap(), None, "refresh tokens are gone");
     let next = refresh(u.id, token.family_id, Duration::days(7));
-    assert_ne!(s.rotate_refresh(&token, &next, now()).await.unwrap(), Rotation::Rotated);
-    assert_eq!(s.get_item(other.id, theirs.id).await.unwrap(), Some(theirs), "others keep theirs");
-    assert!(!s.delete_user(u.id).await.unwrap(), "a second delete finds nothing");
+    assert_ne!(s.rotate_refresh(&token, &next, now()).await.unwrap(), Rotation::Rotated, "sessions end");
+    assert!(!s.create_item(&item(u.id, "late")).await.unwrap(), "nothing is added to a deleted user");
+    let purge = s.get_purge(u.id).await.unwrap().expect("a pending purge");
+    assert_eq!(purge, PurgeRecord { user_id: u.id, requested_at: at, updated_at: at, deleted: 0 });
+    assert!(!s.delete_user(u.id, now()).await.unwrap(), "a second delete finds nothing");
     assert_eq!(s.create_user(&user(u.email.as_str())).await.unwrap(), CreateUser::Created, "email released");
+}
+
+async fn a_purge_removes_everything_the_user_owned_page_by_page<S: Store>(s: Arc<S>) {
+    let (u, other) = (created_user(s.as_ref()).await, created_user(s.as_ref()).await);
+    let mine: Vec<_> = (0..5).map(|n| item(u.id, &format!("mine {n}"))).collect();
+    for record in &mine {
+        assert!(s.create_item(record).await.unwrap());
+    }
+    let theirs = item(other.id, "theirs");
+    assert!(s.create_item(&theirs).await.unwrap());
+    let token = refresh(u.id, Uuid::new_v4(), Duration::days(7));
+    s.create_family(&token).await.unwrap();
+    s.remember_address(u.id, "203.0.113.9", now() + Duration::days(30)).await.unwrap();
+    assert!(s.delete_user(u.id, now()).await.unwrap());
+
+    // 5 items, the family, its refresh token and the address: 8 records, 3 at a time.
+    let mut pages = Vec::new();
+    loop {
+        match s.purge_page(u.id, 3).await.unwrap() {
+            PurgePage::Deleted(n) => pages.push(n),
+            PurgePage::Empty => break,
+            PurgePage::UserExists => panic!("the user was deleted"),
+        }
+    }
+    assert_eq!(pages, [3, 3, 2]);
+    for record in &mine {
+        assert_eq!(s.get_item(u.id, record.id).await.unwrap(), None);
+        assert_eq!(s.find_item_owner(record.id).await.unwrap(), None, "no pointer left behind");
+    }
+    assert_eq!(s.get_refresh(u.id, &token.token_hash).await.unwrap(), None, "refresh tokens are gone");
+    let keys = s.all_keys().await;
+    let id = u.id.to_string();
+    let left: Vec<_> = keys.iter().filter(|(pk, sk)| pk.contains(&id) || sk.contains(&id)).collect();
+    assert_eq!(left, [&("PURGES".to_owned(), format!("USER#{}", u.id))], "only the purge record");
+    assert_eq!(s.get_item(other.id, theirs.id).await.unwrap(), Some(theirs), "others keep theirs");
+    assert_eq!(s.purge_page(u.id, 3).await.unwrap(), PurgePage::Empty, "a finished purge is a no-op");
+}
+
+async fn a_purge_never_touches_a_user_that_exists<S: Store>(s: Arc<S>) {
+    let u = created_user(s.as_ref()).await;
+    let mine = item(u.id, "mine");
+    assert!(s.create_item(&mine).await.unwrap());
+    assert_eq!(s.purge_page(u.id, 100).await.unwrap(), PurgePage::UserExists);
+    assert_eq!(s.get_item(u.id, mine.id).await.unwrap(), Some(mine));
+    assert_eq!(s.get_user(u.id).await.unwrap(), Some(u));
+}
+
+async fn purge_progress_is_noted_until_the_purge_is_finished<S: Store>(s: Arc<S>) {
+    let u = created_user(s.as_ref()).await;
+    let at = now();
+    assert!(s.delete_user(u.id, at).await.unwrap());
+    let later = at + Duration::seconds(5);
+    s.note_purge_progress(u.id, 100, later).await.unwrap();
+    s.note_purge_progress(u.id, 40, later + Duration::seconds(1)).await.unwrap();
+    let purge = s.get_purge(u.id).await.unwrap().unwrap();
+    assert_eq!(
+        (purge.deleted, purge.updated_at, purge.requested_at),
+        (140, later + Duration::seconds(1), at)
+    );
+    s.finish_purge(u.id).await.unwrap();
+    assert_eq!(s.get_purge(u.id).await.unwrap(), None);
+    s.note_purge_progress(u.id, 1, later).await.unwrap();
+    assert_eq!(s.get_purge(u.id).await.unwrap(), None, "a late note does not bring a finished purge back");
+    s.finish_purge(u.id).await.unwrap();
+}
+
+async fn pending_purges_are_listed_page_by_page<S: Store>(s: Arc<S>) {
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let u = created_user(s.as_ref()).await;
+        assert!(s.delete_user(u.id, now()).await.unwrap());
+        ids.push(u.id);
+    }
+    ids.sort();
+    let mut listed = Vec::new();
+    let mut after = None;
+    loop {
+        let page = s.pending_purges(2, after).await.unwrap();
+        assert!(page.records.len() <= 2);
+        listed.extend(page.records.iter().map(|p| p.user_id));
+        if !page.more {
+            break;
+        }
+        after = listed.last().copied();
+    }
+    assert_eq!(listed, ids);
+    s.finish_purge(ids[2]).await.unwrap();
+    let all = s.pending_purges(10, None).await.unwrap();
+    assert_eq!(all.records.len(), 4);
+    assert!(!all.more);
+    assert_eq!(s.pending_purges(10, Some(ids[4])).await.unwrap().records, vec![]);
 }
 
 async fn users_are_listed_in_creation_order_page_by_page<S: Store>(s: Arc<S>) {
@@ -473,9 +576,11 @@ async fn a_login_address_is_remembered_until_it_expires_and_goes_with_its_user<S
     let nobody = Uuid::now_v7();
     s.remember_address(nobody, "203.0.113.9", at + Duration::days(30)).await.unwrap();
     assert!(!s.knows_address(nobody, "203.0.113.9", at).await.unwrap(), "nothing under a missing user");
-    assert!(s.delete_user(u.id).await.unwrap());
+    assert!(s.delete_user(u.id, now()).await.unwrap());
+    while s.purge_page(u.id, 10).await.unwrap() != PurgePage::Empty {}
     let keys = s.all_keys().await;
-    assert!(!keys.iter().any(|(pk, _)| pk.contains(&u.id.to_string())), "gone with the user: {keys:?}");
+    let left = keys.iter().filter(|(pk, _)| pk.contains(&u.id.to_string())).count();
+    assert_eq!(left, 0, "gone with the user: {keys:?}");
 }
 
 async fn revoking_a_users_tokens_ends_every_family<S: Store>(s: Arc<S>) {

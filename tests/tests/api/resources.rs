@@ -158,6 +158,7 @@ async fn every_resource_of_the_document_keeps_the_resource_contract() {
         // Gone with its owner: nothing of the owner's is left in the store.
         let newer_path = format!("{}/{}", r.collection, newer["id"].as_str().unwrap());
         assert_eq!(app.delete("/v1/users/me", &owner.access).await.status, StatusCode::NO_CONTENT);
+        app.purge_now().await;
         assert_eq!(app.get(&newer_path, &admin.access).await.status, StatusCode::NOT_FOUND, "{what}");
         let left: Vec<(String, String)> = store
             .keys()

@@ -176,6 +176,7 @@ trait Store:
     + shared::repo::ResourceStore
     + shared::repo::TokenRepo
     + shared::repo::ThrottleRepo
+    + shared::repo::PurgeRepo
     + Keys
     + Sync
     + 'static
@@ -186,6 +187,7 @@ impl<T> Store for T where
         + shared::repo::ResourceStore
         + shared::repo::TokenRepo
         + shared::repo::ThrottleRepo
+        + shared::repo::PurgeRepo
         + Keys
         + Sync
         + 'static

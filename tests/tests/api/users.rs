@@ -313,6 +313,7 @@ async fn deleting_an_account_removes_the_user_its_items_and_its_tokens() {
     let item = app.item(&user.access, "to be deleted").await;
     let deleted = app.delete("/v1/users/me", &user.access).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.purge_now().await.done, 1, "the worker purges what the user owned");
     assert_eq!(
         app.get(&format!("/v1/items/{}", item["id"].as_str().unwrap()), &admin.access).await.status,
         StatusCode::NOT_FOUND
@@ -527,6 +528,7 @@ async fn an_admin_delete_cascades_like_a_self_delete() {
     let item = app.item(&user.access, "owned").await;
     let deleted = app.delete(&format!("/v1/users/{}", user.id), &admin.access).await;
     assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.purge_now().await.done, 1, "the worker purges what the user owned");
     assert_eq!(
         app.get(&format!("/v1/items/{}", item["id"].as_str().unwrap()), &admin.access).await.status,
         StatusCode::NOT_FOUND

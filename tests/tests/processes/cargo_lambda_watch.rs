@@ -1,6 +1,7 @@
 //! `cargo lambda watch`: the functions as Lambda runs them (lambda_http behind cargo-lambda's
 //! emulation of the Lambda runtime API and function URLs), on DynamoDB Local, one route of each
-//! function called through `http://127.0.0.1:<port>/lambda-url/<function>/<path>`.
+//! function called through `http://127.0.0.1:<port>/lambda-url/<function>/<path>`, and the
+//! stream worker invoked through the Lambda invoke API by `admin worker`.
 //!
 //! cargo-lambda comes from PyPI; `./scripts/test` installs it into `.tools/venv`. Set
 //! `CARGO_LAMBDA` to use another one.
@@ -103,6 +104,42 @@ async fn cargo_lambda_watch_serves_every_function() {
     let document = call(&format!("{base}/docs/openapi.json"), Method::GET, &[], "").await;
     assert_eq!(document.status, StatusCode::OK);
     assert_eq!(document.json()["openapi"], "3.1.0");
+
+    // worker: the account deleted through users, its records purged by the worker function,
+    // which `admin worker` invokes with DynamoDB Local's stream records as Lambda would.
+    let user_id = signup.json()["id"].as_str().unwrap().to_owned();
+    let deleted = call(&format!("{base}/users/v1/users/me"), Method::DELETE, &headers[1..], "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    let invoke = format!("http://127.0.0.1:{port}/2015-03-31/functions/worker/invocations");
+    let mut poller = Command::new(api_tests::process::build_server().join("admin"));
+    for name in HOST_VARIABLES {
+        poller.env_remove(name);
+    }
+    poller
+        .env("DYNAMODB_ENDPOINT", config.dynamodb_endpoint.clone().unwrap())
+        .env("TABLE_NAME", &config.table_name)
+        .args(["worker", "--invoke-url", &invoke]);
+    let poller = Running::spawn(poller);
+    let store = shared::repo::dynamo::DynamoStore::new(
+        api_tests::dynamo::client(&config).await,
+        config.table_name.clone(),
+    );
+    // The first invocation waits while cargo compiles the worker.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let keys = store.scan_keys().await.unwrap();
+        if !keys.iter().any(|(pk, sk)| pk.contains(&user_id) || sk.contains(&user_id)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not purged: {keys:?}\n{}\n{}",
+            poller.output().join("\n"),
+            watch.output().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(poller);
 
     let output = watch.stop();
     // The functions' own JSON access-log lines, as Lambda would receive them.

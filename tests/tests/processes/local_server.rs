@@ -377,3 +377,109 @@ async fn the_admin_command_migrates_and_makes_superusers_on_a_table() {
     let ops = login(&server.url, "ops@example.com", "ops password 1").await;
     assert_eq!(ops.status, StatusCode::OK);
 }
+
+/// Polls `done` every 200 ms until it holds; fails after `seconds` (a generous bound on a
+/// background task, not a timing claim).
+async fn eventually<F: std::future::Future<Output = bool>>(
+    seconds: u64,
+    what: &str,
+    mut done: impl FnMut() -> F,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while !done().await {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within {seconds} s");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Signs up a user with two items and deletes the account; returns its id and an item's path.
+async fn delete_an_account_with_items(url: &str) -> (Uuid, String) {
+    let email = format!("gone-{}@example.com", Uuid::new_v4().simple());
+    let created = signup(url, &email).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id: Uuid = created.json()["id"].as_str().unwrap().parse().unwrap();
+    let token = login(url, &email, PASSWORD).await.json();
+    let bearer = format!("Bearer {}", token["access_token"].as_str().unwrap());
+    let auth = [JSON, ("authorization", bearer.as_str())];
+    let mut path = String::new();
+    for title in ["one", "two"] {
+        let item =
+            http(Method::POST, &format!("{url}/v1/items"), &auth, json!({"title": title}).to_string()).await;
+        assert_eq!(item.status, StatusCode::CREATED);
+        path = item.header("location").unwrap().to_owned();
+    }
+    let deleted = http(Method::DELETE, &format!("{url}/v1/users/me"), &auth[1..], "").await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    (id, path)
+}
+
+#[tokio::test]
+async fn the_local_server_runs_the_worker_that_purges_deleted_accounts_in_memory() {
+    let env = [("FIRST_SUPERUSER_EMAIL", "root@example.com"), ("FIRST_SUPERUSER_PASSWORD", PASSWORD)];
+    let server = LocalServer::start(&["--port", "0"], &env).await;
+    assert!(server.process.output().join("\n").contains("worker:     in this process"));
+    let admin = login(&server.url, "root@example.com", PASSWORD).await.json();
+    let bearer = format!("Bearer {}", admin["access_token"].as_str().unwrap());
+    let (_, item) = delete_an_account_with_items(&server.url).await;
+    let url = format!("{}{item}", server.url);
+    // The item is gone once the worker has purged it (a superuser reads any item by id).
+    eventually(30, "the deleted user's item purged", || async {
+        http(Method::GET, &url, &[("authorization", bearer.as_str())], "").await.status
+            == StatusCode::NOT_FOUND
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_dynamodb_local_the_local_servers_worker_reads_the_tables_stream() {
+    let endpoint = api_tests::dynamo::endpoint();
+    let table = format!("stream-{}", Uuid::new_v4().simple());
+    let env = [("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())];
+    let server = LocalServer::start(&["--port", "0", "--create-table"], &env).await;
+    let mut config = api_tests::config();
+    config.table_name = table;
+    config.dynamodb_endpoint = Some(endpoint);
+    let store =
+        shared::repo::dynamo::DynamoStore::new(api_tests::dynamo::client(&config).await, config.table_name);
+    let (id, _) = delete_an_account_with_items(&server.url).await;
+    let id = id.to_string();
+    eventually(60, "every record of the deleted user purged, the purge record too", || async {
+        let keys = store.scan_keys().await.unwrap();
+        !keys.iter().any(|(pk, sk)| pk.contains(&id) || sk.contains(&id))
+    })
+    .await;
+    // The stream, not the sweep: the first sweep ran at start, the next is a minute away.
+    let output = server.process.output().join("\n");
+    assert!(!output.contains("the local worker stopped"), "{output}");
+}
+
+#[tokio::test]
+async fn admin_purge_lists_and_runs_pending_purges() {
+    let endpoint = api_tests::dynamo::endpoint();
+    let table = format!("purge-{}", Uuid::new_v4().simple());
+    let env = [("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())];
+    let (ok, out) = run("admin", &["--create-table", "purge", "--status"], &env, None);
+    assert!(ok && !out.contains("pending:"), "{out}");
+    let mut config = api_tests::config();
+    config.table_name = table.clone();
+    config.dynamodb_endpoint = Some(endpoint.clone());
+    let store = std::sync::Arc::new(shared::repo::dynamo::DynamoStore::new(
+        api_tests::dynamo::client(&config).await,
+        config.table_name.clone(),
+    ));
+    let app = api_tests::TestApp::from_state(
+        shared::AppState::new(config, shared::repo::Repos::from_store(store.clone()))
+            .with_hasher(api_tests::fast_hasher()),
+    );
+    let user = app.user().await;
+    app.item(&user.access, "left behind").await;
+    assert_eq!(app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    let (ok, out) = run("admin", &["purge", "--status"], &env, None);
+    assert!(ok && out.contains(&format!("pending: user {}", user.id)), "{out}");
+    assert!(!out.contains("purged"), "--status only lists: {out}");
+    let (ok, out) = run("admin", &["purge"], &env, None);
+    assert!(ok && out.contains("purged 1 of 1 pending, 4 records deleted"), "{out}");
+    let id = user.id.to_string();
+    let keys = store.scan_keys().await.unwrap();
+    assert!(!keys.iter().any(|(pk, sk)| pk.contains(&id) || sk.contains(&id)), "{keys:?}");
+}

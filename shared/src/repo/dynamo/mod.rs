@@ -5,12 +5,12 @@
 //! By concern: the plumbing ([`retry`] classifies errors and decides what may be resent,
 //! [`transact`] runs transactions whose failures name the action that failed, [`paging`] reads
 //! and deletes whole partitions, [`attrs`] maps attributes, [`table`] creates the table for local
-//! runs), then one file per entity, and [`cascade`], which deletes what a user owns.
+//! runs), then one file per entity, and [`purge`], which deletes what a deleted user owned.
 
 mod attrs;
-mod cascade;
 mod migrations;
 mod paging;
+mod purge;
 mod resources;
 mod retry;
 pub mod table;

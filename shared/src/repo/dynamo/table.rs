@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
 use crate::repo::keys::{INDEXES, TABLE_KEYS, TTL};
@@ -30,9 +30,19 @@ fn key_type(kind: &str) -> KeyType {
     if kind == "HASH" { KeyType::Hash } else { KeyType::Range }
 }
 
-/// Creates the table (on-demand, with its index and TTL), as `template.yaml` declares it.
+/// Creates the table (on-demand, with its index, its stream of keys and TTL), as
+/// `template.yaml` declares it.
 pub async fn create_table(client: &Client, name: &str) -> RepoResult<()> {
-    let mut request = client.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest);
+    let stream = StreamSpecification::builder()
+        .stream_enabled(true)
+        .stream_view_type(StreamViewType::KeysOnly)
+        .build()
+        .map_err(|e| RepoError::Internal(e.to_string()))?;
+    let mut request = client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .stream_specification(stream);
     for (attribute, kind) in TABLE_KEYS {
         request = request
             .attribute_definitions(string_attribute(attribute)?)

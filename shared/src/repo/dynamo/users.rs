@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_bool, get_opt_n, get_opt_s, get_s, get_time, get_uuid, key, n, s, time};
+use super::purge::purge_item;
 use super::retry::{ATTEMPTS, build_error, sdk_error};
 use super::transact::Transaction;
 use crate::domain::{Email, Patch};
@@ -88,6 +89,7 @@ enum Step {
     /// That no account holds the address under a key of before v1.1 (`Email::legacy_keys`).
     LegacyReservation,
     OldReservation,
+    Purge,
 }
 
 impl DynamoStore {
@@ -286,12 +288,11 @@ impl UserRepo for DynamoStore {
         self.get_user(id).await?.map(UpdateUser::Updated).map_or(Ok(UpdateUser::NotFound), Ok)
     }
 
-    async fn delete_user(&self, id: Uuid) -> RepoResult<bool> {
-        // What the user owns first, then the user and its reservation in one transaction, then
-        // one more sweep for anything created meanwhile (creating an owned record is conditional
-        // on the user, so nothing can be added after the transaction). Retrying after a failure
-        // completes it.
-        self.delete_owned(id).await?;
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> RepoResult<bool> {
+        // The user and its reservation go, and the purge of the rest is recorded, in one
+        // transaction: from then on nothing can be added to the partition (writes there are
+        // conditional on the user), and the worker deletes what is in it. The time this takes
+        // does not depend on what the user owns.
         for _ in 0..ATTEMPTS {
             let Some(user) = self.get_user(id).await? else {
                 return Ok(false);
@@ -307,9 +308,9 @@ impl UserRepo for DynamoStore {
                 .map_err(build_error)?;
             let transaction = Transaction::new(self)
                 .delete(Step::User, delete_user)
-                .delete(Step::OldReservation, self.release_email(&user.email.key(), id)?);
+                .delete(Step::OldReservation, self.release_email(&user.email.key(), id)?)
+                .put(Step::Purge, purge_item(id, now), None)?;
             if self.commit(transaction).await?.is_ok() {
-                self.delete_owned(id).await?;
                 return Ok(true);
             }
             // The user changed its email (or was deleted) since we read it: read it again.

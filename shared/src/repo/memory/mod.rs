@@ -1,15 +1,15 @@
 //! The in-memory store: for fast in-process tests and the zero-setup local server. It keeps its
 //! records in one ordered map under the very keys the DynamoDB store uses ([`super::keys`]), so
 //! the two lay records out alike: a user's records are a range of the map as they are a
-//! partition of the table, and the delete cascade walks the same list of owned kinds. One mutex
+//! partition of the table, and a purge deletes the same records. One mutex
 //! guards all of it, so every multi-record write is atomic as its DynamoDB transaction is. It
 //! passes the same contract tests as [`super::dynamo::DynamoStore`].
 //!
 //! Laid out as the DynamoDB store is: this file's map, then one file per entity, and
-//! [`cascade`].
+//! [`purge`].
 
-mod cascade;
 mod migrations;
+mod purge;
 mod resources;
 mod throttle;
 mod tokens;
@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::resources::Fields;
-use super::{AttemptWindow, MigrationRecord, RefreshRecord, UserRecord};
+use super::{AttemptWindow, MigrationRecord, PurgeRecord, RefreshRecord, UserRecord};
 
 /// A record's key: (partition key, sort key), as in the table.
 type Key = (String, String);
@@ -53,6 +53,7 @@ enum Entry {
         holder: Uuid,
         until: DateTime<Utc>,
     },
+    Purge(PurgeRecord),
 }
 
 #[derive(Debug, Default)]
@@ -96,6 +97,8 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    /// Notified at each write of a purge record: what the table's stream is to the worker.
+    purge_written: tokio::sync::Notify,
 }
 
 impl MemoryStore {
@@ -107,6 +110,13 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-applied write: every method
         // checks all conditions before it mutates anything.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits until a purge record is written (a user deleted, or a purge's progress noted)
+    /// since the last wait returned: the local worker's trigger, as the table's stream is the
+    /// `worker` function's.
+    pub async fn purge_written(&self) {
+        self.purge_written.notified().await;
     }
 
     /// The key of every record held, in order: what a Scan of the table would list. For tests

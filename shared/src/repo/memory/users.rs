@@ -97,15 +97,18 @@ impl UserRepo for MemoryStore {
         Ok(UpdateUser::Updated(user))
     }
 
-    async fn delete_user(&self, id: Uuid) -> RepoResult<bool> {
-        let mut s = self.lock();
-        let Some(user) = s.user(id).cloned() else {
-            return Ok(false);
-        };
-        s.delete_owned(id);
-        s.records.remove(&key(user_pk(id), USER_SK));
-        s.records.remove(&key(email_pk(&user.email.key()), EMAIL_SK));
-        s.users.remove(&id);
+    async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> RepoResult<bool> {
+        {
+            let mut s = self.lock();
+            let Some(user) = s.user(id).cloned() else {
+                return Ok(false);
+            };
+            s.records.remove(&key(user_pk(id), USER_SK));
+            s.records.remove(&key(email_pk(&user.email.key()), EMAIL_SK));
+            s.users.remove(&id);
+            s.record_purge(id, now);
+        }
+        self.purge_written.notify_one();
         Ok(true)
     }
 

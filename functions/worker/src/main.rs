@@ -1,0 +1,29 @@
+//! The `worker` Lambda: the handler of `lib.rs` on lambda_runtime, for the table's stream and
+//! the scheduled sweep.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+
+// One thread, as every function: see `shared::run_lambda`.
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    shared::telemetry::init();
+    // The worker checks and issues no token: without JWT_SECRET (it is given none) a random
+    // one stands in for the state's unused token keys.
+    let config = match shared::Config::from_env_or_random_secret() {
+        Ok((config, _)) => config,
+        Err(e) => {
+            tracing::error!("configuration error: {e}");
+            std::process::exit(1);
+        }
+    };
+    let state = shared::AppState::dynamodb(config).await;
+    let worker = worker::Worker::new(&state);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<worker::Event>| {
+        let worker = worker.clone();
+        async move {
+            let deadline = worker::deadline_of(event.context.deadline);
+            worker.handle(event.payload, deadline).await.map_err(lambda_runtime::Error::from)
+        }
+    }))
+    .await
+}
