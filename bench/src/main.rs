@@ -12,12 +12,14 @@
 //!   GET's p99 alone and while logins are hashing;
 //!
 //! and writes the results between the markers of `BENCHMARKS.md`. `bench run --quick` is the
-//! short iteration the test command runs.
+//! short iteration the test command runs. `bench purge` measures deleting an account
+//! (`purge.rs`), and `scripts/bench` runs it after `bench run`.
 
 #![allow(clippy::print_stdout)]
 
 mod lambda;
 mod load;
+mod purge;
 mod report;
 mod runtime_api;
 
@@ -46,6 +48,15 @@ struct Cli {
 enum Cmd {
     /// Measure everything and write the results into --out.
     Run(RunArgs),
+    /// Delete accounts of 300 and 20,000 items on DynamoDB Local and let the worker purge them;
+    /// write the times into --out (its purge markers).
+    Purge {
+        /// Small accounts: the test command's check that it works.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// A function's router on Lambda over an in-memory store with a user and an item (written to
     /// --fixtures): the in-memory rows of the warm latency.
     ServeFunction {
@@ -108,6 +119,7 @@ fn main() {
         match cli.command {
             Cmd::Run(args) => run(args).await,
             Cmd::ServeFunction { name, fixtures } => serve_function(&name, &fixtures).await,
+            Cmd::Purge { quick, out } => purge::run(quick, &out).await,
         }
     });
     if let Err(e) = result {

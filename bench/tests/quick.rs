@@ -63,3 +63,28 @@ fn one_short_iteration_of_every_measurement_runs_and_is_reported() {
     }
     assert!(report.starts_with("# Benchmarks"), "{report}");
 }
+
+#[test]
+fn the_purge_measurement_runs_and_is_reported() {
+    let workspace = api_tests::process::workspace();
+    let out = workspace.join("target/bench-purge-quick.md");
+    std::fs::write(&out, "# Benchmarks\n\nbefore\n\n<!-- purge:begin (written by `bench purge`; edits inside are overwritten) -->\nold\n<!-- purge:end -->\n\nafter\n").expect("write");
+    let ran = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["purge", "--quick", "--out"])
+        .arg(&out)
+        .current_dir(&workspace)
+        .output()
+        .expect("run the bench");
+    assert!(
+        ran.status.success(),
+        "bench purge --quick: {}\n{}\n{}",
+        ran.status,
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report");
+    assert!(report.contains("| `DELETE /v1/users/me`, median |"), "{report}");
+    assert!(report.contains("| 150 | 1 |"), "{report}");
+    assert!(report.starts_with("# Benchmarks\n\nbefore\n") && report.ends_with("\n\nafter\n"), "{report}");
+    assert!(!report.contains("old"), "{report}");
+}
