@@ -12,14 +12,46 @@ use uuid::Uuid;
 /// Attribute names of the table's keys, its index and its TTL.
 pub const PK: &str = "PK";
 pub const SK: &str = "SK";
+/// The users listing's index of before (projection ALL, one partition for every user): still
+/// written and read until the migration `0003_users_index` has filled [`GSI2`]; a later release
+/// drops it (`docs/table-design.md`, "Rolling out the users index").
 pub const GSI1: &str = "GSI1";
 pub const GSI1_PK: &str = "GSI1PK";
 pub const GSI1_SK: &str = "GSI1SK";
+/// The users listing's index: keys only (no attribute of a user is copied into it), its
+/// partition key sharded over [`USERS_SHARDS`] partitions.
+pub const GSI2: &str = "GSI2";
+pub const GSI2_PK: &str = "GSI2PK";
+pub const GSI2_SK: &str = "GSI2SK";
 pub const TTL: &str = "ttl";
 
-/// The key schema as (attribute, HASH|RANGE) pairs: the table's, then each index's by name.
-pub const TABLE_KEYS: [(&str, &str); 2] = [(PK, "HASH"), (SK, "RANGE")];
-pub const INDEXES: [(&str, [(&str, &str); 2]); 1] = [(GSI1, [(GSI1_PK, "HASH"), (GSI1_SK, "RANGE")])];
+/// An index's projection: every attribute, or the keys alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Projection {
+    All,
+    KeysOnly,
+}
+
+impl Projection {
+    /// As CloudFormation and DynamoDB name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::All => "ALL",
+            Self::KeysOnly => "KEYS_ONLY",
+        }
+    }
+}
+
+/// A key schema: (attribute, HASH|RANGE) pairs.
+pub type KeySchema = [(&'static str, &'static str); 2];
+
+/// The key schema as (attribute, HASH|RANGE) pairs: the table's, then each index's by name, with
+/// its projection.
+pub const TABLE_KEYS: KeySchema = [(PK, "HASH"), (SK, "RANGE")];
+pub const INDEXES: [(&str, KeySchema, Projection); 2] = [
+    (GSI1, [(GSI1_PK, "HASH"), (GSI1_SK, "RANGE")], Projection::All),
+    (GSI2, [(GSI2_PK, "HASH"), (GSI2_SK, "RANGE")], Projection::KeysOnly),
+];
 
 /// The `type` attribute of each kind of record that is not a user's own (those are
 /// [`OwnedKind::name`]).
@@ -37,6 +69,23 @@ pub fn user_pk(id: Uuid) -> String {
 pub const USER_SK: &str = "USER";
 /// Every user is also in `GSI1` under this partition, sorted by id (= creation time).
 pub const USERS_INDEX_PK: &str = "USERS";
+
+/// The partitions of the users listing in [`GSI2`]: user writes spread over this many index
+/// partitions instead of one, and a page of the listing merges them by id.
+pub const USERS_SHARDS: u8 = 8;
+
+/// A user's partition in [`GSI2`]: `USERS#<0..USERS_SHARDS>`, from the random bits of its id.
+pub fn users_shard_pk(id: Uuid) -> String {
+    users_shard(u8::try_from(id.as_u128() % u128::from(USERS_SHARDS)).unwrap_or(0))
+}
+
+/// The `GSI2` partition of shard `n`.
+pub fn users_shard(n: u8) -> String {
+    format!("USERS#{n}")
+}
+
+/// The migration that fills [`GSI2`]: until it is applied the listing reads [`GSI1`].
+pub const USERS_INDEX_MIGRATION: &str = "0003_users_index";
 
 /// An email reservation: the uniqueness of an address (`email_key`) across users.
 pub fn email_pk(email_key: &str) -> String {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
-use super::keys::{GSI1_PK, GSI1_SK, OWNED, OwnedKind, PK, SK, TTL};
+use super::keys::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, OWNED, OwnedKind, PK, SK, TTL};
 use super::{Conditional, Listing, RepoError, RepoResult};
 use crate::deps::rfc3339;
 
@@ -53,7 +53,7 @@ pub struct Record<R> {
 pub const ENVELOPE: [&str; 5] = ["id", "owner_id", "version", "created_at", "updated_at"];
 /// Attributes of the table itself (keys, index keys, TTL, the record's kind): no resource's field
 /// may be named so, or DynamoDB would read it as one of them (a `ttl` expires the record).
-pub const RESERVED: [&str; 6] = [PK, SK, GSI1_PK, GSI1_SK, TTL, "type"];
+pub const RESERVED: [&str; 8] = [PK, SK, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, TTL, "type"];
 pub const VERSION: &str = "version";
 pub const UPDATED_AT: &str = "updated_at";
 
@@ -314,8 +314,20 @@ mod tests {
         let fine = owned_by(owner, Loose(fields(json!({ "title": "x" }))));
         assert_eq!(repo.create(&fine).await, Ok(true), "an ordinary field is stored");
         let stored = store.keys();
-        for name in ["type", "ttl", "PK", "SK", "GSI1PK", "GSI1SK", "id", "owner_id", "version", "created_at"]
-        {
+        for name in [
+            "type",
+            "ttl",
+            "PK",
+            "SK",
+            "GSI1PK",
+            "GSI1SK",
+            "GSI2PK",
+            "GSI2SK",
+            "id",
+            "owner_id",
+            "version",
+            "created_at",
+        ] {
             let result = repo.create(&owned_by(owner, Loose(fields(json!({ name: "x" }))))).await;
             let refused = matches!(&result, Err(RepoError::Internal(e)) if e.contains("keeps for itself"));
             assert!(refused, "{name}: {result:?}");

@@ -81,4 +81,8 @@ pub trait UserRepo: Send + Sync + std::fmt::Debug {
     async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> RepoResult<bool>;
     /// Users in creation order, after `after`.
     async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>>;
+    /// Puts a user written before the users index existed into it (the migration
+    /// `0003_users_index`); a user that is gone is left so. A store whose listing needs no index
+    /// has nothing to do.
+    async fn index_user(&self, id: Uuid) -> RepoResult<()>;
 }

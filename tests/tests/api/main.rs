@@ -28,6 +28,8 @@ mod table_design;
 mod template;
 mod throttle;
 mod users;
+#[cfg(feature = "dynamodb")]
+mod users_index;
 mod web;
 
 #[cfg(feature = "dynamodb")]

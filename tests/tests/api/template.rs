@@ -39,11 +39,15 @@ fn the_table_in_the_template_is_the_one_the_code_creates() {
     assert_eq!(keys(&table["KeySchema"]), owned(&TABLE_KEYS));
     let indexes = table["GlobalSecondaryIndexes"].as_sequence().expect("indexes");
     assert_eq!(indexes.len(), INDEXES.len());
-    for (index, (name, schema)) in indexes.iter().zip(INDEXES) {
+    for (index, (name, schema, projection)) in indexes.iter().zip(INDEXES) {
         assert_eq!(index["IndexName"], name);
         assert_eq!(keys(&index["KeySchema"]), owned(&schema));
-        assert_eq!(index["Projection"]["ProjectionType"], "ALL");
+        assert_eq!(index["Projection"]["ProjectionType"], projection.as_str());
     }
+    // The users listing's index copies no attribute of a user (a password hash least of all).
+    let users_index = indexes.iter().find(|i| i["IndexName"] == shared::repo::keys::GSI2).unwrap();
+    assert_eq!(users_index["Projection"]["ProjectionType"], "KEYS_ONLY");
+    assert!(users_index["Projection"]["NonKeyAttributes"].is_null());
     assert_eq!(table["TimeToLiveSpecification"]["AttributeName"], TTL);
     assert_eq!(table["TimeToLiveSpecification"]["Enabled"], true);
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);

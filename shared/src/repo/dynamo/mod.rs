@@ -17,6 +17,7 @@ pub mod table;
 mod throttle;
 mod tokens;
 mod transact;
+mod user_listing;
 mod users;
 
 use std::time::Duration as StdDuration;
@@ -36,6 +37,9 @@ pub const WARM_UP_TIMEOUT: StdDuration = StdDuration::from_secs(1);
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// Whether the users index (`GSI2`) has been filled (`keys::USERS_INDEX_MIGRATION`
+    /// applied): once seen, for the life of the process.
+    users_index_ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The table only: the client's own `Debug` prints its whole configuration, and linking it into
@@ -48,7 +52,7 @@ impl std::fmt::Debug for DynamoStore {
 
 impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), users_index_ready: Default::default() }
     }
 
     pub fn client(&self) -> &Client {

@@ -7,7 +7,7 @@ use aws_sdk_dynamodb::types::{
     ProjectionType, ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 
-use crate::repo::keys::{INDEXES, TABLE_KEYS, TTL};
+use crate::repo::keys::{self, INDEXES, TABLE_KEYS, TTL};
 use crate::repo::{RepoError, RepoResult};
 
 fn key(name: &str, kind: KeyType) -> RepoResult<KeySchemaElement> {
@@ -48,10 +48,14 @@ pub async fn create_table(client: &Client, name: &str) -> RepoResult<()> {
             .attribute_definitions(string_attribute(attribute)?)
             .key_schema(key(attribute, key_type(kind))?);
     }
-    for (index, keys) in INDEXES {
+    for (index, keys, projection) in INDEXES {
+        let projection = match projection {
+            keys::Projection::All => ProjectionType::All,
+            keys::Projection::KeysOnly => ProjectionType::KeysOnly,
+        };
         let mut gsi = GlobalSecondaryIndex::builder()
             .index_name(index)
-            .projection(Projection::builder().projection_type(ProjectionType::All).build());
+            .projection(Projection::builder().projection_type(projection).build());
         for (attribute, kind) in keys {
             request = request.attribute_definitions(string_attribute(attribute)?);
             gsi = gsi.key_schema(key(attribute, key_type(kind))?);

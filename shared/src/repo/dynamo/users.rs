@@ -1,10 +1,12 @@
-//! Users in DynamoDB: the user record in its own partition (and in `GSI1` for the listing), and
+//! Users in DynamoDB: the user record in its own partition (and in `GSI2`, and `GSI1` of
+//! before, for the listing), and
 //! the email reservation that makes an address unique, moved and released in the same
 //! transactions as the user.
 
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -12,12 +14,12 @@ use uuid::Uuid;
 use super::DynamoStore;
 use super::attrs::{Attrs, get_bool, get_opt_n, get_opt_s, get_s, get_time, get_uuid, key, n, s, time};
 use super::purge::purge_item;
-use super::retry::{ATTEMPTS, build_error, sdk_error};
+use super::retry::{ATTEMPTS, Resend, build_error, resend, sdk_error};
 use super::transact::Transaction;
 use crate::domain::{Email, Patch};
 use crate::repo::keys::{
-    EMAIL_SK, EMAIL_TYPE, GSI1, GSI1_PK, GSI1_SK, PK, SK, USER_SK, USER_TYPE, USERS_INDEX_PK, email_pk,
-    user_pk,
+    EMAIL_SK, EMAIL_TYPE, GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, PK, SK, USER_SK, USER_TYPE, USERS_INDEX_PK,
+    email_pk, user_pk, users_shard_pk,
 };
 use crate::repo::{
     CreateUser, Listing, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
@@ -29,6 +31,8 @@ fn user_to_item(u: &UserRecord) -> Attrs {
         (SK.to_owned(), s(USER_SK)),
         (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
         (GSI1_SK.to_owned(), s(u.id.to_string())),
+        (GSI2_PK.to_owned(), s(users_shard_pk(u.id))),
+        (GSI2_SK.to_owned(), s(u.id.to_string())),
         ("type".to_owned(), s(USER_TYPE)),
         ("id".to_owned(), s(u.id.to_string())),
         ("email".to_owned(), s(u.email.as_str())),
@@ -46,7 +50,7 @@ fn user_to_item(u: &UserRecord) -> Attrs {
     item
 }
 
-fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
+pub(super) fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
     Ok(UserRecord {
         id: get_uuid(item, "id")?,
         email: Email::from_stored(get_s(item, "email")?.to_owned(), get_s(item, "email_key")?.to_owned()),
@@ -319,28 +323,37 @@ impl UserRepo for DynamoStore {
     }
 
     async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {
-        let start = after.map(|id| {
-            HashMap::from([
-                (PK.to_owned(), s(user_pk(id))),
-                (SK.to_owned(), s(USER_SK)),
-                (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
-                (GSI1_SK.to_owned(), s(id.to_string())),
-            ])
-        });
-        let out = self
+        if self.users_index_ready().await? {
+            self.list_users_by_shard(limit, after).await
+        } else {
+            self.list_users_of_before(limit, after).await
+        }
+    }
+
+    async fn index_user(&self, id: Uuid) -> RepoResult<()> {
+        let result = self
             .client
-            .query()
+            .update_item()
             .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1_PK)
-            .expression_attribute_values(":pk", s(USERS_INDEX_PK))
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+            .set_key(Some(key(user_pk(id), USER_SK)))
+            .update_expression("SET #gpk = :gpk, #gsk = :gsk")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#gpk", GSI2_PK)
+            .expression_attribute_names("#gsk", GSI2_SK)
+            .expression_attribute_values(":gpk", s(users_shard_pk(id)))
+            .expression_attribute_values(":gsk", s(id.to_string()))
+            .customize()
+            .config_override(resend::<UpdateItemError>(Resend::Idempotent))
             .send()
-            .await
-            .map_err(|e| sdk_error("Query", e))?;
-        let records = out.items().iter().map(user_from_item).collect::<RepoResult<Vec<_>>>()?;
-        Ok(Listing::of(records, limit))
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Deleted meanwhile: nothing to list.
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error("UpdateItem", err)),
+        }
     }
 }

@@ -123,4 +123,9 @@ impl UserRepo for MemoryStore {
             .collect();
         Ok(Listing::of(records, limit))
     }
+
+    async fn index_user(&self, _id: Uuid) -> RepoResult<()> {
+        // The memory store's listing is its ordered set of users: there is no index to fill.
+        Ok(())
+    }
 }
