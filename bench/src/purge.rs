@@ -132,7 +132,7 @@ fn markdown(quick: bool, rows: &[Row]) -> String {
         out.push_str("*A quick run: too short to mean anything.*\n\n");
     }
     out.push_str(
-        "| items of the account | accounts | `DELETE /v1/users/me`, median | purge by the worker, median | \
+        "| items of the account | accounts | `DELETE /v1/users/me`, median | purge, in the worker's runs, median | \
          worker runs | records purged (per account) |\n| ---: | ---: | ---: | ---: | ---: | ---: |\n",
     );
     for row in rows {

@@ -104,6 +104,7 @@ pub async fn run_on_stream(
     // that sweep writes, the stream's).
     shards.discover(&streams, &arn).await?;
     sink.sweep(0).await;
+    tracing::info!(table, "worker reading the table's stream");
     let mut next_sweep = Instant::now() + SWEEP_EVERY;
     let mut next_listing = Instant::now() + Duration::from_secs(5);
     loop {
@@ -184,7 +185,7 @@ fn is_work(record: &Record) -> bool {
     let name = record.event_name().map(|n| n.as_str()).unwrap_or_default();
     let pk = record.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get("PK"));
     worker::TRIGGER_EVENTS.contains(&name)
-        && matches!(pk, Some(AttributeValue::S(pk)) if pk == worker::TRIGGER_PK)
+        && matches!(pk, Some(AttributeValue::S(pk)) if pk.starts_with(worker::TRIGGER_PREFIX))
 }
 
 /// A stream record as Lambda hands it to a function (the stream carries keys only).

@@ -17,7 +17,6 @@ use uuid::Uuid;
 
 use crate::deps::Clock;
 use crate::domain::Email;
-use crate::repo::keys::USERS_INDEX_MIGRATION;
 use crate::repo::{
     MigrationRecord, MigrationRepo, PurgeRepo, RepoError, Repos, ResourceStore, ThrottleRepo, TokenRepo,
     UpdateUser, UserChanges, UserRepo,
@@ -183,49 +182,12 @@ impl Migration for NormalEmails {
     }
 }
 
-/// The users listing's new index (`GSI2`: keys only, sharded): every user written before it
-/// existed is put into it. Until this is recorded as applied, the listing reads `GSI1`, which
-/// every user is in; from then on, `GSI2`. So the listing is whole before, during and after the
-/// run (`docs/table-design.md`, "Rolling out the users index").
-#[derive(Debug)]
-pub struct UsersIndex;
-
-#[async_trait]
-impl Migration for UsersIndex {
-    fn id(&self) -> &'static str {
-        USERS_INDEX_MIGRATION
-    }
-
-    fn description(&self) -> &'static str {
-        "the users listing's index: keys only, over 8 partitions (GSI2); every user put into it"
-    }
-
-    async fn apply(&self, repos: &Repos, progress: &mut Progress) -> Result<(), MigrateError> {
-        let failed = |reason: String| MigrateError::Failed { id: self.id().to_owned(), reason };
-        let mut after = match progress.checkpoint() {
-            Some(checkpoint) => Some(checkpoint.parse::<Uuid>().map_err(|e| failed(e.to_string()))?),
-            None => None,
-        };
-        loop {
-            // Not yet applied, so this reads the index of before, in which every user is.
-            let page = repos.users.list_users(100, after).await?;
-            for user in &page.records {
-                repos.users.index_user(user.id).await?;
-            }
-            if let Some(last) = page.records.last() {
-                after = Some(last.id);
-                progress.save(last.id.to_string()).await?;
-            }
-            if !page.more {
-                return Ok(());
-            }
-        }
-    }
-}
+mod users_index;
+pub use users_index::{UsersIndex, UsersIndexOfBefore};
 
 /// Every migration this build knows, in order.
 pub fn all() -> Vec<Arc<dyn Migration>> {
-    vec![Arc::new(Baseline), Arc::new(NormalEmails), Arc::new(UsersIndex)]
+    vec![Arc::new(Baseline), Arc::new(NormalEmails), Arc::new(UsersIndex), Arc::new(UsersIndexOfBefore)]
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

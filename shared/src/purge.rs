@@ -79,6 +79,7 @@ pub async fn sweep(
     deadline: Instant,
 ) -> RepoResult<Swept> {
     let mut swept = Swept::default();
+    let mut failed = None;
     let mut after = None;
     let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::MAX);
     loop {
@@ -90,20 +91,29 @@ pub async fn sweep(
             // The first purge always gets its run (whose first page is always deleted), so
             // every sweep makes progress; later ones only while time is left.
             if swept.stale > 0 && Instant::now() >= deadline {
-                return Ok(swept);
+                return failed.map_or(Ok(swept), Err);
             }
             swept.stale += 1;
-            match run(purges, clock, record.user_id, deadline).await? {
-                Run::Done { deleted } => {
+            // One purge that fails (a store refusing one of its records) does not hold up the
+            // others: it is logged, the rest run, and the sweep fails at its end.
+            match run(purges, clock, record.user_id, deadline).await {
+                Ok(Run::Done { deleted }) => {
                     swept.done += 1;
                     swept.deleted += deleted;
                 }
-                Run::Continues { deleted } => swept.deleted += deleted,
-                Run::UserExists => {}
+                Ok(Run::Continues { deleted }) => swept.deleted += deleted,
+                Ok(Run::UserExists) => {}
+                Err(e) => {
+                    tracing::warn!(user = %record.user_id, error = %e, "purge failed; the sweep goes on");
+                    failed.get_or_insert(e);
+                }
             }
         }
         if !listing.more {
-            return Ok(swept);
+            return match failed {
+                Some(e) => Err(e),
+                None => Ok(swept),
+            };
         }
         after = listing.records.last().map(|r| r.user_id);
     }

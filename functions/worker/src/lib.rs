@@ -1,5 +1,5 @@
 //! The `worker` function: the background half of deleting a user (API.md, `DELETE /v1/users/me`).
-//! Deleting a user writes a purge record into the `PURGES` partition in the same transaction;
+//! Deleting a user writes a purge record into a `PURGES#<n>` partition in the same transaction;
 //! the table's DynamoDB stream, filtered to that partition (`template.yaml`), invokes this
 //! function with it, and it purges the user's records page by page ([`shared::purge`]). A run
 //! that runs out of time notes its progress on the record, and that write comes back through
@@ -17,12 +17,12 @@ use serde::Deserialize;
 use shared::deps::Clock;
 use shared::purge::{self, Run};
 use shared::repo::PurgeRepo;
-use shared::repo::keys::{PURGES_PK, SK};
+use shared::repo::keys::{PURGES_PREFIX, SK};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-/// The partition whose writes the stream hands to the worker (the template's filter).
-pub const TRIGGER_PK: &str = PURGES_PK;
+/// The partitions whose writes the stream hands to the worker (the template's filter: a prefix).
+pub const TRIGGER_PREFIX: &str = PURGES_PREFIX;
 /// The stream events that carry work: a purge recorded, or its progress noted.
 pub const TRIGGER_EVENTS: [&str; 2] = ["INSERT", "MODIFY"];
 /// How long a pending purge must have been left alone before the sweep takes it over: a purge
@@ -94,8 +94,8 @@ impl Worker {
         }
     }
 
-    /// Runs the purge of each record of a stream batch, in order. On the first that fails (or
-    /// that there is no time left for) it stops and names it: Lambda retries the batch from it.
+    /// Runs the purge of each record of a stream batch, in order. On the first that fails it
+    /// stops and names it: Lambda retries the batch from it.
     pub async fn stream(&self, records: &[EventRecord], deadline: Instant) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
         let mut done: Vec<Uuid> = Vec::new();
@@ -107,14 +107,19 @@ impl Worker {
                 continue;
             }
             // The first purge of a batch always gets its run (whose first page is always
-            // deleted), so every attempt makes progress; later ones only while time is left.
+            // deleted), so every attempt makes progress. One there is no time left for is handed
+            // back to the stream (its record touched: a change the stream delivers again), not
+            // failed: a failure would spend the batch's retries on healthy records.
             let outcome = if !done.is_empty() && Instant::now() >= deadline {
-                Err("no time left in this invocation".to_owned())
-            } else {
-                purge::run(self.purges.as_ref(), self.clock.as_ref(), user, deadline)
+                tracing::info!(%user, "no time left in this run: handed to the next");
+                self.purges
+                    .note_purge_progress(user, 0, self.clock.now())
                     .await
-                    .map_err(|e| e.to_string())
-            };
+                    .map(|()| Run::Continues { deleted: 0 })
+            } else {
+                purge::run(self.purges.as_ref(), self.clock.as_ref(), user, deadline).await
+            }
+            .map_err(|e| e.to_string());
             match outcome {
                 Ok(Run::Done { .. } | Run::Continues { .. } | Run::UserExists) => done.push(user),
                 Err(error) => {
@@ -143,7 +148,7 @@ pub fn purge_of(record: &EventRecord) -> Option<Uuid> {
             return None;
         }
     };
-    if keys.pk != TRIGGER_PK {
+    if !keys.pk.starts_with(TRIGGER_PREFIX) {
         return None;
     }
     let user = keys.sk.strip_prefix("USER#").and_then(|id| id.parse().ok());

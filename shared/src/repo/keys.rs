@@ -104,12 +104,24 @@ pub const MIGRATIONS_PK: &str = "MIGRATIONS";
 pub const MIGRATION_PREFIX: &str = "MIGRATION#";
 pub const LEASE_SK: &str = "LEASE";
 
-/// The purges still to do live in one partition: `USER#<id>` for each deleted user whose records
-/// are not all gone yet. The stream worker is triggered by writes here (and only here), and
-/// the sweep lists it.
-pub const PURGES_PK: &str = "PURGES";
+/// The purges still to do live in [`PURGE_SHARDS`] partitions, `PURGES#<n>`: `USER#<id>` for
+/// each deleted user whose records are not all gone yet. The stream worker is triggered by
+/// writes there (and only there), and the sweep lists them. Shards, because the stream hands
+/// one partition key's records over one at a time: purges in different ones run side by side.
+pub const PURGES_PREFIX: &str = "PURGES#";
+pub const PURGE_SHARDS: u8 = 10;
 
-/// A pending purge's sort key in [`PURGES_PK`]: the deleted user's partition key.
+/// The partition of `user`'s pending purge.
+pub fn purges_pk(user: Uuid) -> String {
+    purges_shard(u8::try_from(user.as_u128() % u128::from(PURGE_SHARDS)).unwrap_or(0))
+}
+
+/// The partition of shard `n` of the pending purges.
+pub fn purges_shard(n: u8) -> String {
+    format!("{PURGES_PREFIX}{n}")
+}
+
+/// A pending purge's sort key in its partition: the deleted user's partition key.
 pub fn purge_sk(user: Uuid) -> String {
     user_pk(user)
 }
@@ -213,7 +225,13 @@ pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
         (pk, ATTEMPTS_SK) if pk.starts_with("LOGIN#") => Some(Kind::LoginAttempts),
         (MIGRATIONS_PK, LEASE_SK) => Some(Kind::MigrationLease),
         (MIGRATIONS_PK, sk) if sk.starts_with(MIGRATION_PREFIX) => Some(Kind::Migration),
-        (PURGES_PK, sk) if sk.strip_prefix("USER#").is_some_and(|id| id.parse::<Uuid>().is_ok()) => {
+        (pk, sk)
+            if pk
+                .strip_prefix(PURGES_PREFIX)
+                .and_then(|n| n.parse::<u8>().ok())
+                .is_some_and(|n| n < PURGE_SHARDS)
+                && sk.strip_prefix("USER#").is_some_and(|id| id.parse::<Uuid>().is_ok()) =>
+        {
             Some(Kind::Purge)
         }
         _ => None,
@@ -242,7 +260,7 @@ mod tests {
     fn owned_kinds_keep_clear_of_the_other_keys_and_type_names() {
         for kind in OWNED {
             for taken in
-                ["USER#", "EMAIL#", "LOGIN#", MIGRATION_PREFIX, MIGRATIONS_PK, PURGES_PK, WARM_UP_KEY]
+                ["USER#", "EMAIL#", "LOGIN#", MIGRATION_PREFIX, MIGRATIONS_PK, PURGES_PREFIX, WARM_UP_KEY]
             {
                 assert!(
                     !taken.starts_with(kind.prefix) && !kind.prefix.starts_with(taken),
@@ -265,8 +283,9 @@ mod tests {
         assert_eq!(classify(&attempts_pk("a@b.io"), ATTEMPTS_SK), Some(Kind::LoginAttempts));
         assert_eq!(classify(MIGRATIONS_PK, LEASE_SK), Some(Kind::MigrationLease));
         assert_eq!(classify(MIGRATIONS_PK, &format!("{MIGRATION_PREFIX}0001")), Some(Kind::Migration));
-        assert_eq!(classify(PURGES_PK, &purge_sk(user)), Some(Kind::Purge));
-        assert_eq!(classify(PURGES_PK, "USER#not-a-uuid"), None);
+        assert_eq!(classify(&purges_pk(user), &purge_sk(user)), Some(Kind::Purge));
+        assert_eq!(classify(&purges_pk(user), "USER#not-a-uuid"), None);
+        assert_eq!(classify(&purges_shard(PURGE_SHARDS), &purge_sk(user)), None, "no such shard");
         for kind in OWNED {
             assert_eq!(classify(&user_pk(user), &kind.sk(id)), Some(Kind::Owned(*kind)));
             let pointer = classify(&kind.sk(id), POINTER_SK);

@@ -85,4 +85,10 @@ pub trait UserRepo: Send + Sync + std::fmt::Debug {
     /// `0003_users_index`); a user that is gone is left so. A store whose listing needs no index
     /// has nothing to do.
     async fn index_user(&self, id: Uuid) -> RepoResult<()>;
+    /// Whether the users index can be read (DynamoDB builds a new index after the stack update
+    /// that adds it); always for a store without one.
+    async fn users_index_active(&self) -> RepoResult<bool>;
+    /// Takes a user out of the users index of before (`GSI1`, which copies every attribute), once
+    /// the listing no longer reads it (the migration `0004_users_index_of_before`).
+    async fn unindex_user_of_before(&self, id: Uuid) -> RepoResult<()>;
 }

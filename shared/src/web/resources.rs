@@ -81,6 +81,14 @@ pub async fn list<R: Served, T: for<'a> From<&'a Record<R>>>(
     // Bound to the owner: a cursor from another owner's listing is refused.
     let listing = format!("{}:{owner}", R::LISTING);
     let records = state.repos.resources::<R>();
+    // A deleted owner has nothing, though the worker may not have purged it all yet (the
+    // cursor is still checked as for any listing).
+    if owner != me.id && state.repos.users.get_user(owner).await?.is_none() {
+        return page(&state.cursors, &listing, &query.page, |_, _| async {
+            Ok(crate::repo::Listing { records: Vec::<Record<R>>::new(), more: false })
+        })
+        .await;
+    }
     page(&state.cursors, &listing, &query.page, |limit, before| records.list(owner, limit, before)).await
 }
 
@@ -110,7 +118,12 @@ pub async fn read<R: Served>(
         return Err(ApiError::NotFound(R::NOT_FOUND));
     }
     let owner = records.find_owner(id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
-    records.get(owner, id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))
+    // A deleted owner's records are gone, though the worker may not have purged them yet.
+    let (record, owner) = tokio::join!(records.get(owner, id), state.repos.users.get_user(owner));
+    match (record?, owner?) {
+        (Some(record), Some(_)) => Ok(record),
+        _ => Err(ApiError::NotFound(R::NOT_FOUND)),
+    }
 }
 
 /// The owner under whom to look for a record: the caller, or for a superuser whoever owns it.
@@ -119,7 +132,10 @@ async fn owner_of<R: Served>(state: &AppState, me: &UserRecord, id: Uuid) -> Api
     if !me.is_superuser || records.get(me.id, id).await?.is_some() {
         return Ok(me.id);
     }
-    records.find_owner(id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))
+    let owner = records.find_owner(id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
+    // A deleted owner's records are not changed: they are the worker's to purge.
+    state.repos.users.get_user(owner).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
+    Ok(owner)
 }
 
 /// The version a conditional write must find: `None` for no `If-Match` or `*` (the write is

@@ -136,6 +136,9 @@ async fn the_workers_sample_events_are_what_it_handles() {
     let text = std::fs::read_to_string(dir.join("purge.json")).unwrap();
     let sample = "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b";
     assert!(text.contains(sample));
+    let sample_pk = shared::repo::keys::purges_pk(sample.parse().unwrap());
+    assert!(text.contains(&format!("\"{sample_pk}\"")), "purge.json's PK is its user's shard");
+    let text = text.replace(&sample_pk, &shared::repo::keys::purges_pk(user.id));
     let event: worker::Event = serde_json::from_str(&text.replace(sample, &user.id.to_string())).unwrap();
     let worker::Event::Stream(batch) = &event else { panic!("purge.json is a stream batch") };
     assert_eq!(worker::purge_of(&batch.records[0]), Some(user.id));
@@ -164,7 +167,7 @@ fn the_workers_stream_filter_is_the_workers_own() {
     let pattern: serde_json::Value = serde_json::from_str(pattern).unwrap();
     let expected = serde_json::json!({
         "eventName": worker::TRIGGER_EVENTS,
-        "dynamodb": {"Keys": {"PK": {"S": [worker::TRIGGER_PK]}}}
+        "dynamodb": {"Keys": {"PK": {"S": [{"prefix": worker::TRIGGER_PREFIX}]}}}
     });
     assert_eq!(pattern, expected);
     assert_eq!(stream["FunctionResponseTypes"][0], "ReportBatchItemFailures");

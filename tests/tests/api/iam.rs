@@ -31,21 +31,27 @@ type Grants = BTreeSet<(String, String)>;
 /// What the requests used: (action, resource), and the partition keys they touched in the
 /// table, as the patterns of `dynamodb:LeadingKeys` (`USER#*`, or a whole fixed key).
 #[derive(Debug, Clone, Default)]
-struct Recorder(Arc<Mutex<Grants>>, Arc<Mutex<BTreeSet<String>>>);
+struct Recorder(Arc<Mutex<Grants>>, Arc<Mutex<BTreeSet<String>>>, Arc<Mutex<Grants>>);
 
 impl Recorder {
     fn record(&self, action: &str, resource: String) {
         self.0.lock().unwrap().insert((format!("dynamodb:{action}"), resource));
     }
 
-    /// A partition key of the table that a request reads or writes.
-    fn key(&self, pk: &Value) {
+    /// A partition key of the table that `action` reads or writes.
+    fn key(&self, action: &str, pk: &Value) {
         let pk = pk["S"].as_str().unwrap_or_else(|| panic!("a partition key that is not a string: {pk}"));
         let pattern = match pk.find('#') {
             Some(at) => format!("{}*", &pk[..=at]),
             None => pk.to_owned(),
         };
+        self.2.lock().unwrap().insert((format!("dynamodb:{action}"), pattern.clone()));
         self.1.lock().unwrap().insert(pattern);
+    }
+
+    /// (action, key pattern): which action touched which keys.
+    fn pairs(&self) -> Grants {
+        self.2.lock().unwrap().clone()
     }
 
     fn keys(&self) -> BTreeSet<String> {
@@ -81,7 +87,7 @@ impl Intercept for Recorder {
                         if let Some(action_body) = item.get(kind) {
                             self.record(action, "table".into());
                             let key = if kind == "Put" { &action_body["Item"] } else { &action_body["Key"] };
-                            self.key(&key["PK"]);
+                            self.key(action, &key["PK"]);
                         }
                     }
                 }
@@ -91,8 +97,8 @@ impl Intercept for Recorder {
                 for requests in body["RequestItems"].as_object().into_iter().flat_map(|m| m.values()) {
                     for request in requests.as_array().into_iter().flatten() {
                         match (request.get("DeleteRequest"), request.get("PutRequest")) {
-                            (Some(delete), _) => self.key(&delete["Key"]["PK"]),
-                            (_, Some(put)) => self.key(&put["Item"]["PK"]),
+                            (Some(delete), _) => self.key(operation, &delete["Key"]["PK"]),
+                            (_, Some(put)) => self.key(operation, &put["Item"]["PK"]),
                             _ => panic!("a batch write of neither kind: {request}"),
                         }
                     }
@@ -102,7 +108,7 @@ impl Intercept for Recorder {
                 self.record(operation, "table".into());
                 for request in body["RequestItems"].as_object().into_iter().flat_map(|m| m.values()) {
                     for key in request["Keys"].as_array().into_iter().flatten() {
-                        self.key(&key["PK"]);
+                        self.key(operation, &key["PK"]);
                     }
                 }
             }
@@ -111,16 +117,16 @@ impl Intercept for Recorder {
                 None => {
                     self.record(operation, "table".into());
                     // Our queries name their partition `:pk` (a Scan names none: no function scans).
-                    self.key(&body["ExpressionAttributeValues"][":pk"]);
+                    self.key(operation, &body["ExpressionAttributeValues"][":pk"]);
                 }
             },
             "PutItem" => {
                 self.record(operation, "table".into());
-                self.key(&body["Item"]["PK"]);
+                self.key(operation, &body["Item"]["PK"]);
             }
             other => {
                 self.record(other, "table".into());
-                self.key(&body["Key"]["PK"]);
+                self.key(other, &body["Key"]["PK"]);
             }
         }
         Ok(())
@@ -193,6 +199,28 @@ fn granted_keys(function: &str) -> BTreeSet<String> {
     keys
 }
 
+/// (action, key pattern) of every statement on the table: each action with each of the
+/// `dynamodb:LeadingKeys` of its own statement.
+fn granted_pairs(function: &str) -> Grants {
+    let t = template();
+    let mut pairs = Grants::new();
+    let none = Vec::new();
+    let policies = t["Resources"][function]["Properties"]["Policies"].as_sequence().unwrap_or(&none);
+    for statement in policies.iter().flat_map(|p| p["Statement"].as_sequence().unwrap()) {
+        if !matches!(&statement["Resource"], Yaml::Tagged(tagged) if tagged.value == "Table.Arn") {
+            continue;
+        }
+        let patterns =
+            statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].as_sequence().unwrap();
+        for action in statement["Action"].as_sequence().unwrap() {
+            for pattern in patterns {
+                pairs.insert((action.as_str().unwrap().to_owned(), pattern.as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    pairs
+}
+
 /// IAM grants each action on each resource of a statement; an action used only on the table
 /// is also (harmlessly) granted on the index. Compare what is used with what the statement
 /// must say: the actions, and which resources are named at all.
@@ -257,6 +285,18 @@ fn check(function: &str, rig: &Rig) {
         granted_keys(function),
         "{function}: keys used (left) vs granted (right)"
     );
+    // Each action on keys of its own statement: every (action, keys) used is granted by one
+    // statement, or IAM would refuse it. (A statement grants each of its actions on each of its
+    // keys; the worker's statements are split so finely that they grant nothing unused.)
+    let (used, granted) = (rig.recorder.pairs(), granted_pairs(function));
+    let refused: Vec<_> = used.difference(&granted).collect();
+    assert!(refused.is_empty(), "{function}: used but granted by no statement: {refused:?}");
+    if function == "WorkerFunction" {
+        assert_eq!(used, granted, "{function}: (action, keys) used (left) vs granted (right)");
+    }
+    // The users function reads the migrations' state and nothing else there.
+    let migrations: Vec<_> = granted.iter().filter(|(_, key)| key == "MIGRATIONS").collect();
+    assert!(migrations.iter().all(|(action, _)| action == "dynamodb:GetItem"), "{function}: {migrations:?}");
 }
 
 #[tokio::test]
@@ -319,6 +359,20 @@ async fn the_users_function_is_granted_exactly_what_it_uses() {
     assert_eq!(app.delete(&path, &admin.access).await.status, StatusCode::NO_CONTENT);
     assert_eq!(app.delete("/v1/users/me", &me_access).await.status, StatusCode::NO_CONTENT);
     check("UsersFunction", &rig);
+    // Its query of GSI2 is limited to the listing's shards, which are all the index holds.
+    let t = template();
+    let statements =
+        t["Resources"]["UsersFunction"]["Properties"]["Policies"][0]["Statement"].as_sequence().unwrap();
+    let on_gsi2 = statements
+        .iter()
+        .find(|s| matches!(&s["Resource"], Yaml::Tagged(tagged) if tagged.value.as_str() == Some("${Table.Arn}/index/GSI2")))
+        .unwrap();
+    let keys = &on_gsi2["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+    assert_eq!(keys.as_sequence().unwrap().len(), 1);
+    assert_eq!(keys[0], "USERS#*");
+    for shard in 0..shared::repo::keys::USERS_SHARDS {
+        assert!(shared::repo::keys::users_shard(shard).starts_with("USERS#"));
+    }
 }
 
 #[tokio::test]
@@ -333,7 +387,7 @@ async fn the_worker_function_is_granted_exactly_what_it_uses() {
     }
     let worker = worker::Worker { purges: rig.store.clone(), clock: rig.app.clock.clone() };
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let keys = json!({"PK": {"S": "PURGES"}, "SK": {"S": format!("USER#{}", gone.id)}});
+    let keys = json!({"PK": {"S": shared::repo::keys::purges_pk(gone.id)}, "SK": {"S": format!("USER#{}", gone.id)}});
     let record = json!({"eventID": "1", "eventName": "INSERT", "awsRegion": "us-east-1",
         "dynamodb": {"Keys": keys, "SequenceNumber": "1", "SizeBytes": 1}});
     let stream = serde_json::from_value(json!({"Records": [record]})).unwrap();
@@ -352,10 +406,10 @@ async fn the_worker_function_is_granted_exactly_what_it_uses() {
     check("WorkerFunction", &rig);
     // Every kind's owner pointers, not only the items' this test made: a resource added later
     // is purged with its user only if the worker may delete its pointers.
-    let granted = granted_keys("WorkerFunction");
+    let granted = granted_pairs("WorkerFunction");
     for kind in shared::repo::keys::OWNED.iter().filter(|k| k.pointer) {
         assert!(
-            granted.contains(&format!("{}*", kind.prefix)),
+            granted.contains(&("dynamodb:BatchWriteItem".to_owned(), format!("{}*", kind.prefix))),
             "{}: the worker deletes its pointers",
             kind.name
         );

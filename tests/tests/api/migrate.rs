@@ -349,7 +349,7 @@ async fn emails_written_before_normalisation_are_normalised_and_keyed_anew<S: St
     assert_eq!(store.get_user(second.id).await.unwrap().unwrap().email, second.email, "left as it was");
     assert!(store.delete_user(second.id, chrono::Utc::now()).await.unwrap(), "the operator settles it");
     let applied = migrator(&state, &store, migrate::all()).run().await.unwrap();
-    assert_eq!(applied, ["0002_normal_emails", "0003_users_index"]);
+    assert_eq!(applied, ["0002_normal_emails", "0003_users_index", "0004_users_index_of_before"]);
     let read = |id| store.get_user(id);
     assert_eq!(read(unicode.id).await.unwrap().unwrap().email.as_str(), "info@b\u{fc}cher.example");
     assert_eq!(read(nfd.id).await.unwrap().unwrap().email.as_str(), "jos\u{e9}@example.com");

@@ -279,7 +279,8 @@ async fn a_purge_removes_everything_the_user_owned_page_by_page<S: Store>(s: Arc
     let keys = s.all_keys().await;
     let id = u.id.to_string();
     let left: Vec<_> = keys.iter().filter(|(pk, sk)| pk.contains(&id) || sk.contains(&id)).collect();
-    assert_eq!(left, [&("PURGES".to_owned(), format!("USER#{}", u.id))], "only the purge record");
+    let purge = (shared::repo::keys::purges_pk(u.id), format!("USER#{}", u.id));
+    assert_eq!(left, [&purge], "only the purge record");
     assert_eq!(s.get_item(other.id, theirs.id).await.unwrap(), Some(theirs), "others keep theirs");
     assert_eq!(s.purge_page(u.id, 3).await.unwrap(), PurgePage::Empty, "a finished purge is a no-op");
 }

@@ -10,6 +10,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::Utc;
 use shared::deps::SystemClock;
 use shared::domain::Email;
@@ -91,8 +92,8 @@ async fn the_users_listing_stays_whole_while_its_new_index_is_rolled_out() {
                 .client()
                 .update_item()
                 .table_name(store.table())
-                .key("PK", aws_sdk_dynamodb::types::AttributeValue::S(format!("USER#{}", u.id)))
-                .key("SK", aws_sdk_dynamodb::types::AttributeValue::S("USER".into()))
+                .key("PK", AttributeValue::S(format!("USER#{}", u.id)))
+                .key("SK", AttributeValue::S("USER".into()))
                 .update_expression("REMOVE GSI2PK, GSI2SK")
                 .send()
                 .await
@@ -106,8 +107,15 @@ async fn the_users_listing_stays_whole_while_its_new_index_is_rolled_out() {
         assert_eq!(listed(&store, limit).await, ids, "limit {limit}, before");
     }
 
+    assert_eq!(in_the_index_of_before(&store).await.len(), 23, "every user in GSI1, hashes and all");
     let migrator = Migrator::new(store.clone(), Arc::new(SystemClock), migrate::all());
-    assert!(migrator.run().await.unwrap().contains(&"0003_users_index".to_owned()));
+    let applied = migrator.run().await.unwrap();
+    assert!(applied.ends_with(&["0003_users_index".to_owned(), "0004_users_index_of_before".to_owned()]));
+    assert_eq!(
+        in_the_index_of_before(&store).await,
+        Vec::<String>::new(),
+        "GSI1 emptied: no password hash in any index"
+    );
 
     // After it, a store (a function's cold start) lists from the new index: the same users in
     // the same order, through the same pages; the index holds their keys and nothing more.
@@ -131,4 +139,111 @@ async fn the_users_listing_stays_whole_while_its_new_index_is_rolled_out() {
     assert_eq!(listed(&fresh, 5).await, expected);
     let full = fresh.list_users(30, None).await.unwrap();
     assert_eq!(full.records[0].password_hash, user().password_hash, "whole users, from the table");
+    assert_eq!(
+        in_the_index_of_before(&fresh).await,
+        Vec::<String>::new(),
+        "a user written now is not put into GSI1"
+    );
+}
+
+/// The ids in `GSI1`, the users index of before.
+async fn in_the_index_of_before(store: &DynamoStore) -> Vec<String> {
+    let out = store
+        .client()
+        .query()
+        .table_name(store.table())
+        .index_name(shared::repo::keys::GSI1)
+        .key_condition_expression("#pk = :pk")
+        .expression_attribute_names("#pk", shared::repo::keys::GSI1_PK)
+        .expression_attribute_values(":pk", AttributeValue::S(shared::repo::keys::USERS_INDEX_PK.into()))
+        .send()
+        .await
+        .unwrap();
+    out.items().iter().map(|item| item["GSI1SK"].as_s().unwrap().clone()).collect()
+}
+
+#[tokio::test]
+async fn a_page_skips_ids_whose_user_is_gone_and_is_still_full() {
+    let store = api_tests::dynamo::store().await;
+    Migrator::new(store.clone(), Arc::new(SystemClock), migrate::all()).run().await.unwrap();
+    let mut ids = Vec::new();
+    for n in 0..6 {
+        if n % 2 == 0 {
+            // An id the index lists but whose user the table no longer holds (the index lags a
+            // deletion): a record in GSI2 that is not a user.
+            let ghost = Uuid::now_v7();
+            store
+                .client()
+                .put_item()
+                .table_name(store.table())
+                .item("PK", AttributeValue::S(format!("USER#{ghost}")))
+                .item("SK", AttributeValue::S("GHOST".into()))
+                .item("GSI2PK", AttributeValue::S(users_shard_pk(ghost)))
+                .item("GSI2SK", AttributeValue::S(ghost.to_string()))
+                .send()
+                .await
+                .unwrap();
+        }
+        let u = user();
+        assert_eq!(store.create_user(&u).await.unwrap(), CreateUser::Created);
+        ids.push(u.id);
+    }
+    let fresh = DynamoStore::new(store.client().clone(), store.table());
+    for limit in [1, 2, 5, 6, 7] {
+        assert_eq!(listed(&fresh, limit).await, ids, "limit {limit}");
+    }
+}
+
+#[tokio::test]
+async fn the_users_index_migration_waits_for_the_index() {
+    // A table without GSI2 (made before it existed): the migration refuses, names why, and the
+    // listing keeps reading GSI1.
+    let config = api_tests::dynamo::config();
+    let client = api_tests::dynamo::client(&config).await;
+    let key = |name: &str, kind| {
+        aws_sdk_dynamodb::types::KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .unwrap()
+    };
+    let attribute = |name: &str| {
+        aws_sdk_dynamodb::types::AttributeDefinition::builder()
+            .attribute_name(name)
+            .attribute_type(aws_sdk_dynamodb::types::ScalarAttributeType::S)
+            .build()
+            .unwrap()
+    };
+    let gsi1 = aws_sdk_dynamodb::types::GlobalSecondaryIndex::builder()
+        .index_name("GSI1")
+        .key_schema(key("GSI1PK", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("GSI1SK", aws_sdk_dynamodb::types::KeyType::Range))
+        .projection(
+            aws_sdk_dynamodb::types::Projection::builder()
+                .projection_type(aws_sdk_dynamodb::types::ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .unwrap();
+    client
+        .create_table()
+        .table_name(&config.table_name)
+        .billing_mode(aws_sdk_dynamodb::types::BillingMode::PayPerRequest)
+        .key_schema(key("PK", aws_sdk_dynamodb::types::KeyType::Hash))
+        .key_schema(key("SK", aws_sdk_dynamodb::types::KeyType::Range))
+        .attribute_definitions(attribute("PK"))
+        .attribute_definitions(attribute("SK"))
+        .attribute_definitions(attribute("GSI1PK"))
+        .attribute_definitions(attribute("GSI1SK"))
+        .global_secondary_indexes(gsi1)
+        .send()
+        .await
+        .unwrap();
+    let store = Arc::new(DynamoStore::new(client, config.table_name.clone()));
+    let u = user();
+    assert_eq!(store.create_user(&u).await.unwrap(), CreateUser::Created);
+    let refused =
+        Migrator::new(store.clone(), Arc::new(SystemClock), migrate::all()).run().await.unwrap_err();
+    assert!(refused.to_string().contains("GSI2 is missing or still being built"), "{refused}");
+    assert_eq!(listed(&store, 10).await, [u.id]);
 }

@@ -435,7 +435,12 @@ async fn on_dynamodb_local_the_local_servers_worker_reads_the_tables_stream() {
     let endpoint = api_tests::dynamo::endpoint();
     let table = format!("stream-{}", Uuid::new_v4().simple());
     let env = [("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())];
-    let server = LocalServer::start(&["--port", "0", "--create-table"], &env).await;
+    let mut server = LocalServer::start(&["--port", "0", "--create-table"], &env).await;
+    // Its first sweep done and the stream read from then on: a deletion now reaches it by the
+    // stream alone (the next sweep is a minute away).
+    server.process.wait_for(std::time::Duration::from_secs(30), |line| {
+        line.contains("worker reading the table's stream").then_some(())
+    });
     let mut config = api_tests::config();
     config.table_name = table;
     config.dynamodb_endpoint = Some(endpoint);
@@ -448,7 +453,6 @@ async fn on_dynamodb_local_the_local_servers_worker_reads_the_tables_stream() {
         !keys.iter().any(|(pk, sk)| pk.contains(&id) || sk.contains(&id))
     })
     .await;
-    // The stream, not the sweep: the first sweep ran at start, the next is a minute away.
     let output = server.process.output().join("\n");
     assert!(!output.contains("the local worker stopped"), "{output}");
 }

@@ -1,6 +1,6 @@
 //! Whole partitions: every record under a sort-key prefix, page after page, and deletes in
-//! batches. What a cascade and the migrations' listing need; request paths read one page at a
-//! time with their own Query.
+//! batches. What revoking a user's sessions, the purge and the migrations' listing need; request
+//! paths read one page at a time with their own Query.
 
 use aws_sdk_dynamodb::operation::batch_write_item::BatchWriteItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;

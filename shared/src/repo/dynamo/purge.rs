@@ -14,13 +14,15 @@ use uuid::Uuid;
 use super::DynamoStore;
 use super::attrs::{Attrs, get_n, get_s, get_time, get_uuid, key, n, s, time};
 use super::retry::{Resend, resend, sdk_error};
-use crate::repo::keys::{OWNED, PK, POINTER_SK, PURGE_TYPE, PURGES_PK, SK, USER_SK, purge_sk, user_pk};
+use crate::repo::keys::{
+    OWNED, PK, POINTER_SK, PURGE_SHARDS, PURGE_TYPE, SK, USER_SK, purge_sk, purges_pk, purges_shard, user_pk,
+};
 use crate::repo::{Listing, PurgePage, PurgeRecord, PurgeRepo, RepoResult};
 
 /// The purge record written with the deletion of `user` (in its transaction).
 pub(super) fn purge_item(user: Uuid, now: DateTime<Utc>) -> Attrs {
     HashMap::from([
-        (PK.to_owned(), s(PURGES_PK)),
+        (PK.to_owned(), s(purges_pk(user))),
         (SK.to_owned(), s(purge_sk(user))),
         ("type".to_owned(), s(PURGE_TYPE)),
         ("user_id".to_owned(), s(user.to_string())),
@@ -44,7 +46,21 @@ impl PurgeRepo for DynamoStore {
     async fn purge_page(&self, user: Uuid, limit: usize) -> RepoResult<PurgePage> {
         // A purge runs only once its user is gone; then nothing can be added to the partition
         // (every write into it is conditional on the user), so each page only shrinks it.
-        if self.get(user_pk(user), USER_SK).await?.is_some() {
+        // The user's key alone: the worker has no use for a user's attributes (its hash).
+        let exists = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(user), USER_SK)))
+            .projection_expression("#pk")
+            .expression_attribute_names("#pk", PK)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?
+            .item
+            .is_some();
+        if exists {
             return Ok(PurgePage::UserExists);
         }
         let out = self
@@ -86,7 +102,7 @@ impl PurgeRepo for DynamoStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(PURGES_PK.to_owned(), &purge_sk(user))))
+            .set_key(Some(key(purges_pk(user), &purge_sk(user))))
             .update_expression("ADD #deleted :deleted SET #updated_at = :now")
             .condition_expression("attribute_exists(#pk)")
             .expression_attribute_names("#pk", PK)
@@ -113,7 +129,7 @@ impl PurgeRepo for DynamoStore {
         self.client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(key(PURGES_PK.to_owned(), &purge_sk(user))))
+            .set_key(Some(key(purges_pk(user), &purge_sk(user))))
             .customize()
             .config_override(resend::<DeleteItemError>(Resend::Idempotent))
             .send()
@@ -123,19 +139,27 @@ impl PurgeRepo for DynamoStore {
     }
 
     async fn get_purge(&self, user: Uuid) -> RepoResult<Option<PurgeRecord>> {
-        self.get(PURGES_PK.to_owned(), &purge_sk(user)).await?.as_ref().map(purge_from_item).transpose()
+        self.get(purges_pk(user), &purge_sk(user)).await?.as_ref().map(purge_from_item).transpose()
     }
 
     async fn pending_purges(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<PurgeRecord>> {
-        let start = after.map(|id| key(PURGES_PK.to_owned(), &purge_sk(id)));
-        let out = self
-            .prefix_query(PURGES_PK.to_owned(), "USER#")
-            .set_exclusive_start_key(start)
-            .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query", e))?;
-        let records = out.items().iter().map(purge_from_item).collect::<RepoResult<Vec<_>>>()?;
+        // The next `limit + 1` of each shard, merged by user id.
+        let mut records = Vec::new();
+        for shard in 0..PURGE_SHARDS {
+            let pk = purges_shard(shard);
+            let start = after.map(|id| key(pk.clone(), &purge_sk(id)));
+            let out = self
+                .prefix_query(pk, "USER#")
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            for item in out.items() {
+                records.push(purge_from_item(item)?);
+            }
+        }
+        records.sort_by_key(|r| r.user_id);
         Ok(Listing::of(records, limit))
     }
 }

@@ -220,8 +220,8 @@ impl ThrottleRepo for DynamoStore {
     }
 
     async fn remember_address(&self, user_id: Uuid, address: &str, until: DateTime<Utc>) -> RepoResult<()> {
-        // Only under a user that exists, in one step: a record written after the delete
-        // cascade's last sweep would outlive its user.
+        // Only under a user that exists, in one step: a record written into a deleted user's
+        // partition after its purge would outlive it.
         let user_exists = self.user_exists(user_id)?;
         let record = HashMap::from([
             (PK.to_owned(), s(user_pk(user_id))),

@@ -6,16 +6,17 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::KeysAndAttributes;
 use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_uuid, key, s};
-use super::retry::{ATTEMPTS, backoff, build_error, sdk_error};
+use super::retry::{ATTEMPTS, Resend, backoff, build_error, resend, sdk_error};
 use super::users::user_from_item;
 use crate::repo::keys::{
     GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, MIGRATION_PREFIX, MIGRATIONS_PK, PK, SK, USER_SK,
-    USERS_INDEX_MIGRATION, USERS_INDEX_PK, USERS_SHARDS, user_pk, users_shard,
+    USERS_INDEX_MIGRATION, USERS_INDEX_PK, USERS_SHARDS, user_pk, users_shard, users_shard_pk,
 };
 use crate::repo::{Listing, RepoError, RepoResult, UserRecord};
 
@@ -35,14 +36,38 @@ impl DynamoStore {
         Ok(ready)
     }
 
-    /// The listing from `GSI2`: the next `limit + 1` ids of each shard (keys only), merged by id,
-    /// then the page's users read from the table in one consistent `BatchGetItem`.
+    /// The listing from `GSI2`: the next ids of each shard (keys only), merged by id, then the
+    /// page's users read from the table in one consistent `BatchGetItem`. An id whose user is
+    /// gone (the index lags the table) is skipped and the page filled from further ids, so a page
+    /// that says more follow is always full and its last user is the cursor.
     pub(super) async fn list_users_by_shard(
         &self,
         limit: usize,
         after: Option<Uuid>,
     ) -> RepoResult<Listing<UserRecord>> {
-        let want = i32::try_from(limit + 1).unwrap_or(i32::MAX);
+        let mut records = Vec::with_capacity(limit);
+        let mut after = after;
+        loop {
+            let need = limit - records.len();
+            let mut ids = self.indexed_user_ids(need + 1, after).await?;
+            let more = ids.len() > need;
+            ids.truncate(need);
+            let Some(last) = ids.last().copied() else {
+                return Ok(Listing { records, more: false });
+            };
+            let mut found = self.users_by_id(&ids).await?;
+            found.sort_by_key(|u| u.id);
+            records.extend(found);
+            if records.len() == limit || !more {
+                return Ok(Listing { records, more });
+            }
+            after = Some(last);
+        }
+    }
+
+    /// The first `want` ids after `after` in `GSI2`: up to `want` from each shard, merged.
+    async fn indexed_user_ids(&self, want: usize, after: Option<Uuid>) -> RepoResult<Vec<Uuid>> {
+        let want = i32::try_from(want).unwrap_or(i32::MAX);
         let mut queries = tokio::task::JoinSet::new();
         for shard in 0..USERS_SHARDS {
             let mut query = self
@@ -71,18 +96,21 @@ impl DynamoStore {
             }
         }
         ids.sort();
-        let more = ids.len() > limit;
-        ids.truncate(limit);
-        let mut records = self.users_by_id(&ids).await?;
-        records.sort_by_key(|u| u.id);
-        Ok(Listing { records, more })
+        ids.truncate(usize::try_from(want).unwrap_or(usize::MAX));
+        Ok(ids)
     }
 
-    /// The users of `ids` (at most 100), read consistently; those deleted meanwhile are left out.
+    /// The users of `ids`, read consistently, 100 at a time (BatchGetItem's most); those
+    /// deleted meanwhile are left out.
     async fn users_by_id(&self, ids: &[Uuid]) -> RepoResult<Vec<UserRecord>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
+        let mut records = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            records.extend(self.users_of_chunk(chunk).await?);
         }
+        Ok(records)
+    }
+
+    async fn users_of_chunk(&self, ids: &[Uuid]) -> RepoResult<Vec<UserRecord>> {
         let keys: Vec<Attrs> = ids.iter().map(|id| key(user_pk(*id), USER_SK)).collect();
         let mut request = KeysAndAttributes::builder()
             .set_keys(Some(keys))
@@ -142,5 +170,55 @@ impl DynamoStore {
             .map_err(|e| sdk_error("Query", e))?;
         let records = out.items().iter().map(user_from_item).collect::<RepoResult<Vec<_>>>()?;
         Ok(Listing::of(records, limit))
+    }
+}
+
+impl DynamoStore {
+    /// Whether `GSI2` exists and is built (DynamoDB builds a new index after the stack update).
+    pub(super) async fn gsi2_active(&self) -> RepoResult<bool> {
+        let described = self.client.describe_table().table_name(&self.table).send().await.map_err(|e| {
+            RepoError::Unavailable(format!(
+                "DescribeTable: {}",
+                aws_sdk_dynamodb::error::DisplayErrorContext(&e)
+            ))
+        })?;
+        let index = described
+            .table
+            .and_then(|t| t.global_secondary_indexes)
+            .into_iter()
+            .flatten()
+            .find(|i| i.index_name() == Some(GSI2));
+        Ok(index.is_some_and(|i| i.index_status() == Some(&aws_sdk_dynamodb::types::IndexStatus::Active)))
+    }
+
+    /// Sets a user's `GSI2` keys (`into_gsi2`), or removes its `GSI1` keys, by `expression`; a
+    /// user deleted meanwhile is left so.
+    pub(super) async fn set_index_keys(&self, id: Uuid, expression: &str, into_gsi2: bool) -> RepoResult<()> {
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(user_pk(id), USER_SK)))
+            .update_expression(expression)
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK);
+        update = if into_gsi2 {
+            update
+                .expression_attribute_names("#gpk", GSI2_PK)
+                .expression_attribute_names("#gsk", GSI2_SK)
+                .expression_attribute_values(":gpk", s(users_shard_pk(id)))
+                .expression_attribute_values(":gsk", s(id.to_string()))
+        } else {
+            update.expression_attribute_names("#gpk", GSI1_PK).expression_attribute_names("#gsk", GSI1_SK)
+        };
+        let result =
+            update.customize().config_override(resend::<UpdateItemError>(Resend::Idempotent)).send().await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(err) => Err(sdk_error("UpdateItem", err)),
+        }
     }
 }

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -14,7 +13,7 @@ use uuid::Uuid;
 use super::DynamoStore;
 use super::attrs::{Attrs, get_bool, get_opt_n, get_opt_s, get_s, get_time, get_uuid, key, n, s, time};
 use super::purge::purge_item;
-use super::retry::{ATTEMPTS, Resend, build_error, resend, sdk_error};
+use super::retry::{ATTEMPTS, build_error};
 use super::transact::Transaction;
 use crate::domain::{Email, Patch};
 use crate::repo::keys::{
@@ -25,12 +24,12 @@ use crate::repo::{
     CreateUser, Listing, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
 };
 
-fn user_to_item(u: &UserRecord) -> Attrs {
+/// A user's record. `of_before`: also in `GSI1`, the users index of before, which copies every
+/// attribute (only while the listing still reads it: until `0003_users_index` is applied).
+fn user_to_item(u: &UserRecord, of_before: bool) -> Attrs {
     let mut item = HashMap::from([
         (PK.to_owned(), s(user_pk(u.id))),
         (SK.to_owned(), s(USER_SK)),
-        (GSI1_PK.to_owned(), s(USERS_INDEX_PK)),
-        (GSI1_SK.to_owned(), s(u.id.to_string())),
         (GSI2_PK.to_owned(), s(users_shard_pk(u.id))),
         (GSI2_SK.to_owned(), s(u.id.to_string())),
         ("type".to_owned(), s(USER_TYPE)),
@@ -46,6 +45,10 @@ fn user_to_item(u: &UserRecord) -> Attrs {
     ]);
     if let Some(name) = &u.full_name {
         item.insert("full_name".to_owned(), s(name));
+    }
+    if of_before {
+        item.insert(GSI1_PK.to_owned(), s(USERS_INDEX_PK));
+        item.insert(GSI1_SK.to_owned(), s(u.id.to_string()));
     }
     item
 }
@@ -229,7 +232,9 @@ impl DynamoStore {
 #[async_trait]
 impl UserRepo for DynamoStore {
     async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
-        let transaction = Transaction::new(self).put(Step::User, user_to_item(user), NEW)?.put(
+        // Unknown (the read failed): into GSI1 too, which is never wrong for the listing.
+        let of_before = !self.users_index_ready().await.unwrap_or(false);
+        let transaction = Transaction::new(self).put(Step::User, user_to_item(user, of_before), NEW)?.put(
             Step::NewReservation,
             reservation(&user.email.key(), user.id),
             NEW,
@@ -322,38 +327,23 @@ impl UserRepo for DynamoStore {
         Err(RepoError::Unavailable("user kept changing while being deleted".into()))
     }
 
+    async fn users_index_active(&self) -> RepoResult<bool> {
+        self.gsi2_active().await
+    }
+
+    async fn index_user(&self, id: Uuid) -> RepoResult<()> {
+        self.set_index_keys(id, "SET #gpk = :gpk, #gsk = :gsk", true).await
+    }
+
+    async fn unindex_user_of_before(&self, id: Uuid) -> RepoResult<()> {
+        self.set_index_keys(id, "REMOVE #gpk, #gsk", false).await
+    }
+
     async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {
         if self.users_index_ready().await? {
             self.list_users_by_shard(limit, after).await
         } else {
             self.list_users_of_before(limit, after).await
-        }
-    }
-
-    async fn index_user(&self, id: Uuid) -> RepoResult<()> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(user_pk(id), USER_SK)))
-            .update_expression("SET #gpk = :gpk, #gsk = :gsk")
-            .condition_expression("attribute_exists(#pk)")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#gpk", GSI2_PK)
-            .expression_attribute_names("#gsk", GSI2_SK)
-            .expression_attribute_values(":gpk", s(users_shard_pk(id)))
-            .expression_attribute_values(":gsk", s(id.to_string()))
-            .customize()
-            .config_override(resend::<UpdateItemError>(Resend::Idempotent))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Deleted meanwhile: nothing to list.
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error("UpdateItem", err)),
         }
     }
 }

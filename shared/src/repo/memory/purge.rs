@@ -3,25 +3,23 @@
 //! record wakes whoever waits on [`MemoryStore::purge_written`], as the table's stream does
 //! the worker.
 
-use std::ops::Bound;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Entry, MemoryStore, State, key};
-use crate::repo::keys::{OWNED, POINTER_SK, PURGES_PK, purge_sk, user_pk};
+use crate::repo::keys::{OWNED, POINTER_SK, PURGES_PREFIX, purge_sk, purges_pk, user_pk};
 use crate::repo::{Listing, PurgePage, PurgeRecord, PurgeRepo, RepoResult};
 
 impl State {
     /// Records the purge of `user` (with its deletion).
     pub(super) fn record_purge(&mut self, user: Uuid, now: DateTime<Utc>) {
         let record = PurgeRecord { user_id: user, requested_at: now, updated_at: now, deleted: 0 };
-        self.records.insert(key(PURGES_PK, purge_sk(user)), Entry::Purge(record));
+        self.records.insert(key(purges_pk(user), purge_sk(user)), Entry::Purge(record));
     }
 
     fn purge(&self, user: Uuid) -> Option<&PurgeRecord> {
-        match self.get(PURGES_PK, &purge_sk(user)) {
+        match self.get(&purges_pk(user), &purge_sk(user)) {
             Some(Entry::Purge(record)) => Some(record),
             _ => None,
         }
@@ -58,7 +56,7 @@ impl PurgeRepo for MemoryStore {
     async fn note_purge_progress(&self, user: Uuid, deleted: u64, now: DateTime<Utc>) -> RepoResult<()> {
         {
             let mut s = self.lock();
-            if let Some(Entry::Purge(record)) = s.records.get_mut(&key(PURGES_PK, purge_sk(user))) {
+            if let Some(Entry::Purge(record)) = s.records.get_mut(&key(purges_pk(user), purge_sk(user))) {
                 record.deleted += deleted;
                 record.updated_at = now;
             } else {
@@ -70,7 +68,7 @@ impl PurgeRepo for MemoryStore {
     }
 
     async fn finish_purge(&self, user: Uuid) -> RepoResult<()> {
-        self.lock().records.remove(&key(PURGES_PK, purge_sk(user)));
+        self.lock().records.remove(&key(purges_pk(user), purge_sk(user)));
         Ok(())
     }
 
@@ -80,19 +78,19 @@ impl PurgeRepo for MemoryStore {
 
     async fn pending_purges(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<PurgeRecord>> {
         let s = self.lock();
-        let from = after.map_or(Bound::Included(key(PURGES_PK, "USER#")), |id| {
-            Bound::Excluded(key(PURGES_PK, purge_sk(id)))
-        });
-        let records = s
+        let mut records: Vec<PurgeRecord> = s
             .records
-            .range((from, Bound::Excluded(key(PURGES_PK, "USER$"))))
-            .filter(|((pk, sk), _)| pk == PURGES_PK && sk.starts_with("USER#"))
+            .range(key(PURGES_PREFIX, "")..)
+            .take_while(|((pk, _), _)| pk.starts_with(PURGES_PREFIX))
             .filter_map(|(_, entry)| match entry {
-                Entry::Purge(record) => Some(record.clone()),
+                Entry::Purge(record) if after.is_none_or(|after| record.user_id > after) => {
+                    Some(record.clone())
+                }
                 _ => None,
             })
-            .take(limit.saturating_add(1))
             .collect();
+        records.sort_by_key(|r| r.user_id);
+        records.truncate(limit.saturating_add(1));
         Ok(Listing::of(records, limit))
     }
 }

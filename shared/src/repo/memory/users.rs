@@ -124,6 +124,14 @@ impl UserRepo for MemoryStore {
         Ok(Listing::of(records, limit))
     }
 
+    async fn users_index_active(&self) -> RepoResult<bool> {
+        Ok(true)
+    }
+
+    async fn unindex_user_of_before(&self, _id: Uuid) -> RepoResult<()> {
+        Ok(())
+    }
+
     async fn index_user(&self, _id: Uuid) -> RepoResult<()> {
         // The memory store's listing is its ordered set of users: there is no index to fill.
         Ok(())
