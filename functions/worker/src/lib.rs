@@ -1,6 +1,6 @@
 //! The `worker` function: the background half of deleting a user (API.md, `DELETE /v1/users/me`).
 //! Deleting a user writes a purge record into a `PURGES#<n>` partition in the same transaction;
-//! the table's DynamoDB stream, filtered to that partition (`template.yaml`), invokes this
+//! the table's DynamoDB stream, filtered to those partitions (`template.yaml`), invokes this
 //! function with it, and it purges the user's records page by page ([`shared::purge`]). A run
 //! that runs out of time notes its progress on the record, and that write comes back through
 //! the stream as the next run. A batch that fails is retried from the failed record (bisected,
@@ -98,32 +98,28 @@ impl Worker {
     /// stops and names it: Lambda retries the batch from it.
     pub async fn stream(&self, records: &[EventRecord], deadline: Instant) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
-        let mut done: Vec<Uuid> = Vec::new();
+        // Each purge once, in the batch's order.
+        let mut work: Vec<(Uuid, &EventRecord)> = Vec::new();
         for record in records {
-            let Some(user) = purge_of(record) else {
-                continue;
-            };
-            if done.contains(&user) {
-                continue;
+            if let Some(user) = purge_of(record)
+                && !work.iter().any(|(u, _)| *u == user)
+            {
+                work.push((user, record));
             }
-            // The first purge of a batch always gets its run (whose first page is always
-            // deleted), so every attempt makes progress. One there is no time left for is handed
-            // back to the stream (its record touched: a change the stream delivers again), not
-            // failed: a failure would spend the batch's retries on healthy records.
-            let outcome = if !done.is_empty() && Instant::now() >= deadline {
-                tracing::info!(%user, "no time left in this run: handed to the next");
-                self.purges
-                    .note_purge_progress(user, 0, self.clock.now())
-                    .await
-                    .map(|()| Run::Continues { deleted: 0 })
-            } else {
-                purge::run(self.purges.as_ref(), self.clock.as_ref(), user, deadline).await
-            }
-            .map_err(|e| e.to_string());
-            match outcome {
-                Ok(Run::Done { .. } | Run::Continues { .. } | Run::UserExists) => done.push(user),
+        }
+        let count = work.len();
+        for (n, (user, record)) in work.into_iter().enumerate() {
+            // Each purge gets an equal part of what time is left (a purge that finishes early
+            // leaves the rest to those after it), and at least a page: a large account slows the
+            // purges it shares a batch with, and never holds them up, whatever the order in
+            // which their notes of progress come back through the stream.
+            let now = Instant::now();
+            let left = u32::try_from(count - n).unwrap_or(u32::MAX);
+            let until = now + deadline.saturating_duration_since(now) / left;
+            match purge::run(self.purges.as_ref(), self.clock.as_ref(), user, until).await {
+                Ok(Run::Done { .. } | Run::Continues { .. } | Run::UserExists) => {}
                 Err(error) => {
-                    tracing::warn!(%user, error, "purge failed; the batch is retried from this record");
+                    tracing::warn!(%user, error = %error, "purge failed; the batch is retried from this record");
                     let mut failure = DynamoDbBatchItemFailure::default();
                     failure.item_identifier = record.change.sequence_number.clone();
                     response.batch_item_failures.push(failure);

@@ -73,25 +73,12 @@ impl Migration for UsersIndexOfBefore {
         "the users index of before (GSI1, every attribute copied) emptied"
     }
 
-    async fn apply(&self, repos: &Repos, progress: &mut Progress) -> Result<(), MigrateError> {
-        let failed = |reason: String| MigrateError::Failed { id: self.id().to_owned(), reason };
-        let mut after = match progress.checkpoint() {
-            Some(checkpoint) => Some(checkpoint.parse::<Uuid>().map_err(|e| failed(e.to_string()))?),
-            None => None,
-        };
-        loop {
-            // `0003_users_index` is applied: this reads GSI2, in which every user is.
-            let page = repos.users.list_users(100, after).await?;
-            for user in &page.records {
-                repos.users.unindex_user_of_before(user.id).await?;
-            }
-            if let Some(last) = page.records.last() {
-                after = Some(last.id);
-                progress.save(last.id.to_string()).await?;
-            }
-            if !page.more {
-                return Ok(());
-            }
-        }
+    async fn apply(&self, repos: &Repos, _progress: &mut Progress) -> Result<(), MigrateError> {
+        // Migrations run in order and stop at the first that fails: `0003_users_index` is
+        // applied, so no user is put into GSI1 any more, and this empties it for good. It reads
+        // GSI1 itself (not the listing) until it finds nothing there.
+        let taken = repos.users.empty_users_index_of_before().await?;
+        tracing::info!(taken, "users taken out of GSI1");
+        Ok(())
     }
 }

@@ -226,11 +226,10 @@ pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
         (MIGRATIONS_PK, LEASE_SK) => Some(Kind::MigrationLease),
         (MIGRATIONS_PK, sk) if sk.starts_with(MIGRATION_PREFIX) => Some(Kind::Migration),
         (pk, sk)
-            if pk
-                .strip_prefix(PURGES_PREFIX)
-                .and_then(|n| n.parse::<u8>().ok())
-                .is_some_and(|n| n < PURGE_SHARDS)
-                && sk.strip_prefix("USER#").is_some_and(|id| id.parse::<Uuid>().is_ok()) =>
+            if sk
+                .strip_prefix("USER#")
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .is_some_and(|id| pk == purges_pk(id)) =>
         {
             Some(Kind::Purge)
         }
@@ -286,6 +285,14 @@ mod tests {
         assert_eq!(classify(&purges_pk(user), &purge_sk(user)), Some(Kind::Purge));
         assert_eq!(classify(&purges_pk(user), "USER#not-a-uuid"), None);
         assert_eq!(classify(&purges_shard(PURGE_SHARDS), &purge_sk(user)), None, "no such shard");
+        let shard: u8 = purges_pk(user).trim_start_matches(PURGES_PREFIX).parse().unwrap();
+        let other = purges_shard((shard + 1) % PURGE_SHARDS);
+        assert_eq!(classify(&other, &purge_sk(user)), None, "another user's shard");
+        assert_eq!(
+            classify(&format!("{PURGES_PREFIX}0{shard}"), &purge_sk(user)),
+            None,
+            "a shard spelt otherwise"
+        );
         for kind in OWNED {
             assert_eq!(classify(&user_pk(user), &kind.sk(id)), Some(Kind::Owned(*kind)));
             let pointer = classify(&kind.sk(id), POINTER_SK);

@@ -88,7 +88,8 @@ pub trait UserRepo: Send + Sync + std::fmt::Debug {
     /// Whether the users index can be read (DynamoDB builds a new index after the stack update
     /// that adds it); always for a store without one.
     async fn users_index_active(&self) -> RepoResult<bool>;
-    /// Takes a user out of the users index of before (`GSI1`, which copies every attribute), once
-    /// the listing no longer reads it (the migration `0004_users_index_of_before`).
-    async fn unindex_user_of_before(&self, id: Uuid) -> RepoResult<()>;
+    /// Takes every user out of the users index of before (`GSI1`, which copies every
+    /// attribute), once the listing no longer reads it and no user is put there any more (the
+    /// migration `0004_users_index_of_before`). Returns how many it took out.
+    async fn empty_users_index_of_before(&self) -> RepoResult<u64>;
 }

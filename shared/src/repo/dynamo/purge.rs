@@ -1,7 +1,7 @@
 //! Purging a deleted user's records: a page of the user's partition at a time (every kind of
 //! `keys::OWNED`, found by the partition alone: nothing here names a kind), each record with its
-//! owner pointer; and the durable purge records in the `PURGES` partition that say what is left
-//! to do. The DynamoDB stream of writes to that partition drives the `worker` function.
+//! owner pointer; and the durable purge records in the `PURGES#<n>` partitions that say what is
+//! left to do. The DynamoDB stream of writes to those partitions drives the `worker` function.
 
 use std::collections::HashMap;
 

@@ -31,6 +31,11 @@ impl<L: PartialEq> Refused<L> {
     pub(super) fn by(&self, label: L) -> bool {
         self.0.contains(&label)
     }
+
+    /// Whether `label`'s is the only condition that failed.
+    pub(super) fn only(&self, label: L) -> bool {
+        self.0.iter().all(|l| *l == label)
+    }
 }
 
 impl<'a, L: Copy + PartialEq + std::fmt::Debug> Transaction<'a, L> {

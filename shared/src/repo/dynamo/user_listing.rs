@@ -174,6 +174,56 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// A check, in a transaction, that `0003_users_index` is not applied (its record absent, or
+    /// without `applied_at`): the condition of putting a user into `GSI1`.
+    pub(super) fn users_index_not_ready(&self) -> RepoResult<aws_sdk_dynamodb::types::ConditionCheck> {
+        aws_sdk_dynamodb::types::ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                MIGRATIONS_PK.to_owned(),
+                &format!("{MIGRATION_PREFIX}{USERS_INDEX_MIGRATION}"),
+            )))
+            .condition_expression("attribute_not_exists(#applied)")
+            .expression_attribute_names("#applied", "applied_at")
+            .build()
+            .map_err(build_error)
+    }
+
+    /// Takes every user out of `GSI1`: its pages until a query finds none, then once more after
+    /// a pause (the index lags the table). Returns how many were taken out.
+    pub(super) async fn empty_index_of_before(&self) -> RepoResult<u64> {
+        let mut taken = 0u64;
+        let mut quiet = 0;
+        while quiet < 2 {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI1)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", GSI1_PK)
+                .expression_attribute_values(":pk", s(USERS_INDEX_PK))
+                .limit(100)
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            if out.items().is_empty() {
+                quiet += 1;
+                if quiet < 2 {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                continue;
+            }
+            quiet = 0;
+            for item in out.items() {
+                let id = get_uuid(item, GSI1_SK)?;
+                self.set_index_keys(id, "REMOVE #gpk, #gsk", false).await?;
+                taken += 1;
+            }
+        }
+        Ok(taken)
+    }
+
     /// Whether `GSI2` exists and is built (DynamoDB builds a new index after the stack update).
     pub(super) async fn gsi2_active(&self) -> RepoResult<bool> {
         let described = self.client.describe_table().table_name(&self.table).send().await.map_err(|e| {

@@ -4,6 +4,7 @@
 //! transactions as the user.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete, Update};
@@ -97,6 +98,8 @@ enum Step {
     LegacyReservation,
     OldReservation,
     Purge,
+    /// That the users index of before is still the listing's (`0003_users_index` not applied).
+    IndexOfBefore,
 }
 
 impl DynamoStore {
@@ -232,18 +235,28 @@ impl DynamoStore {
 #[async_trait]
 impl UserRepo for DynamoStore {
     async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
-        // Unknown (the read failed): into GSI1 too, which is never wrong for the listing.
-        let of_before = !self.users_index_ready().await.unwrap_or(false);
-        let transaction = Transaction::new(self).put(Step::User, user_to_item(user, of_before), NEW)?.put(
-            Step::NewReservation,
-            reservation(&user.email.key(), user.id),
-            NEW,
-        )?;
-        let transaction = self.no_legacy_reservation(transaction, user.email.legacy_keys())?;
-        Ok(match self.commit(transaction).await? {
-            Ok(()) => CreateUser::Created,
-            Err(_) => CreateUser::EmailTaken,
-        })
+        // Into GSI1, the users index of before, only while the listing still reads it: on the
+        // condition, in the same transaction, that `0003_users_index` is not applied. Once it is,
+        // no user is ever put there again (and `0004` has taken out those that were).
+        let mut of_before = !self.users_index_ready.load(Ordering::Relaxed);
+        for _ in 0..2 {
+            let mut transaction = Transaction::new(self)
+                .put(Step::User, user_to_item(user, of_before), NEW)?
+                .put(Step::NewReservation, reservation(&user.email.key(), user.id), NEW)?;
+            if of_before {
+                transaction = transaction.check(Step::IndexOfBefore, self.users_index_not_ready()?);
+            }
+            let transaction = self.no_legacy_reservation(transaction, user.email.legacy_keys())?;
+            match self.commit(transaction).await? {
+                Ok(()) => return Ok(CreateUser::Created),
+                Err(refused) if refused.by(Step::IndexOfBefore) && refused.only(Step::IndexOfBefore) => {
+                    self.users_index_ready.store(true, Ordering::Relaxed);
+                    of_before = false;
+                }
+                Err(_) => return Ok(CreateUser::EmailTaken),
+            }
+        }
+        Err(RepoError::Internal("the users index's state changed back".into()))
     }
 
     async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>> {
@@ -335,8 +348,8 @@ impl UserRepo for DynamoStore {
         self.set_index_keys(id, "SET #gpk = :gpk, #gsk = :gsk", true).await
     }
 
-    async fn unindex_user_of_before(&self, id: Uuid) -> RepoResult<()> {
-        self.set_index_keys(id, "REMOVE #gpk, #gsk", false).await
+    async fn empty_users_index_of_before(&self) -> RepoResult<u64> {
+        self.empty_index_of_before().await
     }
 
     async fn list_users(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<UserRecord>> {

@@ -1,5 +1,5 @@
 //! Purges in memory: the user's range of the map, a page at a time, as the DynamoDB store
-//! purges the user's partition; and the purge records under `PURGES`. Each write to a purge
+//! purges the user's partition; and the purge records under `PURGES#<n>`. Each write to a purge
 //! record wakes whoever waits on [`MemoryStore::purge_written`], as the table's stream does
 //! the worker.
 

@@ -128,8 +128,8 @@ impl UserRepo for MemoryStore {
         Ok(true)
     }
 
-    async fn unindex_user_of_before(&self, _id: Uuid) -> RepoResult<()> {
-        Ok(())
+    async fn empty_users_index_of_before(&self) -> RepoResult<u64> {
+        Ok(0)
     }
 
     async fn index_user(&self, _id: Uuid) -> RepoResult<()> {
