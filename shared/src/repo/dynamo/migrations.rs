@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_opt_s, get_s, get_time, key, n, s, time, ttl};
-use super::retry::{Resend, build_error, resend, sdk_error};
+use super::retry::{Resend, applied, build_error, resend};
 use super::transact::Transaction;
 use crate::repo::keys::{LEASE_SK, LEASE_TYPE, MIGRATION_PREFIX, MIGRATION_TYPE, MIGRATIONS_PK, PK, SK, TTL};
 use crate::repo::{MigrationRecord, MigrationRepo, RepoResult};
@@ -111,13 +111,7 @@ impl MigrationRepo for DynamoStore {
             .config_override(resend::<PutItemError>(Resend::OnlyRefused))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(false)
-            }
-            Err(err) => Err(sdk_error("PutItem", err)),
-        }
+        applied("PutItem", result)
     }
 
     async fn release_migration_lease(&self, holder: Uuid) -> RepoResult<()> {
@@ -134,13 +128,8 @@ impl MigrationRepo for DynamoStore {
             .config_override(resend::<DeleteItemError>(Resend::Idempotent))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Someone else's lease (ours ran out and was taken), or none: nothing of ours to release.
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error("DeleteItem", err)),
-        }
+        // Not applied: someone else's lease (ours ran out and was taken), or none: nothing of
+        // ours to release.
+        applied("DeleteItem", result).map(drop)
     }
 }

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_n, get_s, get_time, get_uuid, key, n, s, time};
-use super::retry::{Resend, resend, sdk_error};
+use super::retry::{Resend, applied, resend, sdk_error};
 use crate::repo::keys::{
     OWNED, PK, POINTER_SK, PURGE_SHARDS, PURGE_TYPE, SK, USER_SK, purge_sk, purges_pk, purges_shard, user_pk,
 };
@@ -115,14 +115,8 @@ impl PurgeRepo for DynamoStore {
             .config_override(resend::<UpdateItemError>(Resend::Idempotent))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Another run finished the purge meanwhile.
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error("UpdateItem", err)),
-        }
+        // Not applied: another run finished the purge meanwhile.
+        applied("UpdateItem", result).map(drop)
     }
 
     async fn finish_purge(&self, user: Uuid) -> RepoResult<()> {

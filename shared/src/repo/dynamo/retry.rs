@@ -95,6 +95,20 @@ where
 }
 
 /// A failed call as the repository error it means.
+/// A conditional single-item write's outcome: `Ok(true)` when it was applied, `Ok(false)` when
+/// its condition failed (for the caller, nothing to do), else the error as [`sdk_error`] reads it.
+pub(super) fn applied<T, E, R>(op: &str, result: Result<T, SdkError<E, R>>) -> Result<bool, RepoError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(err) if err.code() == Some("ConditionalCheckFailedException") => Ok(false),
+        Err(err) => Err(sdk_error(op, err)),
+    }
+}
+
 pub(super) fn sdk_error<E, R>(op: &str, err: SdkError<E, R>) -> RepoError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_uuid, key, s};
-use super::retry::{ATTEMPTS, Resend, backoff, build_error, resend, sdk_error};
+use super::retry::{ATTEMPTS, Resend, applied, backoff, build_error, resend, sdk_error};
 use super::users::user_from_item;
 use crate::repo::keys::{
     GSI1, GSI1_PK, GSI1_SK, GSI2, GSI2_PK, GSI2_SK, MIGRATION_PREFIX, MIGRATIONS_PK, PK, SK, USER_SK,
@@ -156,13 +156,7 @@ impl DynamoStore {
             ])
         });
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(GSI1)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", GSI1_PK)
-            .expression_attribute_values(":pk", s(USERS_INDEX_PK))
+            .query_index_of_before()
             .set_exclusive_start_key(start)
             .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
             .send()
@@ -174,6 +168,17 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// A Query of `GSI1`'s one partition, every user's in the index of before.
+    fn query_index_of_before(&self) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI1)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", GSI1_PK)
+            .expression_attribute_values(":pk", s(USERS_INDEX_PK))
+    }
+
     /// A check, in a transaction, that `0003_users_index` is not applied (its record absent, or
     /// without `applied_at`): the condition of putting a user into `GSI1`.
     pub(super) fn users_index_not_ready(&self) -> RepoResult<aws_sdk_dynamodb::types::ConditionCheck> {
@@ -195,18 +200,8 @@ impl DynamoStore {
         let mut taken = 0u64;
         let mut quiet = 0;
         while quiet < 2 {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI1)
-                .key_condition_expression("#pk = :pk")
-                .expression_attribute_names("#pk", GSI1_PK)
-                .expression_attribute_values(":pk", s(USERS_INDEX_PK))
-                .limit(100)
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
+            let out =
+                self.query_index_of_before().limit(100).send().await.map_err(|e| sdk_error("Query", e))?;
             if out.items().is_empty() {
                 quiet += 1;
                 if quiet < 2 {
@@ -263,12 +258,7 @@ impl DynamoStore {
         };
         let result =
             update.customize().config_override(resend::<UpdateItemError>(Resend::Idempotent)).send().await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Ok(())
-            }
-            Err(err) => Err(sdk_error("UpdateItem", err)),
-        }
+        // Not applied: the user was deleted meanwhile.
+        applied("UpdateItem", result).map(drop)
     }
 }
