@@ -8,6 +8,26 @@
 //! and least-privilege IAM. It starts DynamoDB Local once, on a free port, and gives each test
 //! its own table.
 
+/// The same test bodies on the memory store and (with the `dynamodb` feature) DynamoDB Local:
+/// each named `async fn` takes the file's own `Backend` (`Memory`, `DynamoDb`).
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::Memory).await;
+            })*
+        }
+        #[cfg(feature = "dynamodb")]
+        mod dynamodb {
+            $(#[tokio::test]
+            async fn $name() {
+                super::$name(super::Backend::DynamoDb).await;
+            })*
+        }
+    };
+}
+
 mod auth;
 mod authorization_matrix;
 mod bodies;

@@ -74,24 +74,6 @@ impl Rig {
     }
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Memory).await;
-            })*
-        }
-        #[cfg(feature = "dynamodb")]
-        mod dynamodb {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::DynamoDb).await;
-            })*
-        }
-    };
-}
-
 on_both_stores!(
     a_deleted_account_is_gone_at_once_and_its_records_are_purged_by_the_worker,
     a_run_out_of_time_hands_the_rest_to_the_next_run_through_the_stream,

@@ -34,24 +34,6 @@ impl Backend {
     }
 }
 
-macro_rules! on_both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::Memory).await;
-            })*
-        }
-        #[cfg(feature = "dynamodb")]
-        mod dynamodb {
-            $(#[tokio::test]
-            async fn $name() {
-                super::$name(super::Backend::DynamoDb).await;
-            })*
-        }
-    };
-}
-
 on_both_stores!(
     failures_from_one_address_never_lock_the_owner_out_from_another,
     a_success_clears_only_its_own_email_and_address_counter,
