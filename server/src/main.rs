@@ -165,7 +165,6 @@ fn banner(
     cors: &Cors,
 ) {
     let url = format!("http://{address}");
-    println!("API listening on {url}");
     println!("  store:      {store}");
     println!("  worker:     in this process: purges deleted users' records (as the stream's worker in AWS)");
     if routes.iter().any(|r| r.path == "/docs") {
@@ -185,6 +184,8 @@ fn banner(
     if !cors.origins.is_empty() {
         println!("  CORS:       {}", cors.origins.join(", "));
     }
+    // Last: whoever waits for this line has read the whole banner.
+    println!("API listening on {url}");
 }
 
 async fn shutdown() {
