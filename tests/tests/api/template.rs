@@ -185,7 +185,15 @@ fn functions_are_traced_logged_with_retention_and_time_out_after_dynamodb_gives_
     let t = template();
     let globals = &t["Globals"]["Function"];
     assert_eq!(globals["Tracing"], "Active");
-    assert_eq!(globals["Architectures"][0], "arm64");
+    // One architecture for every function, a parameter so that sam local runs the machine's own
+    // (scripts/sam-local); arm64 deploys unless told otherwise.
+    assert_eq!(globals["Architectures"].as_sequence().unwrap().len(), 1);
+    assert_eq!(tagged(&globals["Architectures"][0], "!Ref"), "Architecture");
+    assert_eq!(t["Parameters"]["Architecture"]["Default"], "arm64");
+    assert_eq!(
+        t["Parameters"]["Architecture"]["AllowedValues"],
+        serde_norway::from_str::<serde_norway::Value>("[arm64, x86_64]").unwrap()
+    );
     assert_eq!(globals["Runtime"], "provided.al2023");
     assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
     let timeout = globals["Timeout"].as_u64().unwrap();
