@@ -179,6 +179,23 @@ impl Running {
         }
     }
 
+    /// Asks the process to stop (SIGTERM, to it alone: a script stops its own children) and
+    /// waits up to `timeout` for it to exit; returns its exit status (None: it had to be killed)
+    /// and everything it printed.
+    pub fn terminate(mut self, timeout: Duration) -> (Option<std::process::ExitStatus>, Vec<String>) {
+        let _ = Command::new("kill").args(["-s", "TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+                _ => break None,
+            }
+        };
+        std::thread::sleep(Duration::from_millis(100));
+        (status, self.stop())
+    }
+
     /// Stops the process (SIGKILL) and returns everything it printed.
     pub fn stop(mut self) -> Vec<String> {
         self.kill();
