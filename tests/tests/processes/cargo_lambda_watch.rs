@@ -41,7 +41,8 @@ fn cargo_lambda() -> PathBuf {
 /// while cargo compiles it, which can outlast a client's timeout; a request that creates something
 /// must not be the one retried, or its retry meets what the first attempt made.
 async fn warm(url: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
+    // Generous: the sam local test's release build may hold both cores meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         match try_http(Method::GET, url, &[], "").await {
             Ok(reply) if reply.status != StatusCode::BAD_GATEWAY => return,
@@ -137,7 +138,7 @@ async fn cargo_lambda_watch_serves_every_function() {
         config.table_name.clone(),
     );
     // The first invocation waits while cargo compiles the worker.
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let deadline = Instant::now() + Duration::from_secs(900);
     loop {
         let keys = store.scan_keys().await.unwrap();
         if !keys.iter().any(|(pk, sk)| pk.contains(&user_id) || sk.contains(&user_id)) {
