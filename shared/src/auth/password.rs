@@ -1,18 +1,15 @@
 //! Password hashing with argon2id at OWASP's parameters (m=19456 KiB, t=2, p=1).
 //!
-//! Hashing takes tens of milliseconds of pure CPU, so it runs off the async executor: there it
-//! would stall every other request on that worker (see realworld-axum-sqlx's `hash_password`).
-//! It runs on a few threads of its own ([`on_hashing_thread`]), each of which keeps the 19 MiB of
-//! argon2's memory from one hash to the next ([`with_blocks`]). argon2's own `hash_password`
-//! allocates those 19 MiB afresh for every hash, and glibc's allocator does not give them back:
-//! the small allocations made between two hashes split the freed block, the next hash takes a
-//! new one, and a process that hashed two dozen passwords held 200 MiB more. A Lambda function
-//! at 256 MB was killed for memory during a run of password changes that way (under `sam
+//! Hashing takes tens of milliseconds of pure CPU, so it runs on tokio's blocking pool: on the
+//! async executor it would stall every other request on that worker (see realworld-axum-sqlx's
+//! `hash_password`). argon2's 19 MiB of working memory is kept between hashes ([`with_blocks`]):
+//! argon2's own `hash_password` allocates it afresh for every hash, glibc's allocator did not
+//! give it back (the small allocations between two hashes split the freed block, and the next
+//! hash took a new one), a process that hashed two dozen passwords held 200 MiB more, and the
+//! 256 MB users function was killed for memory during a run of password changes (under `sam
 //! local`, scripts/sam-local). Unknown emails are verified against a dummy hash of the same
 //! cost, so that a wrong email and a wrong password take the same time.
 
-use std::cell::RefCell;
-use std::sync::mpsc::{Sender, channel};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use argon2::password_hash::rand_core::OsRng;
@@ -52,67 +49,36 @@ pub fn hashing_slots() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
-thread_local! {
-    /// argon2's working memory on this thread, kept from one hash to the next.
-    static BLOCKS: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
-}
+/// argon2's working memory, kept between hashes: at most [`hashing_slots`] buffers (as many as
+/// hashes may run at once), of the OWASP cost's size.
+static BLOCKS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
 
-/// argon2 of `password` and `salt` into `out`, in this thread's kept memory (grown to the
-/// largest cost it has hashed at, never given back). The same result as argon2's own
-/// `hash_password_into`, which allocates the memory for each hash.
+/// The largest cost a stored hash may ask for: four times OWASP's memory, iterations and lanes.
+/// A hash beyond it is not computed (a row written by someone with access to the table must not
+/// make a login take gigabytes or forever).
+const MAX_M_COST: u32 = 4 * 19_456;
+const MAX_T_COST: u32 = 8;
+const MAX_P_COST: u32 = 4;
+
+/// argon2 of `password` and `salt` into `out`, in a kept buffer, zeroed after use (it holds
+/// blocks derived from the password). The same result as argon2's own `hash_password_into`,
+/// which allocates the memory for each hash.
 fn with_blocks(argon2: &Argon2<'_>, password: &[u8], salt: &[u8], out: &mut [u8]) -> argon2::Result<()> {
-    BLOCKS.with_borrow_mut(|blocks| {
-        let needed = argon2.params().block_count();
-        if blocks.len() < needed {
-            blocks.resize(needed, Block::default());
-        }
-        argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed])
-    })
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-/// The process's hashing threads, [`hashing_slots`] of them, started at the first hash.
-fn hashing_threads() -> Result<&'static Sender<Job>, ApiError> {
-    static THREADS: OnceLock<Result<Sender<Job>, String>> = OnceLock::new();
-    let threads = THREADS.get_or_init(|| {
-        let (jobs, queue) = channel::<Job>();
-        let queue = Arc::new(Mutex::new(queue));
-        for n in 0..hashing_slots() {
-            let queue = queue.clone();
-            std::thread::Builder::new()
-                .name(format!("argon2-{n}"))
-                .spawn(move || {
-                    loop {
-                        // The lock is held only while waiting for the next job.
-                        let next = match queue.lock() {
-                            Ok(queue) => queue.recv(),
-                            Err(_) => return,
-                        };
-                        let Ok(job) = next else { return };
-                        // A job that panics drops its answer (the caller gets an error) and
-                        // leaves the thread to take the next.
-                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
-                    }
-                })
-                .map_err(|e| format!("start a hashing thread: {e}"))?;
-        }
-        Ok(jobs)
-    });
-    threads.as_ref().map_err(|e| ApiError::Internal(e.clone()))
-}
-
-/// Runs `work` on one of the hashing threads and waits for its result without blocking the
-/// executor.
-async fn on_hashing_thread<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    let (answer, result) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = answer.send(work());
-    });
-    hashing_threads()?.send(job).map_err(|_| ApiError::Internal("the hashing threads have ended".into()))?;
-    result.await.map_err(|_| ApiError::Internal("a hashing job failed".into()))
+    let mut blocks = BLOCKS.lock().map(|mut kept| kept.pop()).unwrap_or_default().unwrap_or_default();
+    let needed = argon2.params().block_count();
+    if blocks.len() < needed {
+        blocks.resize(needed, Block::default());
+    }
+    let result = argon2.hash_password_into_with_memory(password, salt, out, &mut blocks[..needed]);
+    blocks[..needed].fill(Block::default());
+    // Kept only at a cost this service hashes at, and only as many as may be in use at once.
+    if blocks.len() <= Params::new(19_456, 2, 1, None).map_or(0, |p| p.block_count())
+        && let Ok(mut kept) = BLOCKS.lock()
+        && kept.len() < hashing_slots()
+    {
+        kept.push(blocks);
+    }
+    result
 }
 
 impl Argon2Hasher {
@@ -176,30 +142,39 @@ impl Argon2Hasher {
             Some(h) => (h.to_owned(), true),
             None => (self.dummy_hash()?, false),
         };
-        let fail = |e: argon2::password_hash::Error| ApiError::Internal(format!("stored hash: {e}"));
-        let parsed = PasswordHash::new(&hash).map_err(fail)?;
+        let parsed = PasswordHash::new(&hash).map_err(|e| ApiError::Internal(format!("stored hash: {e}")))?;
         // With the algorithm, version and parameters recorded in the hash itself, as argon2's
-        // own verifier does.
-        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(fail)?;
-        let version = parsed
-            .version
-            .map(Version::try_from)
-            .transpose()
-            .map_err(|e| fail(e.into()))?
-            .unwrap_or_default();
-        let params = Params::try_from(&parsed).map_err(fail)?;
+        // own verifier reads them; and as it does, a hash that cannot be checked verifies nothing.
+        match Self::matches(&parsed, password.as_bytes()) {
+            Ok(matches) => Ok(matches && known),
+            Err(reason) => {
+                tracing::warn!(%reason, "a stored password hash cannot be checked");
+                Ok(false)
+            }
+        }
+    }
+
+    /// Whether `password` gives `parsed`'s hash; Err: the hash cannot be checked (its cost
+    /// exceeds the policy, or a part is missing or invalid).
+    fn matches(parsed: &PasswordHash<'_>, password: &[u8]) -> Result<bool, String> {
+        let algorithm = Algorithm::try_from(parsed.algorithm).map_err(|e| e.to_string())?;
+        let version =
+            parsed.version.map(Version::try_from).transpose().map_err(|e| e.to_string())?.unwrap_or_default();
+        let params = Params::try_from(parsed).map_err(|e| e.to_string())?;
+        if params.m_cost() > MAX_M_COST || params.t_cost() > MAX_T_COST || params.p_cost() > MAX_P_COST {
+            return Err(format!("its cost {params:?} exceeds the policy"));
+        }
         let (Some(expected), Some(salt)) = (parsed.hash, parsed.salt) else {
-            return Err(ApiError::Internal("stored hash: no salt or no hash".into()));
+            return Err("no salt or no hash".into());
         };
         let mut salt_bytes = [0u8; 64];
-        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(fail)?;
+        let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(|e| e.to_string())?;
         let argon2 = Argon2::new(algorithm, version, params);
-        let actual = Output::init_with(expected.len(), |out| {
-            Ok(with_blocks(&argon2, password.as_bytes(), salt_bytes, out)?)
-        })
-        .map_err(fail)?;
+        let actual =
+            Output::init_with(expected.len(), |out| Ok(with_blocks(&argon2, password, salt_bytes, out)?))
+                .map_err(|e| e.to_string())?;
         // Output's equality is constant-time.
-        Ok(actual == expected && known)
+        Ok(actual == expected)
     }
 }
 
@@ -208,28 +183,23 @@ impl PasswordHasher for Argon2Hasher {
     async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
         let _slot = self.slot().await?;
         let this = self.clone();
-        on_hashing_thread(move || this.hash_blocking(password.expose_secret())).await?
+        tokio::task::spawn_blocking(move || this.hash_blocking(password.expose_secret()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("hashing task: {e}")))?
     }
 
     async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
         let _slot = self.slot().await?;
         let this = self.clone();
-        on_hashing_thread(move || this.verify_blocking(password.expose_secret(), hash.as_deref())).await?
+        tokio::task::spawn_blocking(move || this.verify_blocking(password.expose_secret(), hash.as_deref()))
+            .await
+            .map_err(|e| ApiError::Internal(format!("verifying task: {e}")))?
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The resident memory of this process, from /proc (Linux).
-    #[cfg(target_os = "linux")]
-    fn resident_bytes() -> u64 {
-        let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
-        let pages: u64 =
-            statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).expect("resident pages");
-        pages * 4096
-    }
 
     /// Hashes made by argon2's own `hash_password` (every stored hash before the kept memory)
     /// verify, and ours verify with argon2's own verifier: the same function.
@@ -252,31 +222,18 @@ mod tests {
         assert!(hasher.verify_blocking("correct horse", Some(&ours)).expect("verify"));
     }
 
-    /// 24 hashes, asked for from threads that each live for one hash, leave no more memory
-    /// behind than the hashing threads' kept blocks: with argon2's own allocation per hash, this
-    /// process held about 200 MiB more after them.
-    #[cfg(target_os = "linux")]
+    /// A stored hash that cannot be checked verifies nothing (as with argon2's own verifier),
+    /// and one whose cost exceeds the policy is not computed at all.
     #[test]
-    fn hashes_from_threads_that_come_and_go_leave_bounded_memory_behind() {
-        let hasher = Argon2Hasher::owasp();
-        let hash_on_a_new_thread = |hasher: &Argon2Hasher| {
-            let hasher = hasher.clone();
-            std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-                runtime.block_on(hasher.hash("correct horse".into())).expect("hash")
-            })
-            .join()
-            .expect("the thread")
-        };
-        // The hashing threads' own memory, once.
-        hash_on_a_new_thread(&hasher);
-        let before = resident_bytes();
-        for _ in 0..24 {
-            hash_on_a_new_thread(&hasher);
+    fn a_hash_that_cannot_be_checked_verifies_nothing() {
+        let hasher = Argon2Hasher::with_params(1024, 2, 1);
+        let good = hasher.hash_blocking("correct horse").expect("hash");
+        let costly = good.replace("m=1024", "m=4000000");
+        let no_hash = good.rsplit_once('$').map(|(rest, _)| rest.to_owned()).expect("a PHC string");
+        for stored in [costly, no_hash, good.replace("argon2id", "argon2x")] {
+            assert!(!hasher.verify_blocking("correct horse", Some(&stored)).unwrap_or(false), "{stored}");
         }
-        let grown = resident_bytes().saturating_sub(before);
-        // Other tests of this binary hash at the same time, on their own threads.
-        assert!(grown < 64 << 20, "{} MiB more after 24 hashes", grown >> 20);
+        assert!(hasher.verify_blocking("correct horse", Some(&good)).expect("verify"));
     }
 
     #[tokio::test]
