@@ -130,3 +130,23 @@ pub async fn app_state() -> AppState {
     let store = store_with(&config).await;
     AppState::new(config, shared::repo::Repos::from_store(store))
 }
+
+/// Waits until no key of `store`'s table names `user` (the worker has purged the account), for
+/// at most `timeout`; Err: the keys that still name it.
+pub async fn wait_until_purged(
+    store: &DynamoStore,
+    user: &str,
+    timeout: Duration,
+) -> Result<(), Vec<(String, String)>> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let keys = store.scan_keys().await.expect("scan the table");
+        if !keys.iter().any(|(pk, sk)| pk.contains(user) || sk.contains(user)) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(keys);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -138,19 +138,9 @@ async fn cargo_lambda_watch_serves_every_function() {
         config.table_name.clone(),
     );
     // The first invocation waits while cargo compiles the worker.
-    let deadline = Instant::now() + Duration::from_secs(900);
-    loop {
-        let keys = store.scan_keys().await.unwrap();
-        if !keys.iter().any(|(pk, sk)| pk.contains(&user_id) || sk.contains(&user_id)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not purged: {keys:?}\n{}\n{}",
-            poller.output().join("\n"),
-            watch.output().join("\n")
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Err(keys) = api_tests::dynamo::wait_until_purged(&store, &user_id, Duration::from_secs(900)).await
+    {
+        panic!("not purged: {keys:?}\n{}\n{}", poller.output().join("\n"), watch.output().join("\n"));
     }
     drop(poller);
 

@@ -270,14 +270,9 @@ async fn under_sam_local_the_whole_api_keeps_its_contract_and_every_event_answer
     config.dynamodb_endpoint = Some(banner.dynamodb.clone());
     config.table_name = "api".into();
     let store = shared::repo::dynamo::DynamoStore::new(api_tests::dynamo::client(&config).await, "api");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let keys = store.scan_keys().await.unwrap();
-        if !keys.iter().any(|(pk, sk)| pk.contains(&user_id) || sk.contains(&user_id)) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not purged: {keys:?}\n{}", script.running().output().join("\n"));
-        tokio::time::sleep(Duration::from_millis(500)).await;
+    if let Err(keys) = api_tests::dynamo::wait_until_purged(&store, &user_id, Duration::from_secs(120)).await
+    {
+        panic!("not purged: {keys:?}\n{}", script.running().output().join("\n"));
     }
 
     // The contract, as schemathesis checks it against the local server (but for the two
