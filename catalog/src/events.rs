@@ -37,6 +37,16 @@ pub fn refresh_token_placeholder(email: &str) -> String {
     format!("<refresh token of {email}>")
 }
 
+/// The placeholder standing for the token of a reset link sent to `email`.
+pub fn reset_token_placeholder(email: &str) -> String {
+    format!("<reset token of {email}>")
+}
+
+/// The placeholder standing for the token of a verification link sent to `email`.
+pub fn verification_token_placeholder(email: &str) -> String {
+    format!("<verification token of {email}>")
+}
+
 /// The id of the fixture that path parameter `name` names: the user for `user_id`, and one
 /// record of the user's for each other (`item_id`, ...), numbered in the order of their names.
 pub fn fixture_id(name: &str, parameters: &[String]) -> String {

@@ -15,3 +15,10 @@ pub fn exit_with(result: Result<(), String>) -> std::process::ExitCode {
         }
     }
 }
+
+/// Where the local server and `admin worker` write account mail when `MAIL_DIR` is unset: `mail/`
+/// in the directory they run from (the project's, for `cargo run`), as an absolute path.
+pub fn default_mail_dir() -> String {
+    let here = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
+    here.join("mail").display().to_string()
+}

@@ -60,7 +60,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let (config, random_secret) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+    let (mut config, random_secret) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+    // Mail is written into a folder unless an SES stand-in is named: nothing leaves the machine.
+    if config.mail.mail_dir.is_none() && config.mail.ses_endpoint.is_none() {
+        config.mail.mail_dir = Some(server::default_mail_dir());
+    }
+    let mail = match (&config.mail.mail_dir, &config.mail.ses_endpoint) {
+        (Some(dir), _) => format!("each message written as an .eml file into {dir}"),
+        (None, Some(endpoint)) => format!("sent through SES at {endpoint}"),
+        (None, None) => "sent through SES".to_owned(),
+    };
+    let mailer = worker::mailer(&config).await;
     let (state, store, worker) = match config.dynamodb_endpoint.clone() {
         Some(endpoint) => {
             let client = shared::state::dynamodb_client(&config).await;
@@ -83,7 +93,7 @@ async fn run(args: Args) -> Result<(), String> {
             let streams = aws_sdk_dynamodbstreams::Client::new(&shared::state::sdk_config(&config).await);
             let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
             let state = AppState::new(config, Repos::from_store(store));
-            let sink = Sink::InProcess(Worker::new(&state));
+            let sink = Sink::InProcess(Worker::new(&state, mailer.clone()));
             let worker: LocalWorker = Box::pin(stream::run_on_stream(client, streams, table.clone(), sink));
             (state, format!("DynamoDB table {table:?} at {endpoint}"), worker)
         }
@@ -93,7 +103,7 @@ async fn run(args: Args) -> Result<(), String> {
         None => {
             let store = Arc::new(MemoryStore::new());
             let state = AppState::new(config, Repos::from_store(store.clone()));
-            let sink = Sink::InProcess(Worker::new(&state));
+            let sink = Sink::InProcess(Worker::new(&state, mailer.clone()));
             let worker: LocalWorker = Box::pin(async move {
                 stream::run_on_memory(store, sink).await;
                 Ok(())
@@ -116,7 +126,7 @@ async fn run(args: Args) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let address = listener.local_addr().map_err(|e| e.to_string())?;
     let routes = catalog::routes().map_err(|e| e.to_string())?;
-    banner(address, &store, &routes, random_secret, superuser.as_deref(), &cors);
+    banner(address, &store, &mail, &routes, random_secret, superuser.as_deref(), &cors);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown())
         .await
@@ -159,6 +169,7 @@ async fn first_superuser(state: &AppState) -> Result<Option<String>, String> {
 fn banner(
     address: SocketAddr,
     store: &str,
+    mail: &str,
     routes: &[Route],
     random_secret: bool,
     superuser: Option<&str>,
@@ -166,7 +177,10 @@ fn banner(
 ) {
     let url = format!("http://{address}");
     println!("  store:      {store}");
-    println!("  worker:     in this process: purges deleted users' records (as the stream's worker in AWS)");
+    println!(
+        "  worker:     in this process: purges deleted users' records and sends account mail (as the stream's worker in AWS)"
+    );
+    println!("  mail:       {mail}");
     if routes.iter().any(|r| r.path == "/docs") {
         println!("  docs:       {url}/docs");
     } else {

@@ -85,7 +85,7 @@ pub async fn run_on_memory(store: Arc<MemoryStore>, sink: Sink) {
     loop {
         sink.sweep(0).await;
         tokio::select! {
-            () = store.purge_written() => {}
+            () = store.work_written() => {}
             () = tokio::time::sleep(SWEEP_EVERY) => {}
         }
     }
@@ -180,12 +180,12 @@ async fn deliver_batch(sink: &Sink, mut records: Vec<Value>) {
     );
 }
 
-/// What the template's filter lets through to the worker (`worker::TRIGGER_*`).
+/// What the template's filters let through to the worker (`worker::TRIGGERS`).
 fn is_work(record: &Record) -> bool {
     let name = record.event_name().map(|n| n.as_str()).unwrap_or_default();
     let pk = record.dynamodb().and_then(|d| d.keys()).and_then(|k| k.get("PK"));
-    worker::TRIGGER_EVENTS.contains(&name)
-        && matches!(pk, Some(AttributeValue::S(pk)) if pk.starts_with(worker::TRIGGER_PREFIX))
+    let Some(AttributeValue::S(pk)) = pk else { return false };
+    worker::TRIGGERS.iter().any(|(prefix, events)| pk.starts_with(prefix) && events.contains(&name))
 }
 
 /// A stream record as Lambda hands it to a function (the stream carries keys only).

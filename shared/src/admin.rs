@@ -102,6 +102,7 @@ pub async fn ensure_superuser(
             is_active: true,
             is_superuser: true,
             credential_version: 0,
+            email_verified: true,
             created_at: now,
             updated_at: now,
         };

@@ -34,6 +34,34 @@ pub struct Config {
     pub dynamodb_endpoint: Option<String>,
     /// Whether a Lambda cold start opens its DynamoDB connection before the first request.
     pub dynamodb_warm_up: bool,
+    /// Account mail (API.md, password recovery and verification): see [`MailConfig`].
+    pub mail: MailConfig,
+    /// Whether a password login needs a verified address.
+    pub require_email_verification: bool,
+    /// Requests for mail (recovery, a new verification) from one source address in an hour.
+    pub mail_max_requests_per_address: u32,
+    /// Messages (recovery and verification together) to one address in an hour.
+    pub mail_max_per_recipient: u32,
+}
+
+/// What account mail needs: where its links point, what it is signed as, how long its tokens
+/// live, and where it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailConfig {
+    /// The front end's base URL, without a trailing `/`: links are `<app_url>/reset-password?token=`.
+    pub app_url: String,
+    /// The product's name, in every message.
+    pub product_name: String,
+    /// The sender: SES's verified identity in AWS.
+    pub from: String,
+    /// SES's configuration set, if any.
+    pub configuration_set: Option<String>,
+    /// Locally: messages are written as `.eml` files here instead of being sent.
+    pub mail_dir: Option<String>,
+    /// For an SES stand-in on loopback; unset in AWS.
+    pub ses_endpoint: Option<String>,
+    pub reset_token_ttl_secs: i64,
+    pub verify_token_ttl_secs: i64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +106,19 @@ impl Config {
             open_registration: flag(get, "OPEN_REGISTRATION", true)?,
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
             dynamodb_warm_up: flag(get, "DYNAMODB_WARM_UP", true)?,
+            mail: MailConfig {
+                app_url: app_url(get("APP_URL").unwrap_or("http://localhost:5173"))?,
+                product_name: get("PRODUCT_NAME").unwrap_or("Lambda API").to_owned(),
+                from: get("MAIL_FROM").unwrap_or("no-reply@localhost").to_owned(),
+                configuration_set: get("MAIL_CONFIGURATION_SET").map(str::to_owned),
+                mail_dir: get("MAIL_DIR").map(str::to_owned),
+                ses_endpoint: get("SES_ENDPOINT").map(str::to_owned),
+                reset_token_ttl_secs: number(get, "RESET_TOKEN_TTL_SECONDS", 30 * 60, DAY)?,
+                verify_token_ttl_secs: number(get, "VERIFY_TOKEN_TTL_SECONDS", DAY, 30 * DAY)?,
+            },
+            require_email_verification: flag(get, "REQUIRE_EMAIL_VERIFICATION", false)?,
+            mail_max_requests_per_address: number(get, "MAIL_MAX_REQUESTS_PER_ADDRESS", 20, 1_000_000)?,
+            mail_max_per_recipient: number(get, "MAIL_MAX_PER_RECIPIENT", 3, 1_000)?,
         };
         Ok(config)
     }
@@ -128,6 +169,20 @@ fn random_secret() -> String {
     let mut bytes = [0u8; 48];
     OsRng.fill_bytes(&mut bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The front end's base URL: http(s), no query or fragment, kept without its trailing `/`.
+fn app_url(v: &str) -> Result<String, ConfigError> {
+    let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
+    let host = rest.map(|r| r.split('/').next().unwrap_or_default()).unwrap_or_default();
+    if host.is_empty() || v.chars().any(|c| c.is_whitespace() || matches!(c, '?' | '#' | '"' | '<' | '>')) {
+        return Err(ConfigError::Invalid {
+            name: "APP_URL",
+            value: v.to_owned(),
+            expected: "expected the front end's base URL, such as https://app.example.com",
+        });
+    }
+    Ok(v.trim_end_matches('/').to_owned())
 }
 
 /// A comma-separated list of CIDRs (`10.0.0.0/8, 2001:db8::/32`); a bare address is its own /32
@@ -213,6 +268,21 @@ mod tests {
         assert!(c.open_registration);
         assert_eq!(c.dynamodb_endpoint, None);
         assert!(c.dynamodb_warm_up);
+        assert_eq!(c.mail.app_url, "http://localhost:5173");
+        assert_eq!((c.mail.reset_token_ttl_secs, c.mail.verify_token_ttl_secs), (1800, 86_400));
+        assert_eq!((c.mail_max_requests_per_address, c.mail_max_per_recipient), (20, 3));
+        assert!(!c.require_email_verification);
+    }
+
+    #[test]
+    fn the_app_url_is_a_base_url() {
+        let s = "s".repeat(32);
+        let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("APP_URL", "https://app.example.com/")]));
+        assert_eq!(c.expect("valid").mail.app_url, "https://app.example.com");
+        for bad in ["app.example.com", "https://", "https://x.io/?a=1", "https://x.io/#f", "ftp://x.io"] {
+            let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("APP_URL", bad)]));
+            assert!(c.is_err_and(|e| e.to_string().contains("APP_URL")), "{bad}");
+        }
     }
 
     #[test]

@@ -18,8 +18,8 @@ use uuid::Uuid;
 use crate::deps::Clock;
 use crate::domain::Email;
 use crate::repo::{
-    MigrationRecord, MigrationRepo, PurgeRepo, RepoError, Repos, ResourceStore, ThrottleRepo, TokenRepo,
-    UpdateUser, UserChanges, UserRepo,
+    MailRepo, MigrationRecord, MigrationRepo, PurgeRepo, RepoError, Repos, ResourceStore, ThrottleRepo,
+    TokenRepo, UpdateUser, UserChanges, UserRepo,
 };
 
 /// How long a run holds the lease before another may take it over; renewed at each checkpoint
@@ -252,7 +252,14 @@ impl Migrator {
     /// two runs apart).
     pub fn new<S>(store: Arc<S>, clock: Arc<dyn Clock>, mut migrations: Vec<Arc<dyn Migration>>) -> Self
     where
-        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + 'static,
+        S: UserRepo
+            + ResourceStore
+            + TokenRepo
+            + ThrottleRepo
+            + PurgeRepo
+            + MailRepo
+            + MigrationRepo
+            + 'static,
     {
         migrations.sort_by_key(|m| m.id());
         Self { repos: Repos::from_store(store.clone()), ledger: store, clock, migrations }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use shared::AppState;
 use shared::deps::{Clock, IdGenerator, UuidV7};
 use shared::domain::Email;
-use shared::repo::UserRecord;
+use shared::repo::{MailToken, TokenPurpose, UserRecord};
 use uuid::Uuid;
 
 use crate::{PASSWORD, TestApp};
@@ -51,7 +51,9 @@ pub fn fill(event: &Event, substitutions: &[(String, String)]) -> String {
         text = text.replace(placeholder, value);
     }
     assert!(
-        !text.contains("<access token") && !text.contains("<refresh token"),
+        !["<access token", "<refresh token", "<reset token", "<verification token"]
+            .iter()
+            .any(|p| text.contains(p)),
         "{}: unknown placeholder",
         event.name
     );
@@ -80,6 +82,7 @@ pub async fn fixtures(state: AppState) -> Fixtures {
             is_active: true,
             is_superuser: superuser,
             credential_version: 0,
+            email_verified: true,
             created_at: now,
             updated_at: now,
         };
@@ -92,6 +95,24 @@ pub async fn fixtures(state: AppState) -> Fixtures {
         let refresh = token["refresh_token"].as_str().expect("refresh token").to_owned();
         substitutions.push((events::access_token_placeholder(email), access));
         substitutions.push((events::refresh_token_placeholder(email), refresh));
+    }
+    // A live link of each purpose for the user, as the worker mints them.
+    let user_id: Uuid = USER_ID.parse().expect("uuid");
+    for (purpose, placeholder) in [
+        (TokenPurpose::ResetPassword, events::reset_token_placeholder(USER_EMAIL)),
+        (TokenPurpose::VerifyEmail, events::verification_token_placeholder(USER_EMAIL)),
+    ] {
+        let token = shared::auth::refresh::generate(user_id);
+        let record = MailToken {
+            user_id,
+            purpose,
+            token_hash: shared::auth::refresh::hash(&token),
+            credential_version: 0,
+            email_key: Email::parse(USER_EMAIL).expect("email").key(),
+            expires_at: now + chrono::Duration::minutes(30),
+        };
+        assert!(app.state.repos.mail.mint_token(&record).await.expect("mint"), "a live link");
+        substitutions.push((placeholder, token));
     }
     // Each resource's fixture, by its own create event, under the id its events name.
     let all = all_events();

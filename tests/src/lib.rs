@@ -8,8 +8,10 @@ pub mod dynamo;
 pub mod faults;
 pub mod fixtures;
 pub mod item_store;
+pub mod mailbox;
 pub mod process;
 pub mod records;
+pub mod ses;
 
 use std::sync::Arc;
 
@@ -100,6 +102,8 @@ pub fn fast_hasher() -> Arc<Argon2Hasher> {
 pub struct TestApp {
     pub state: AppState,
     pub clock: Arc<TestClock>,
+    /// Every message the worker has sent ([`TestApp::deliver_mail`]).
+    pub mailbox: Arc<mailbox::Mailbox>,
     /// The whole API as the local server mounts it: each function's router on the routes of
     /// `template.yaml`.
     app: Router,
@@ -172,7 +176,7 @@ impl TestApp {
         let clock = Arc::new(TestClock::default());
         let state = state.with_clock(clock.clone());
         let app = catalog::app(state.clone(), &catalog::Cors::default()).expect("the template's routes");
-        Self { app, state, clock }
+        Self { app, state, clock, mailbox: Arc::default() }
     }
 
     pub async fn send(&self, mut request: Request<Body>) -> TestResponse {
@@ -299,6 +303,7 @@ impl TestApp {
             is_active: true,
             is_superuser: true,
             credential_version: 0,
+            email_verified: true,
             created_at: now,
             updated_at: now,
         };
@@ -318,6 +323,14 @@ impl TestApp {
         )
         .await
         .expect("purge")
+    }
+
+    /// Sends every message in the outbox, as the stream's worker would have by now, into
+    /// [`TestApp::mailbox`].
+    pub async fn deliver_mail(&self) -> worker::outbox::Swept {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+        let worker = worker::Worker::new(&self.state, self.mailbox.clone());
+        worker.outbox.sweep(std::time::Duration::ZERO, deadline).await.expect("outbox sweep")
     }
 
     /// Creates an item through the API and returns its JSON.

@@ -2,6 +2,8 @@
 //! detection (RFC 6749 §6, RFC 9700 §4.14.2), and revocation (RFC 7009). Errors at these
 //! endpoints are RFC 6749 §5.2 bodies, except 413 and the login throttle's 429.
 
+mod recovery;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -23,8 +25,8 @@ use uuid::Uuid;
 /// This function's part of the OpenAPI document (the catalog joins the parts).
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
-    paths(token, revoke),
-    tags((name = "auth", description = "OAuth2 password login, refresh-token rotation, revocation"))
+    paths(token, revoke, recovery::password_recovery, recovery::reset_password, recovery::verify_email),
+    tags((name = "auth", description = "OAuth2 password login, refresh-token rotation, revocation, password recovery, email verification"))
 )]
 pub struct Api;
 
@@ -119,7 +121,12 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub const PROBE: &str = "post-v1-auth-token";
 
 pub fn router(state: AppState) -> Router {
-    let routes = Router::new().route("/v1/auth/token", post(token)).route("/v1/auth/revoke", post(revoke));
+    let routes = Router::new()
+        .route("/v1/auth/token", post(token))
+        .route("/v1/auth/revoke", post(revoke))
+        .route("/v1/auth/password-recovery", post(recovery::password_recovery))
+        .route("/v1/auth/reset-password", post(recovery::reset_password))
+        .route("/v1/auth/verify-email", post(recovery::verify_email));
     shared::web::finish(routes, state)
 }
 
@@ -184,6 +191,16 @@ async fn password_grant(
     let Some(user) = user.filter(|u| verified && u.is_active) else {
         return Err(ApiError::invalid_grant());
     };
+    // Said only to who knows the password: the right one was given, so it is no oracle.
+    if state.config.require_email_verification && !user.email_verified {
+        if let Err(e) = throttle::succeeded(state, &admitted).await {
+            tracing::warn!(user_id = %user.id, error = ?e, "the throttle's bookkeeping failed");
+        }
+        return Err(ApiError::OAuth {
+            code: OAuthErrorCode::InvalidGrant,
+            description: "Email address not verified: follow the link in the verification message, or ask for a new one",
+        });
+    }
     let session = Session {
         subject: Subject { user_id: user.id, credential_version: user.credential_version },
         family_id: state.ids.new_id(now),

@@ -15,7 +15,7 @@ use shared::domain::{Email, FullName, Password, Patch};
 use shared::openapi::{
     Conflict, Forbidden, JsonBodyErrors, NotFound, SuperuserErrors, Unavailable, ValidationFailed,
 };
-use shared::repo::{CreateUser, UpdateUser, UserChanges, UserRecord};
+use shared::repo::{CreateUser, OutboxMail, UpdateUser, UserChanges, UserRecord};
 use shared::web::paging::page;
 use shared::web::{CurrentUser, Json, PageQuery, SuperUser, UserId};
 use shared::{ApiError, ApiResult, AppState};
@@ -32,6 +32,7 @@ pub use schemas::{
         me::read_me,
         me::update_me,
         me::update_password,
+        me::send_verification,
         me::delete_me,
         list_users,
         create_user,
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/users/signup", post(signup))
         .route("/v1/users/me", get(me::read_me).patch(me::update_me).delete(me::delete_me))
         .route("/v1/users/me/password", patch(me::update_password))
+        .route("/v1/users/me/verification-email", post(me::send_verification))
         .route("/v1/users", get(list_users).post(create_user))
         .route("/v1/users/{user_id}", get(read_user).patch(update_user).delete(delete_user));
     shared::web::finish(routes, state)
@@ -100,10 +102,13 @@ async fn create(state: &AppState, new: NewUser) -> ApiResult<Response> {
         is_active: new.is_active,
         is_superuser: new.is_superuser,
         credential_version: 0,
+        email_verified: false,
         created_at: now,
         updated_at: now,
     };
-    match state.repos.users.create_user(&user).await? {
+    // Its verification is sent after the answer, from the outbox record written with the user.
+    let verify = OutboxMail::verify(state.ids.new_id(now), &user, now);
+    match state.repos.users.create_user_with_mail(&user, &[verify]).await? {
         CreateUser::Created => Ok(created(&user)),
         CreateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
     }
@@ -148,9 +153,18 @@ async fn signup(
     create(&state, new).await
 }
 
-/// Applies changes and maps the outcome to the contract's answers.
-async fn apply(state: &AppState, user: &UserRecord, changes: UserChanges) -> ApiResult<UserRecord> {
-    match state.repos.users.update_user(user.id, &changes, state.clock.now()).await? {
+/// Applies changes and maps the outcome to the contract's answers. A change of address makes it
+/// unproved, and sends a verification to the new one and a notice to the one of before, in the
+/// same write.
+async fn apply(state: &AppState, user: &UserRecord, mut changes: UserChanges) -> ApiResult<UserRecord> {
+    let now = state.clock.now();
+    if let Some(email) = changes.email.as_ref().filter(|e| e.key() != user.email.key()) {
+        changes.email_verified = Some(false);
+        let moved = UserRecord { email: email.clone(), ..user.clone() };
+        changes.mail.push(OutboxMail::verify(state.ids.new_id(now), &moved, now));
+        changes.mail.push(OutboxMail::email_changed(state.ids.new_id(now), user, now));
+    }
+    match state.repos.users.update_user(user.id, &changes, now).await? {
         UpdateUser::Updated(user) => Ok(user),
         UpdateUser::NotFound => Err(ApiError::NotFound(USER_NOT_FOUND)),
         UpdateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),

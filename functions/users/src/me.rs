@@ -6,8 +6,8 @@ use axum::http::StatusCode;
 use secrecy::SecretString;
 use shared::domain::Patch;
 use shared::openapi::{BadRequest, Conflict, JsonBodyErrors, ProtectedErrors, TooManyRequests};
-use shared::repo::{UserChanges, UserRecord};
-use shared::web::{CurrentUser, Json, SourceAddress, throttle};
+use shared::repo::{OutboxMail, UserChanges, UserRecord};
+use shared::web::{Accepted, CurrentUser, Json, SourceAddress, throttle};
 use shared::{ApiError, ApiResult, AppState};
 
 use super::{NO_SELF_DELETE, UpdatePassword, UserResponse, UserUpdateMe, apply, full_name_change, secret};
@@ -121,6 +121,31 @@ pub(super) async fn update_password(
     }
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[utoipa::path(
+    post, path = "/v1/users/me/verification-email", tag = "users", operation_id = "send_verification_email",
+    security(("OAuth2PasswordBearer" = [])),
+    responses(
+        (status = 202, description = "Taken: a new verification message (valid 24 hours, superseding any earlier one) is on its way, unless the address is verified already (then nothing is sent) or it got 3 messages in the last hour", body = Accepted),
+        ProtectedErrors,
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub(super) async fn send_verification(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    address: SourceAddress,
+) -> ApiResult<Accepted> {
+    throttle::admit_mail_request(&state, &address).await?;
+    if !me.email_verified {
+        let now = state.clock.now();
+        state.repos.mail.enqueue_mail(&OutboxMail::verify(state.ids.new_id(now), &me, now)).await?;
+    }
+    Ok(Accepted { detail: VERIFICATION_ACCEPTED })
+}
+
+const VERIFICATION_ACCEPTED: &str =
+    "Unless the address is verified already, a verification message is on its way";
 
 #[utoipa::path(
     delete, path = "/v1/users/me", tag = "users", operation_id = "delete_own_user",

@@ -73,6 +73,8 @@ pub struct UserResponse {
     pub full_name: Option<String>,
     pub is_active: bool,
     pub is_superuser: bool,
+    /// Whether the address has been proved (a verification link, or a password reset).
+    pub email_verified: bool,
     #[serde(with = "rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTime<Utc>,
@@ -89,6 +91,7 @@ impl From<&UserRecord> for UserResponse {
             full_name: u.full_name.clone(),
             is_active: u.is_active,
             is_superuser: u.is_superuser,
+            email_verified: u.email_verified,
             created_at: u.created_at,
             updated_at: u.updated_at,
         }

@@ -1,12 +1,16 @@
-//! The `worker` function: the background half of deleting a user (API.md, `DELETE /v1/users/me`).
-//! Deleting a user writes a purge record into a `PURGES#<n>` partition in the same transaction;
+//! The `worker` function: the background half of deleting a user (API.md, `DELETE /v1/users/me`)
+//! and of account mail (password recovery, email verification: [`outbox`]). Deleting a user writes a purge record into a `PURGES#<n>` partition in the same transaction;
 //! the table's DynamoDB stream, filtered to those partitions (`template.yaml`), invokes this
 //! function with it, and it purges the user's records page by page ([`shared::purge`]). A run
 //! that runs out of time notes its progress on the record, and that write comes back through
 //! the stream as the next run. A batch that fails is retried from the failed record (bisected,
 //! then sent to the on-failure queue); the purge record stays until the purge is done, and a
-//! scheduled sweep (and `admin purge`) runs whatever is left. The local server runs the same
-//! handler in-process.
+//! scheduled sweep (and `admin purge`) runs whatever is left. Outbox inserts (`OUTBOX#<n>`)
+//! come through the same stream and are sent by [`outbox::Outbox`]; the sweep sends what is
+//! left of those too. The local server runs the same handler in-process.
+
+pub mod mail;
+pub mod outbox;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +21,18 @@ use serde::Deserialize;
 use shared::deps::Clock;
 use shared::purge::{self, Run};
 use shared::repo::PurgeRepo;
-use shared::repo::keys::{PURGES_PREFIX, SK};
+use shared::repo::keys::{OUTBOX_PREFIX, PURGES_PREFIX, SK};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-/// The partitions whose writes the stream hands to the worker (the template's filter: a prefix).
-pub const TRIGGER_PREFIX: &str = PURGES_PREFIX;
-/// The stream events that carry work: a purge recorded, or its progress noted.
-pub const TRIGGER_EVENTS: [&str; 2] = ["INSERT", "MODIFY"];
+use self::mail::{MailDir, MailSettings, Mailer, SesMailer};
+use self::outbox::Outbox;
+
+/// What the stream hands to the worker (the template's filters, one per pair): the partitions'
+/// prefix, and the events that carry work there. A purge recorded, or its progress noted; a
+/// message to send written (a claim on it, a change, is no new work).
+pub const TRIGGERS: [(&str, &[&str]); 2] =
+    [(PURGES_PREFIX, &["INSERT", "MODIFY"]), (OUTBOX_PREFIX, &["INSERT"])];
 /// How long a pending purge must have been left alone before the sweep takes it over: a purge
 /// the stream is driving notes its progress far more often.
 pub const SWEEP_IDLE: Duration = Duration::from_secs(600);
@@ -63,16 +71,28 @@ struct Keys {
     sk: String,
 }
 
-/// The worker's dependencies: the purges and the clock. It holds no token key.
+/// The worker's dependencies: the purges, the outbox and the clock. It holds no key that signs
+/// an access token; the tokens it mints are random, and recorded only as their hashes.
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub purges: Arc<dyn PurgeRepo>,
+    pub outbox: Outbox,
     pub clock: Arc<dyn Clock>,
 }
 
 impl Worker {
-    pub fn new(state: &shared::AppState) -> Self {
-        Self { purges: state.repos.purges.clone(), clock: state.clock.clone() }
+    /// The worker over `state`'s stores, sending mail through `mailer`.
+    pub fn new(state: &shared::AppState, mailer: Arc<dyn Mailer>) -> Self {
+        let outbox = Outbox {
+            mail: state.repos.mail.clone(),
+            users: state.repos.users.clone(),
+            throttle: state.repos.throttle.clone(),
+            mailer,
+            settings: settings(&state.config),
+            config: state.config.clone(),
+            clock: state.clock.clone(),
+        };
+        Self { purges: state.repos.purges.clone(), outbox, clock: state.clock.clone() }
     }
 
     /// Handles one invocation, to be done by `deadline`. A stream batch answers with the
@@ -86,55 +106,108 @@ impl Worker {
         match event {
             Event::Stream(batch) => Ok(to_json(&self.stream(&batch.records, deadline).await)),
             Event::Sweep(SweepEvent { sweep }) => {
-                let idle = sweep.idle_seconds.map_or(SWEEP_IDLE, Duration::from_secs);
-                let swept = purge::sweep(self.purges.as_ref(), self.clock.as_ref(), idle, deadline).await?;
-                tracing::info!(stale = swept.stale, done = swept.done, deleted = swept.deleted, "sweep");
-                Ok(serde_json::json!({"stale": swept.stale, "done": swept.done, "deleted": swept.deleted}))
+                let idle = sweep.idle_seconds.map(Duration::from_secs);
+                // Messages first: they are few and someone waits for them; purges take what is left.
+                let mail = self.outbox.sweep(idle.unwrap_or(outbox::SWEEP_AFTER), deadline).await;
+                let purges = purge::sweep(
+                    self.purges.as_ref(),
+                    self.clock.as_ref(),
+                    idle.unwrap_or(SWEEP_IDLE),
+                    deadline,
+                )
+                .await;
+                let (mail, swept) = (mail?, purges?);
+                tracing::info!(
+                    stale = swept.stale,
+                    done = swept.done,
+                    deleted = swept.deleted,
+                    mail_sent = mail.sent,
+                    mail_given_up = mail.given_up,
+                    "sweep"
+                );
+                Ok(serde_json::json!({
+                    "stale": swept.stale, "done": swept.done, "deleted": swept.deleted,
+                    "mail_sent": mail.sent, "mail_given_up": mail.given_up,
+                }))
             }
         }
     }
 
-    /// Runs the purge of each record of a stream batch, in order. On the first that fails it
-    /// stops and names it: Lambda retries the batch from it.
+    /// Runs the work of each record of a stream batch, in order: a purge, or a message to send.
+    /// On the first that fails it stops and names it: Lambda retries the batch from it.
     pub async fn stream(&self, records: &[EventRecord], deadline: Instant) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
-        // Each purge once, in the batch's order.
-        let mut work: Vec<(Uuid, &EventRecord)> = Vec::new();
+        // Each piece of work once, in the batch's order.
+        let mut work: Vec<(Work, &EventRecord)> = Vec::new();
         for record in records {
-            if let Some(user) = purge_of(record)
-                && !work.iter().any(|(u, _)| *u == user)
+            if let Some(item) = work_of(record)
+                && !work.iter().any(|(w, _)| *w == item)
             {
-                work.push((user, record));
+                work.push((item, record));
             }
         }
-        let count = work.len();
-        for (n, (user, record)) in work.into_iter().enumerate() {
-            // Each purge gets an equal part of what time is left (a purge that finishes early
-            // leaves the rest to those after it), and at least a page: a large account slows the
-            // purges it shares a batch with, and never holds them up, whatever the order in
-            // which their notes of progress come back through the stream.
-            let now = Instant::now();
-            let left = u32::try_from(count - n).unwrap_or(u32::MAX);
-            let until = now + deadline.saturating_duration_since(now) / left;
-            match purge::run(self.purges.as_ref(), self.clock.as_ref(), user, until).await {
-                Ok(Run::Done { .. } | Run::Continues { .. } | Run::UserExists) => {}
-                Err(error) => {
-                    tracing::warn!(%user, error = %error, "purge failed; the batch is retried from this record");
-                    let mut failure = DynamoDbBatchItemFailure::default();
-                    failure.item_identifier = record.change.sequence_number.clone();
-                    response.batch_item_failures.push(failure);
-                    break;
+        let purges = work.iter().filter(|(w, _)| matches!(w, Work::Purge(_))).count();
+        let mut purges_done = 0;
+        for (item, record) in work {
+            let failed = match item {
+                Work::Mail(id) => match self.outbox.send(id).await {
+                    Ok(_) => None,
+                    Err(error) => Some(error.to_string()),
+                },
+                Work::Purge(user) => {
+                    // Each purge gets an equal part of what time is left (a purge that finishes
+                    // early leaves the rest to those after it), and at least a page: a large
+                    // account slows the purges it shares a batch with, and never holds them up,
+                    // whatever the order in which their notes of progress come back through the
+                    // stream.
+                    let now = Instant::now();
+                    let left = u32::try_from(purges - purges_done).unwrap_or(u32::MAX).max(1);
+                    purges_done += 1;
+                    let until = now + deadline.saturating_duration_since(now) / left;
+                    match purge::run(self.purges.as_ref(), self.clock.as_ref(), user, until).await {
+                        Ok(Run::Done { .. } | Run::Continues { .. } | Run::UserExists) => None,
+                        Err(error) => Some(format!("purge of {user}: {error}")),
+                    }
                 }
+            };
+            if let Some(error) = failed {
+                tracing::warn!(error, "the batch is retried from this record");
+                let mut failure = DynamoDbBatchItemFailure::default();
+                failure.item_identifier = record.change.sequence_number.clone();
+                response.batch_item_failures.push(failure);
+                break;
             }
         }
         response
     }
 }
 
-/// The user whose purge a stream record asks for: an insert or a change of a purge record.
-/// Anything else (the template's filter lets nothing else through) is ignored.
-pub fn purge_of(record: &EventRecord) -> Option<Uuid> {
-    if !TRIGGER_EVENTS.contains(&record.event_name.as_str()) {
+/// A piece of work a stream record carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// Purge this deleted user's records.
+    Purge(Uuid),
+    /// Send this outbox message.
+    Mail(Uuid),
+}
+
+/// The work a stream record asks for, if any (the template's filters let nothing else through).
+pub fn work_of(record: &EventRecord) -> Option<Work> {
+    if let Some(user) = purge_of(record) {
+        return Some(Work::Purge(user));
+    }
+    let keys = keys_of(record, OUTBOX_PREFIX)?;
+    let id = keys.sk.strip_prefix("MAIL#").and_then(|id| id.parse().ok());
+    if id.is_none() {
+        tracing::warn!(sk = keys.sk, "an outbox record whose {SK} is not a message's: ignored");
+    }
+    id.map(Work::Mail)
+}
+
+/// The keys of a stream record of an event that carries work in the partitions of `prefix`.
+fn keys_of(record: &EventRecord, prefix: &str) -> Option<Keys> {
+    let (_, events) = TRIGGERS.iter().find(|(p, _)| *p == prefix)?;
+    if !events.contains(&record.event_name.as_str()) {
         return None;
     }
     let keys: Keys = match serde_dynamo::from_item(record.change.keys.clone()) {
@@ -144,9 +217,40 @@ pub fn purge_of(record: &EventRecord) -> Option<Uuid> {
             return None;
         }
     };
-    if !keys.pk.starts_with(TRIGGER_PREFIX) {
-        return None;
+    keys.pk.starts_with(prefix).then_some(keys)
+}
+
+/// The settings every message is rendered with, from the configuration.
+pub fn settings(config: &shared::Config) -> MailSettings {
+    MailSettings {
+        product_name: config.mail.product_name.clone(),
+        app_url: config.mail.app_url.clone(),
+        from: config.mail.from.clone(),
+        reset_minutes: config.mail.reset_token_ttl_secs / 60,
+        verify_hours: config.mail.verify_token_ttl_secs / 3600,
     }
+}
+
+/// Where the worker's mail goes: `.eml` files in `MAIL_DIR` when it is set (locally), else
+/// Amazon SES (at `SES_ENDPOINT` when set: a stand-in on loopback).
+pub async fn mailer(config: &shared::Config) -> Arc<dyn Mailer> {
+    match &config.mail.mail_dir {
+        Some(dir) => Arc::new(MailDir::new(dir.into())),
+        None => {
+            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            Arc::new(SesMailer::new(
+                &sdk,
+                config.mail.ses_endpoint.as_deref(),
+                config.mail.from.clone(),
+                config.mail.configuration_set.clone(),
+            ))
+        }
+    }
+}
+
+/// The user whose purge a stream record asks for: an insert or a change of a purge record.
+pub fn purge_of(record: &EventRecord) -> Option<Uuid> {
+    let keys = keys_of(record, PURGES_PREFIX)?;
     let user = keys.sk.strip_prefix("USER#").and_then(|id| id.parse().ok());
     if user.is_none() {
         tracing::warn!(sk = keys.sk, "a purge record whose {SK} is not a user's: ignored");

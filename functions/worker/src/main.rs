@@ -16,8 +16,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
+    let mailer = worker::mailer(&config).await;
     let state = shared::AppState::dynamodb(config).await;
-    let worker = worker::Worker::new(&state);
+    let worker = worker::Worker::new(&state, mailer);
     lambda_runtime::run(service_fn(|event: LambdaEvent<worker::Event>| {
         let worker = worker.clone();
         async move {

@@ -191,11 +191,16 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Worker { invoke_url } => {
+            let (mut config, _) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
             let sink = match invoke_url {
                 Some(url) => Sink::Invoke(url),
-                None => Sink::InProcess(worker::Worker::new(&state)),
+                None => {
+                    if config.mail.mail_dir.is_none() && config.mail.ses_endpoint.is_none() {
+                        config.mail.mail_dir = Some(server::default_mail_dir());
+                    }
+                    Sink::InProcess(worker::Worker::new(&state, worker::mailer(&config).await))
+                }
             };
-            let (config, _) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
             let streams = aws_sdk_dynamodbstreams::Client::new(&shared::state::sdk_config(&config).await);
             println!("worker on the stream of table {:?}", store.table());
             stream::run_on_stream(store.client().clone(), streams, store.table().to_owned(), sink).await?;

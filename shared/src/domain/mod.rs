@@ -9,4 +9,6 @@ mod text;
 
 pub use email::Email;
 pub use patch::Patch;
-pub use text::{BoundedText, CurrentPassword, Description, FullName, LengthError, Password, Title};
+pub use text::{
+    BoundedText, CurrentPassword, Description, FullName, LengthError, LinkToken, Password, Title,
+};

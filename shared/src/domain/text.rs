@@ -107,6 +107,11 @@ crate::bounded_string!(
     redacted CurrentPassword, 1, 128
 );
 crate::bounded_string!(
+    /// A token from a reset or verification link, as typed: 1–128 characters (ours are 64). Its
+    /// `Debug` never shows it.
+    redacted LinkToken, 1, 128
+);
+crate::bounded_string!(
     /// `full_name`: at most 255 characters.
     FullName, 0, 255
 );

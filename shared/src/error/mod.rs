@@ -49,7 +49,7 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     /// 429 with `Retry-After` in seconds.
     #[error("too many requests")]
-    TooManyRequests { retry_after_secs: u64 },
+    TooManyRequests { retry_after_secs: u64, detail: &'static str },
     /// 400 at the OAuth2 endpoints, RFC 6749 §5.2 shape.
     #[error("oauth error: {code:?}")]
     OAuth { code: OAuthErrorCode, description: &'static str },
@@ -126,7 +126,7 @@ impl IntoResponse for ApiError {
             Self::Validation(errors) => {
                 (status, Json(ValidationErrors { detail: errors.clone() })).into_response()
             }
-            Self::TooManyRequests { .. } => detail(status, "Too many failed login attempts; try again later"),
+            Self::TooManyRequests { detail: text, .. } => detail(status, text),
             Self::OAuth { code, description } => {
                 (status, Json(OAuthError { error: *code, error_description: (*description).to_owned() }))
                     .into_response()
@@ -154,7 +154,7 @@ impl IntoResponse for ApiError {
             Self::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, allow);
             }
-            Self::TooManyRequests { retry_after_secs } => insert_retry_after(headers, retry_after_secs),
+            Self::TooManyRequests { retry_after_secs, .. } => insert_retry_after(headers, retry_after_secs),
             Self::Unavailable(_) => insert_retry_after(headers, UNAVAILABLE_RETRY_AFTER_SECS),
             Self::OAuth { .. } => {
                 // RFC 6749 §5.1/§5.2: token endpoint answers must not be cached.

@@ -61,6 +61,7 @@ pub const ATTEMPTS_TYPE: &str = "login_attempts";
 pub const MIGRATION_TYPE: &str = "migration";
 pub const LEASE_TYPE: &str = "migration_lease";
 pub const PURGE_TYPE: &str = "purge";
+pub const OUTBOX_TYPE: &str = "outbox";
 
 /// A user's partition: the user record and everything it owns.
 pub fn user_pk(id: Uuid) -> String {
@@ -126,6 +127,28 @@ pub fn purge_sk(user: Uuid) -> String {
     user_pk(user)
 }
 
+/// Messages still to send (the outbox) live in [`OUTBOX_SHARDS`] partitions, `OUTBOX#<n>`, each
+/// under its own id: written in the transaction of the request that asks for the message, sent
+/// by the stream worker (triggered by inserts there, and only there), removed once sent. Shards,
+/// as for purges: the stream hands one partition key's records over one at a time.
+pub const OUTBOX_PREFIX: &str = "OUTBOX#";
+pub const OUTBOX_SHARDS: u8 = 10;
+
+/// The partition of the outbox message `id`.
+pub fn outbox_pk(id: Uuid) -> String {
+    outbox_shard(u8::try_from(id.as_u128() % u128::from(OUTBOX_SHARDS)).unwrap_or(0))
+}
+
+/// The partition of shard `n` of the outbox.
+pub fn outbox_shard(n: u8) -> String {
+    format!("{OUTBOX_PREFIX}{n}")
+}
+
+/// An outbox message's sort key in its partition: its id.
+pub fn outbox_sk(id: Uuid) -> String {
+    format!("MAIL#{id}")
+}
+
 /// The key the DynamoDB warm-up reads: no record has it (every partition key above has a prefix
 /// or is a fixed word other than this one).
 pub const WARM_UP_KEY: &str = "WARMUP";
@@ -188,9 +211,15 @@ pub const LOGIN_ADDRESS: OwnedKind = OwnedKind {
     resource: false,
 };
 
+/// The user's live token of one purpose (reset or verify), by the purpose: only the SHA-256 of
+/// the token, which a newer token of the purpose overwrites (superseding it) and its redemption
+/// deletes (single use).
+pub const MAIL_TOKEN: OwnedKind =
+    OwnedKind { name: "mail_token", prefix: "MAILTOKEN#", id: "<purpose>", pointer: false, resource: false };
+
 /// Everything a user owns besides the user record itself. Deleting a user deletes every record of
 /// these kinds in its partition (and their pointers); a kind missing here would outlive its user.
-pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH, LOGIN_ADDRESS];
+pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH, LOGIN_ADDRESS, MAIL_TOKEN];
 
 /// What a record is, by its key: every record in the table is one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +235,8 @@ pub enum Kind {
     MigrationLease,
     /// The durable work of purging a deleted user's records: removed when they are all gone.
     Purge,
+    /// A message still to send: removed once sent.
+    Outbox,
 }
 
 /// The kind of the record at (`pk`, `sk`), or `None` for a key this schema does not declare.
@@ -233,6 +264,14 @@ pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
         {
             Some(Kind::Purge)
         }
+        (pk, sk)
+            if sk
+                .strip_prefix("MAIL#")
+                .and_then(|id| id.parse::<Uuid>().ok())
+                .is_some_and(|id| pk == outbox_pk(id)) =>
+        {
+            Some(Kind::Outbox)
+        }
         _ => None,
     }
 }
@@ -258,16 +297,25 @@ mod tests {
     #[test]
     fn owned_kinds_keep_clear_of_the_other_keys_and_type_names() {
         for kind in OWNED {
-            for taken in
-                ["USER#", "EMAIL#", "LOGIN#", MIGRATION_PREFIX, MIGRATIONS_PK, PURGES_PREFIX, WARM_UP_KEY]
-            {
+            for taken in [
+                "USER#",
+                "EMAIL#",
+                "LOGIN#",
+                MIGRATION_PREFIX,
+                MIGRATIONS_PK,
+                PURGES_PREFIX,
+                OUTBOX_PREFIX,
+                WARM_UP_KEY,
+            ] {
                 assert!(
                     !taken.starts_with(kind.prefix) && !kind.prefix.starts_with(taken),
                     "{}",
                     kind.prefix
                 );
             }
-            for name in [USER_TYPE, EMAIL_TYPE, ATTEMPTS_TYPE, MIGRATION_TYPE, LEASE_TYPE, PURGE_TYPE] {
+            for name in
+                [USER_TYPE, EMAIL_TYPE, ATTEMPTS_TYPE, MIGRATION_TYPE, LEASE_TYPE, PURGE_TYPE, OUTBOX_TYPE]
+            {
                 assert_ne!(kind.name, name);
                 assert_ne!(kind.pointer_type(), name);
             }
@@ -284,6 +332,13 @@ mod tests {
         assert_eq!(classify(MIGRATIONS_PK, &format!("{MIGRATION_PREFIX}0001")), Some(Kind::Migration));
         assert_eq!(classify(&purges_pk(user), &purge_sk(user)), Some(Kind::Purge));
         assert_eq!(classify(&purges_pk(user), "USER#not-a-uuid"), None);
+        assert_eq!(classify(&outbox_pk(id), &outbox_sk(id)), Some(Kind::Outbox));
+        let shard: u8 = outbox_pk(id).trim_start_matches(OUTBOX_PREFIX).parse().unwrap();
+        assert_eq!(
+            classify(&outbox_shard((shard + 1) % OUTBOX_SHARDS), &outbox_sk(id)),
+            None,
+            "another shard"
+        );
         assert_eq!(classify(&purges_shard(PURGE_SHARDS), &purge_sk(user)), None, "no such shard");
         let shard: u8 = purges_pk(user).trim_start_matches(PURGES_PREFIX).parse().unwrap();
         let other = purges_shard((shard + 1) % PURGE_SHARDS);

@@ -11,6 +11,7 @@
 
 pub mod dynamo;
 pub mod keys;
+mod mail;
 pub mod memory;
 mod migrations;
 mod purge;
@@ -21,6 +22,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use mail::{MailKind, MailRepo, MailToken, OutboxMail, TokenPurpose};
 pub use migrations::{MigrationRecord, MigrationRepo};
 pub use purge::{PurgePage, PurgeRecord, PurgeRepo};
 pub use resources::{Record, Resource, ResourceRepo, ResourceStore};
@@ -80,20 +82,22 @@ pub struct Repos {
     pub tokens: Arc<dyn TokenRepo>,
     pub throttle: Arc<dyn ThrottleRepo>,
     pub purges: Arc<dyn PurgeRepo>,
+    pub mail: Arc<dyn MailRepo>,
 }
 
 impl Repos {
     /// Every repository backed by one store.
     pub fn from_store<S>(store: Arc<S>) -> Self
     where
-        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + 'static,
+        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + 'static,
     {
         Self {
             users: store.clone(),
             resources: store.clone(),
             tokens: store.clone(),
             throttle: store.clone(),
-            purges: store,
+            purges: store.clone(),
+            mail: store,
         }
     }
 

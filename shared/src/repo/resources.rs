@@ -295,6 +295,7 @@ mod tests {
             is_active: true,
             is_superuser: false,
             credential_version: 0,
+            email_verified: true,
             created_at: now,
             updated_at: now,
         };

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Listing, RepoResult};
+use super::{Listing, OutboxMail, RepoResult};
 use crate::domain::{Email, Patch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,9 @@ pub struct UserRecord {
     /// (the stores bump it in the same write as the hash). Access tokens carry it and refresh
     /// families are bound to it, so a change ends every session at once.
     pub credential_version: u64,
+    /// Whether the address has been proved (a verification link, or a password reset, which
+    /// also proves it). Users written before verification existed count as verified.
+    pub email_verified: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -32,6 +35,10 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     pub is_active: Option<bool>,
     pub is_superuser: Option<bool>,
+    pub email_verified: Option<bool>,
+    /// Messages to send because of this change (a verification of a new address, a notice to
+    /// the one of before), written in the same step.
+    pub mail: Vec<OutboxMail>,
     /// Apply only while the user still has this credential version: the one a password was
     /// checked against for this change (else [`UpdateUser::Changed`]).
     pub if_credential_version: Option<u64>,
@@ -65,7 +72,12 @@ pub enum UpdateUser {
 #[async_trait]
 pub trait UserRepo: Send + Sync + std::fmt::Debug {
     /// Creates the user and reserves its email in one step; a taken email creates nothing.
-    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser>;
+    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
+        self.create_user_with_mail(user, &[]).await
+    }
+    /// As [`UserRepo::create_user`], with the messages the signup sends (its verification)
+    /// written in the same step.
+    async fn create_user_with_mail(&self, user: &UserRecord, mail: &[OutboxMail]) -> RepoResult<CreateUser>;
     async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>>;
     async fn find_user_by_email(&self, email_key: &str) -> RepoResult<Option<UserRecord>>;
     /// Applies the changes; an email change moves the reservation in the same step.

@@ -28,6 +28,20 @@ pub use auth::{CurrentUser, SuperUser, TokenSubject, current_user};
 pub use extract::{Form, IfMatch, Json, Param, UserId};
 pub use paging::{Page, PageQuery, ResourceQuery};
 
+/// `202 {"detail": "..."}`: a request for mail, taken. The message (if any) is sent after the
+/// answer, so the answer says nothing of whether one is.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Accepted {
+    /// What happens next, for a human.
+    pub detail: &'static str,
+}
+
+impl IntoResponse for Accepted {
+    fn into_response(self) -> Response {
+        (StatusCode::ACCEPTED, axum::Json(self)).into_response()
+    }
+}
+
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 

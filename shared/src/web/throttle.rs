@@ -152,7 +152,50 @@ async fn forgive(state: &AppState, Counted(counter, started_at): &Counted) -> Ap
 }
 
 fn too_many(now: DateTime<Utc>, window_secs: i64, window: AttemptWindow) -> ApiError {
+    too_many_because(now, window_secs, window, "Too many failed login attempts; try again later")
+}
+
+fn too_many_because(
+    now: DateTime<Utc>,
+    window_secs: i64,
+    window: AttemptWindow,
+    detail: &'static str,
+) -> ApiError {
     let reopens = window.started_at + Duration::seconds(window_secs);
     let millis = (reopens - now).num_milliseconds().max(0) as u64;
-    ApiError::TooManyRequests { retry_after_secs: millis.div_ceil(1000).max(1) }
+    ApiError::TooManyRequests { retry_after_secs: millis.div_ceil(1000).max(1), detail }
+}
+
+/// The window of the mail throttles: an hour (API.md).
+pub const MAIL_WINDOW_SECS: i64 = 3600;
+
+/// Counts a request for mail (a password recovery, a new verification message) from `address`,
+/// or refuses it with 429 past `MAIL_MAX_REQUESTS_PER_ADDRESS` (20) in the hour. Counted only
+/// while under the limit, in one conditional write, as the per-email login limit is.
+pub async fn admit_mail_request(state: &AppState, address: &SourceAddress) -> ApiResult<()> {
+    let now = state.clock.now();
+    let counter = format!("M#{}", address.as_str());
+    let max = state.config.mail_max_requests_per_address;
+    match state.repos.throttle.count_attempt_below(&counter, now, MAIL_WINDOW_SECS, max).await? {
+        Ok(_) => Ok(()),
+        Err(full) => {
+            Err(too_many_because(now, MAIL_WINDOW_SECS, full, "Too many requests for mail; try again later"))
+        }
+    }
+}
+
+/// Counts a message to the address `email_key` (recovery and verification together), unless
+/// `MAIL_MAX_PER_RECIPIENT` (3) were counted in the hour: false, and the message is not sent.
+/// What the worker asks before it sends.
+pub async fn admit_message_to(
+    throttle: &dyn crate::repo::ThrottleRepo,
+    config: &crate::Config,
+    email_key: &str,
+    now: DateTime<Utc>,
+) -> crate::repo::RepoResult<bool> {
+    let counter = format!("R#{email_key}");
+    Ok(throttle
+        .count_attempt_below(&counter, now, MAIL_WINDOW_SECS, config.mail_max_per_recipient)
+        .await?
+        .is_ok())
 }

@@ -131,6 +131,7 @@ async fn a_transaction_in_progress_is_retried_under_the_same_idempotency_token()
         is_active: true,
         is_superuser: false,
         credential_version: 0,
+        email_verified: true,
         created_at: now,
         updated_at: now,
     };

@@ -130,7 +130,7 @@ async fn the_workers_sample_events_are_what_it_handles() {
     let user = app.user().await;
     app.item(&user.access, "purged").await;
     assert_eq!(app.delete("/v1/users/me", &user.access).await.status, axum::http::StatusCode::NO_CONTENT);
-    let worker = worker::Worker::new(&app.state);
+    let worker = worker::Worker::new(&app.state, app.mailbox.clone());
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
 
     let text = std::fs::read_to_string(dir.join("purge.json")).unwrap();
@@ -153,7 +153,7 @@ async fn the_workers_sample_events_are_what_it_handles() {
 }
 
 /// The template's filter on the worker's stream lets through exactly what the worker handles:
-/// inserts and changes in the purges' partition.
+/// inserts and changes in the purges' partitions, inserts in the outbox's.
 #[test]
 fn the_workers_stream_filter_is_the_workers_own() {
     let template: serde_norway::Value = serde_norway::from_str(catalog::template::TEMPLATE).unwrap();
@@ -163,13 +163,22 @@ fn the_workers_stream_filter_is_the_workers_own() {
         stream["Stream"],
         serde_norway::from_str::<serde_norway::Value>("!GetAtt Table.StreamArn").unwrap()
     );
-    let pattern = stream["FilterCriteria"]["Filters"][0]["Pattern"].as_str().unwrap();
-    let pattern: serde_json::Value = serde_json::from_str(pattern).unwrap();
-    let expected = serde_json::json!({
-        "eventName": worker::TRIGGER_EVENTS,
-        "dynamodb": {"Keys": {"PK": {"S": [{"prefix": worker::TRIGGER_PREFIX}]}}}
-    });
-    assert_eq!(pattern, expected);
+    let patterns: Vec<serde_json::Value> = stream["FilterCriteria"]["Filters"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|f| serde_json::from_str(f["Pattern"].as_str().unwrap()).unwrap())
+        .collect();
+    let expected: Vec<serde_json::Value> = worker::TRIGGERS
+        .iter()
+        .map(|(prefix, events)| {
+            serde_json::json!({
+                "eventName": events,
+                "dynamodb": {"Keys": {"PK": {"S": [{"prefix": prefix}]}}}
+            })
+        })
+        .collect();
+    assert_eq!(patterns, expected);
     assert_eq!(stream["FunctionResponseTypes"][0], "ReportBatchItemFailures");
     assert_eq!(stream["BisectBatchOnFunctionError"], true);
     let queue = &stream["DestinationConfig"]["OnFailure"]["Destination"];

@@ -54,9 +54,27 @@ on_both_stores!(
 );
 
 /// A store of every repository and the migrations' ledger: what `Migrator::new` takes.
-trait Store: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + 'static {}
-impl<T: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + 'static> Store
-    for T
+trait Store:
+    UserRepo
+    + ResourceStore
+    + TokenRepo
+    + ThrottleRepo
+    + PurgeRepo
+    + shared::repo::MailRepo
+    + MigrationRepo
+    + 'static
+{
+}
+impl<
+    T: UserRepo
+        + ResourceStore
+        + TokenRepo
+        + ThrottleRepo
+        + PurgeRepo
+        + shared::repo::MailRepo
+        + MigrationRepo
+        + 'static,
+> Store for T
 {
 }
 
@@ -302,6 +320,7 @@ async fn legacy_user<S: Store>(state: &AppState, store: &Arc<S>, typed: &str) ->
         is_active: true,
         is_superuser: false,
         credential_version: 0,
+        email_verified: true,
         created_at: now,
         updated_at: now,
     };

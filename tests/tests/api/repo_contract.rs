@@ -19,7 +19,16 @@ use shared::repo::*;
 use uuid::Uuid;
 
 trait Store:
-    UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MigrationRepo + Keys + Sync + 'static
+    UserRepo
+    + ResourceStore
+    + TokenRepo
+    + ThrottleRepo
+    + PurgeRepo
+    + shared::repo::MailRepo
+    + MigrationRepo
+    + Keys
+    + Sync
+    + 'static
 {
 }
 impl<T> Store for T where
@@ -28,6 +37,7 @@ impl<T> Store for T where
         + TokenRepo
         + ThrottleRepo
         + PurgeRepo
+        + shared::repo::MailRepo
         + MigrationRepo
         + Keys
         + Sync
@@ -107,6 +117,7 @@ fn user(email: &str) -> UserRecord {
         is_active: true,
         is_superuser: false,
         credential_version: 0,
+        email_verified: true,
         created_at: now,
         updated_at: now,
     }

@@ -177,6 +177,7 @@ trait Store:
     + shared::repo::TokenRepo
     + shared::repo::ThrottleRepo
     + shared::repo::PurgeRepo
+    + shared::repo::MailRepo
     + Keys
     + Sync
     + 'static
@@ -188,6 +189,7 @@ impl<T> Store for T where
         + shared::repo::TokenRepo
         + shared::repo::ThrottleRepo
         + shared::repo::PurgeRepo
+        + shared::repo::MailRepo
         + Keys
         + Sync
         + 'static

@@ -39,7 +39,8 @@ async fn signup_creates_a_user_without_exposing_its_password() {
     let created = body["created_at"].as_str().expect("created_at");
     assert!(created.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(created).is_ok(), "{created}");
     let keys: Vec<_> = body.as_object().unwrap().keys().cloned().collect();
-    assert_eq!(keys.len(), 7, "exactly the UserResponse fields: {keys:?}");
+    assert_eq!(keys.len(), 8, "exactly the UserResponse fields: {keys:?}");
+    assert_eq!(body["email_verified"], false, "not until its link is followed");
     assert!(!response.text().contains(PASSWORD) && !response.text().contains("argon2"));
     assert!(response.header("x-request-id").is_some());
 }

@@ -30,6 +30,7 @@ fn user() -> UserRecord {
         is_active: true,
         is_superuser: false,
         credential_version: 0,
+        email_verified: true,
         created_at: now,
         updated_at: now,
     }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_bool, get_opt_n, get_opt_s, get_s, get_time, get_uuid, key, n, s, time};
+use super::mail::outbox_item;
 use super::purge::purge_item;
 use super::retry::{ATTEMPTS, build_error};
 use super::transact::Transaction;
@@ -22,7 +23,7 @@ use crate::repo::keys::{
     email_pk, user_pk, users_shard_pk,
 };
 use crate::repo::{
-    CreateUser, Listing, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
+    CreateUser, Listing, OutboxMail, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
 };
 
 /// A user's record. `of_before`: also in `GSI1`, the users index of before, which copies every
@@ -41,6 +42,7 @@ fn user_to_item(u: &UserRecord, of_before: bool) -> Attrs {
         ("is_active".to_owned(), AttributeValue::Bool(u.is_active)),
         ("is_superuser".to_owned(), AttributeValue::Bool(u.is_superuser)),
         (CREDENTIAL_VERSION.to_owned(), n(u.credential_version)),
+        (EMAIL_VERIFIED.to_owned(), AttributeValue::Bool(u.email_verified)),
         ("created_at".to_owned(), time(&u.created_at)),
         ("updated_at".to_owned(), time(&u.updated_at)),
     ]);
@@ -64,6 +66,11 @@ pub(super) fn user_from_item(item: &Attrs) -> RepoResult<UserRecord> {
         is_superuser: get_bool(item, "is_superuser")?,
         // Users written before credential versions existed are at their first.
         credential_version: get_opt_n(item, CREDENTIAL_VERSION)?.unwrap_or(0),
+        // Users written before verification existed count as verified (API.md).
+        email_verified: match item.get(EMAIL_VERIFIED) {
+            None => true,
+            Some(_) => get_bool(item, EMAIL_VERIFIED)?,
+        },
         created_at: get_time(item, "created_at")?,
         updated_at: get_time(item, "updated_at")?,
     })
@@ -79,6 +86,9 @@ fn reservation(email_key: &str, user_id: Uuid) -> Attrs {
 }
 
 const NEW: Option<&str> = Some("attribute_not_exists(#pk)");
+
+/// The user's attribute that says whether its address is proved ([`UserRecord::email_verified`]).
+const EMAIL_VERIFIED: &str = "email_verified";
 
 /// The user's attribute that counts its password changes ([`UserRecord::credential_version`]).
 pub(super) const CREDENTIAL_VERSION: &str = "credential_version";
@@ -100,6 +110,8 @@ enum Step {
     Purge,
     /// That the users index of before is still the listing's (`0003_users_index` not applied).
     IndexOfBefore,
+    /// A message to send, asked for by the change.
+    Mail,
 }
 
 impl DynamoStore {
@@ -151,7 +163,7 @@ impl DynamoStore {
     /// The update of a user's attributes, conditional on the email it was read with, so a
     /// concurrent email change cannot leave the reservation pointing at an address the user no
     /// longer has.
-    fn user_update(
+    pub(super) fn user_update(
         &self,
         current: &UserRecord,
         changes: &UserChanges,
@@ -204,6 +216,11 @@ impl DynamoStore {
             values.insert(":is_superuser".into(), AttributeValue::Bool(superuser));
             name("#is_superuser", "is_superuser");
         }
+        if let Some(verified) = changes.email_verified {
+            sets.push("#email_verified = :email_verified");
+            values.insert(":email_verified".into(), AttributeValue::Bool(verified));
+            name("#email_verified", EMAIL_VERIFIED);
+        }
         let mut expression = format!("SET {}", sets.join(", "));
         if !removes.is_empty() {
             expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
@@ -234,7 +251,7 @@ impl DynamoStore {
 
 #[async_trait]
 impl UserRepo for DynamoStore {
-    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
+    async fn create_user_with_mail(&self, user: &UserRecord, mail: &[OutboxMail]) -> RepoResult<CreateUser> {
         // Into GSI1, the users index of before, only while the listing still reads it: on the
         // condition, in the same transaction, that `0003_users_index` is not applied. Once it is,
         // no user is ever put there again (and `0004` has taken out those that were).
@@ -243,6 +260,9 @@ impl UserRepo for DynamoStore {
             let mut transaction = Transaction::new(self)
                 .put(Step::User, user_to_item(user, of_before), NEW)?
                 .put(Step::NewReservation, reservation(&user.email.key(), user.id), NEW)?;
+            for mail in mail {
+                transaction = transaction.put(Step::Mail, outbox_item(mail), None)?;
+            }
             if of_before {
                 transaction = transaction.check(Step::IndexOfBefore, self.users_index_not_ready()?);
             }
@@ -284,6 +304,9 @@ impl UserRepo for DynamoStore {
         }
         let mut transaction =
             Transaction::new(self).update(Step::User, self.user_update(&current, changes, now)?);
+        for mail in &changes.mail {
+            transaction = transaction.put(Step::Mail, outbox_item(mail), None)?;
+        }
         let moving_email = changes.email.as_ref().filter(|e| e.key() != current.email.key());
         if let Some(email) = moving_email {
             transaction = transaction

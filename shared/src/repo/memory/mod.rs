@@ -8,6 +8,7 @@
 //! Laid out as the DynamoDB store is: this file's map, then one file per entity, and
 //! [`purge`].
 
+mod mail;
 mod migrations;
 mod purge;
 mod resources;
@@ -23,7 +24,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::resources::Fields;
-use super::{AttemptWindow, MigrationRecord, PurgeRecord, RefreshRecord, UserRecord};
+use super::{AttemptWindow, MailToken, MigrationRecord, OutboxMail, PurgeRecord, RefreshRecord, UserRecord};
 
 /// A record's key: (partition key, sort key), as in the table.
 type Key = (String, String);
@@ -54,6 +55,10 @@ enum Entry {
         until: DateTime<Utc>,
     },
     Purge(PurgeRecord),
+    /// A user's live token of one purpose.
+    MailToken(MailToken),
+    /// A message to send, and until when a sender has claimed it.
+    Outbox(OutboxMail, Option<DateTime<Utc>>),
 }
 
 #[derive(Debug, Default)]
@@ -97,8 +102,9 @@ impl State {
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
-    /// Notified at each write of a purge record: what the table's stream is to the worker.
-    purge_written: tokio::sync::Notify,
+    /// Notified at each write of a purge record or an outbox message: what the table's stream
+    /// is to the worker.
+    work_written: tokio::sync::Notify,
 }
 
 impl MemoryStore {
@@ -112,11 +118,11 @@ impl MemoryStore {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Waits until a purge record is written (a user deleted, or a purge's progress noted)
-    /// since the last wait returned: the local worker's trigger, as the table's stream is the
-    /// `worker` function's.
-    pub async fn purge_written(&self) {
-        self.purge_written.notified().await;
+    /// Waits until a purge record (a user deleted, or a purge's progress noted) or a message to
+    /// send is written since the last wait returned: the local worker's trigger, as the table's
+    /// stream is the `worker` function's.
+    pub async fn work_written(&self) {
+        self.work_written.notified().await;
     }
 
     /// The key of every record held, in order: what a Scan of the table would list. For tests

@@ -1,6 +1,6 @@
 //! Purges in memory: the user's range of the map, a page at a time, as the DynamoDB store
 //! purges the user's partition; and the purge records under `PURGES#<n>`. Each write to a purge
-//! record wakes whoever waits on [`MemoryStore::purge_written`], as the table's stream does
+//! record wakes whoever waits on [`MemoryStore::work_written`], as the table's stream does
 //! the worker.
 
 use async_trait::async_trait;
@@ -63,7 +63,7 @@ impl PurgeRepo for MemoryStore {
                 return Ok(());
             }
         }
-        self.purge_written.notify_one();
+        self.work_written.notify_one();
         Ok(())
     }
 

@@ -9,7 +9,9 @@ use uuid::Uuid;
 use super::{Entry, MemoryStore, State, key};
 use crate::domain::Patch;
 use crate::repo::keys::{EMAIL_SK, USER_SK, email_pk, user_pk};
-use crate::repo::{CreateUser, Listing, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo};
+use crate::repo::{
+    CreateUser, Listing, OutboxMail, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
+};
 
 impl State {
     pub(super) fn user(&self, id: Uuid) -> Option<&UserRecord> {
@@ -19,7 +21,7 @@ impl State {
         }
     }
 
-    fn reserved(&self, email_key: &str) -> Option<Uuid> {
+    pub(super) fn reserved(&self, email_key: &str) -> Option<Uuid> {
         match self.get(&email_pk(email_key), EMAIL_SK) {
             Some(Entry::Email(user)) => Some(*user),
             _ => None,
@@ -27,9 +29,59 @@ impl State {
     }
 }
 
+/// Applies `changes` to user `id`, with the messages they send, all or nothing.
+pub(super) fn apply_changes(
+    s: &mut State,
+    id: Uuid,
+    changes: &UserChanges,
+    now: DateTime<Utc>,
+) -> UpdateUser {
+    let Some(current) = s.user(id).cloned() else {
+        return UpdateUser::NotFound;
+    };
+    if !changes.expected_of(&current) {
+        return UpdateUser::Changed;
+    }
+    let mut user = current.clone();
+    if let Some(email) = &changes.email {
+        let (old_key, new_key) = (current.email.key(), email.key());
+        if old_key != new_key {
+            let legacy_held = email.legacy_keys().iter().any(|k| *k != old_key && s.reserved(k).is_some());
+            if s.reserved(&new_key).is_some() || legacy_held {
+                return UpdateUser::EmailTaken;
+            }
+            s.records.remove(&key(email_pk(&old_key), EMAIL_SK));
+            s.records.insert(key(email_pk(&new_key), EMAIL_SK), Entry::Email(id));
+        }
+        user.email = email.clone();
+    }
+    if let Patch::Set(full_name) = &changes.full_name {
+        user.full_name = full_name.clone();
+    }
+    if let Some(hash) = &changes.password_hash {
+        user.password_hash = hash.clone();
+        user.credential_version += 1;
+    }
+    if let Some(active) = changes.is_active {
+        user.is_active = active;
+    }
+    if let Some(superuser) = changes.is_superuser {
+        user.is_superuser = superuser;
+    }
+    if let Some(verified) = changes.email_verified {
+        user.email_verified = verified;
+    }
+    user.updated_at = now;
+    s.records.insert(key(user_pk(id), USER_SK), Entry::User(user.clone()));
+    for mail in &changes.mail {
+        s.record_mail(mail);
+    }
+    UpdateUser::Updated(user)
+}
+
 #[async_trait]
 impl UserRepo for MemoryStore {
-    async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
+    async fn create_user_with_mail(&self, user: &UserRecord, mail: &[OutboxMail]) -> RepoResult<CreateUser> {
         let mut s = self.lock();
         let email_key = user.email.key();
         // Not while an account holds the address under a key of before v1.1 (Email::legacy_keys).
@@ -40,6 +92,13 @@ impl UserRepo for MemoryStore {
         s.records.insert(key(email_pk(&email_key), EMAIL_SK), Entry::Email(user.id));
         s.records.insert(key(user_pk(user.id), USER_SK), Entry::User(user.clone()));
         s.users.insert(user.id);
+        for mail in mail {
+            s.record_mail(mail);
+        }
+        drop(s);
+        if !mail.is_empty() {
+            self.work_written.notify_one();
+        }
         Ok(CreateUser::Created)
     }
 
@@ -58,43 +117,11 @@ impl UserRepo for MemoryStore {
         changes: &UserChanges,
         now: DateTime<Utc>,
     ) -> RepoResult<UpdateUser> {
-        let mut s = self.lock();
-        let Some(current) = s.user(id).cloned() else {
-            return Ok(UpdateUser::NotFound);
-        };
-        if !changes.expected_of(&current) {
-            return Ok(UpdateUser::Changed);
+        let updated = apply_changes(&mut self.lock(), id, changes, now);
+        if matches!(updated, UpdateUser::Updated(_)) && !changes.mail.is_empty() {
+            self.work_written.notify_one();
         }
-        let mut user = current.clone();
-        if let Some(email) = &changes.email {
-            let (old_key, new_key) = (current.email.key(), email.key());
-            if old_key != new_key {
-                let legacy_held =
-                    email.legacy_keys().iter().any(|k| *k != old_key && s.reserved(k).is_some());
-                if s.reserved(&new_key).is_some() || legacy_held {
-                    return Ok(UpdateUser::EmailTaken);
-                }
-                s.records.remove(&key(email_pk(&old_key), EMAIL_SK));
-                s.records.insert(key(email_pk(&new_key), EMAIL_SK), Entry::Email(id));
-            }
-            user.email = email.clone();
-        }
-        if let Patch::Set(full_name) = &changes.full_name {
-            user.full_name = full_name.clone();
-        }
-        if let Some(hash) = &changes.password_hash {
-            user.password_hash = hash.clone();
-            user.credential_version += 1;
-        }
-        if let Some(active) = changes.is_active {
-            user.is_active = active;
-        }
-        if let Some(superuser) = changes.is_superuser {
-            user.is_superuser = superuser;
-        }
-        user.updated_at = now;
-        s.records.insert(key(user_pk(id), USER_SK), Entry::User(user.clone()));
-        Ok(UpdateUser::Updated(user))
+        Ok(updated)
     }
 
     async fn delete_user(&self, id: Uuid, now: DateTime<Utc>) -> RepoResult<bool> {
@@ -108,7 +135,7 @@ impl UserRepo for MemoryStore {
             s.users.remove(&id);
             s.record_purge(id, now);
         }
-        self.purge_written.notify_one();
+        self.work_written.notify_one();
         Ok(true)
     }
 

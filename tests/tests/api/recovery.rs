@@ -1,0 +1,493 @@
+//! Account recovery and email verification (API.md v1.1, "Auth"): the requests, the outbox the
+//! worker sends from, the tokens of the links (single use, expiring, superseded, bound to the
+//! credentials and the address), the throttles, and `REQUIRE_EMAIL_VERIFICATION`.
+
+// Test bodies and their helpers: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use api_tests::{PASSWORD, Session, TestApp, TestResponse};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use chrono::Duration;
+use serde_json::{Value, json};
+use shared::web::address::context_with_source_ip;
+use worker::mail::{MailKind, SendError};
+
+#[derive(Debug, Clone, Copy)]
+enum Backend {
+    Memory,
+    #[cfg(feature = "dynamodb")]
+    DynamoDb,
+}
+
+impl Backend {
+    async fn app(self, vars: &[(&str, &str)]) -> TestApp {
+        let mut all: HashMap<String, String> =
+            HashMap::from([("JWT_SECRET".to_owned(), api_tests::SECRET.to_owned())]);
+        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        let config = shared::Config::from_vars(&all).unwrap();
+        match self {
+            Self::Memory => TestApp::with_config(config),
+            #[cfg(feature = "dynamodb")]
+            Self::DynamoDb => {
+                let store = api_tests::dynamo::store().await;
+                let state = shared::AppState::new(config, shared::repo::Repos::from_store(store));
+                TestApp::from_state(state.with_hasher(api_tests::fast_hasher()))
+            }
+        }
+    }
+}
+
+on_both_stores!(
+    a_recovery_link_resets_the_password_once_and_ends_every_session,
+    known_unknown_and_inactive_addresses_get_the_same_answer_and_only_an_active_account_mail,
+    a_reset_link_expires_after_30_minutes,
+    a_newer_reset_link_supersedes_the_older,
+    a_password_change_makes_an_outstanding_reset_link_worthless,
+    a_link_is_good_for_its_own_purpose_only,
+    signup_sends_a_verification_whose_link_verifies_the_address_once,
+    a_verification_link_expires_after_24_hours,
+    an_email_change_is_verified_anew_and_told_to_the_address_of_before,
+    a_superusers_new_account_gets_a_verification_too,
+    a_new_verification_message_supersedes_the_last_and_none_goes_to_a_verified_address,
+    with_verification_required_an_unverified_login_is_refused_and_says_why,
+    at_most_three_messages_go_to_one_address_an_hour,
+    requests_for_mail_from_one_source_address_are_throttled,
+    a_send_that_fails_stays_in_the_outbox_until_it_goes,
+    a_message_refused_for_good_is_dropped_and_one_never_sent_is_given_up_after_a_day,
+    messages_name_the_product_link_to_the_app_and_hold_no_password,
+    a_deactivated_account_cannot_use_a_reset_link,
+    nothing_is_sent_for_a_deleted_account,
+);
+
+const NEW_PASSWORD: &str = "a brand new passphrase";
+const INVALID: &str = "Invalid or expired token";
+
+async fn recover(app: &TestApp, email: &str) -> TestResponse {
+    app.json(Method::POST, "/v1/auth/password-recovery", None, json!({"email": email})).await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
+    app.json(Method::POST, "/v1/auth/reset-password", None, json!({"token": token, "new_password": password}))
+        .await
+}
+
+async fn verify(app: &TestApp, token: &str) -> TestResponse {
+    app.json(Method::POST, "/v1/auth/verify-email", None, json!({"token": token})).await
+}
+
+async fn me(app: &TestApp, token: &str) -> Value {
+    let me = app.get("/v1/users/me", token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.text());
+    me.json()
+}
+
+fn invalid(response: &TestResponse, what: &str) {
+    assert_eq!(response.status, StatusCode::BAD_REQUEST, "{what}: {}", response.text());
+    assert_eq!(response.detail(), INVALID, "{what}");
+}
+
+/// A user whose signup's verification has been delivered (and not used).
+async fn user_with_mail(app: &TestApp) -> Session {
+    let user = app.user().await;
+    app.deliver_mail().await;
+    user
+}
+
+async fn a_recovery_link_resets_the_password_once_and_ends_every_session(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    let asked = recover(&app, &user.email.to_uppercase()).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text());
+    assert!(asked.detail().as_str().unwrap().contains("reset"), "{}", asked.text());
+    assert_eq!(app.deliver_mail().await.sent, 1);
+    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    assert_eq!(token.len(), 64, "a user id and 256 random bits, base64url without padding");
+    assert!(token.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'), "{token}");
+
+    assert_eq!(reset(&app, &token, NEW_PASSWORD).await.status, StatusCode::NO_CONTENT);
+    // Every session ended: the access token and the refresh token of before.
+    assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(app.refresh(&user.refresh).await.json()["error"], "invalid_grant");
+    assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::BAD_REQUEST);
+    let login = app.login(&user.email, NEW_PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text());
+    let access = login.json()["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(me(&app, &access).await["email_verified"], true, "a reset proves the address");
+    // Single use.
+    invalid(&reset(&app, &token, "yet another passphrase").await, "a used token");
+    assert_eq!(app.login(&user.email, NEW_PASSWORD).await.status, StatusCode::OK);
+}
+
+async fn known_unknown_and_inactive_addresses_get_the_same_answer_and_only_an_active_account_mail(
+    backend: Backend,
+) {
+    let app = backend.app(&[]).await;
+    let admin = app.superuser().await;
+    let (known, inactive) = (user_with_mail(&app).await, user_with_mail(&app).await);
+    let off = app
+        .json(
+            Method::PATCH,
+            &format!("/v1/users/{}", inactive.id),
+            Some(&admin.access),
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    let before = app.mailbox.all().len();
+    let answers: Vec<TestResponse> = vec![
+        recover(&app, &known.email).await,
+        recover(&app, "nobody-has-this@example.com").await,
+        recover(&app, &inactive.email).await,
+    ];
+    for answer in &answers {
+        assert_eq!(answer.status, StatusCode::ACCEPTED);
+        assert_eq!(answer.body, answers[0].body, "the same body whatever the address");
+    }
+    app.deliver_mail().await;
+    let sent = app.mailbox.all()[before..].to_vec();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!((sent[0].kind, sent[0].to.as_str()), (MailKind::ResetPassword, known.email.as_str()));
+    assert!(
+        app.state.repos.mail.pending_mail(10, None).await.unwrap().records.is_empty(),
+        "the outbox is empty"
+    );
+}
+
+async fn a_reset_link_expires_after_30_minutes(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    app.clock.advance(Duration::minutes(30) + Duration::seconds(1));
+    invalid(&reset(&app, &token, NEW_PASSWORD).await, "30 minutes on");
+    assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::OK, "nothing changed");
+}
+
+async fn a_newer_reset_link_supersedes_the_older(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let first = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let second = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    assert_ne!(first, second);
+    invalid(&reset(&app, &first, NEW_PASSWORD).await, "the older link");
+    assert_eq!(reset(&app, &second, NEW_PASSWORD).await.status, StatusCode::NO_CONTENT);
+}
+
+async fn a_password_change_makes_an_outstanding_reset_link_worthless(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
+    let changed = app.json(Method::PATCH, "/v1/users/me/password", Some(&user.access), body).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    invalid(&reset(&app, &token, "the attackers passphrase").await, "after a password change");
+    assert_eq!(app.login(&user.email, NEW_PASSWORD).await.status, StatusCode::OK);
+}
+
+async fn a_link_is_good_for_its_own_purpose_only(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let reset_token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let verify_token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    invalid(&reset(&app, &verify_token, NEW_PASSWORD).await, "a verification token as a reset's");
+    invalid(&verify(&app, &reset_token).await, "a reset token as a verification's");
+    invalid(&verify(&app, &user.refresh).await, "a refresh token");
+    // An access token is longer than any link's token: refused as a field.
+    let access = reset(&app, &user.access, NEW_PASSWORD).await;
+    assert!(
+        access.validation_errors().iter().any(|(loc, kind)| loc[1] == "token" && kind == "string_too_long")
+    );
+    let mut forged = reset_token.clone().into_bytes();
+    forged[63] = if forged[63] == b'A' { b'B' } else { b'A' };
+    invalid(
+        &reset(&app, &String::from_utf8(forged).unwrap(), NEW_PASSWORD).await,
+        "a token one character off",
+    );
+    for garbage in ["x", "!!!", &"A".repeat(128)] {
+        invalid(&verify(&app, garbage).await, garbage);
+    }
+    // Malformed requests are the contract's 422s, before any token is looked at.
+    let cases = [
+        (json!({"token": ""}), "token"),
+        (json!({"token": "A".repeat(129)}), "token"),
+        (json!({}), "token"),
+        (json!({"token": reset_token, "extra": 1}), "extra"),
+    ];
+    for (body, field) in cases {
+        let response = app.json(Method::POST, "/v1/auth/verify-email", None, body.clone()).await;
+        let errors = response.validation_errors();
+        assert!(errors.iter().any(|(loc, _)| loc[1] == field), "{body}: {errors:?}");
+    }
+    let short = reset(&app, &reset_token, "short").await;
+    assert!(short.validation_errors().iter().any(|(loc, _)| loc[1] == "new_password"));
+    let bad_email = recover(&app, "not an address").await;
+    assert!(bad_email.validation_errors().iter().any(|(loc, _)| loc[1] == "email"));
+    // None of those used the links up.
+    assert_eq!(verify(&app, &verify_token).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(reset(&app, &reset_token, NEW_PASSWORD).await.status, StatusCode::NO_CONTENT);
+}
+
+async fn signup_sends_a_verification_whose_link_verifies_the_address_once(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    assert_eq!(me(&app, &user.access).await["email_verified"], false);
+    assert!(app.mailbox.to(&user.email).is_empty(), "sent after the answer, by the worker");
+    assert_eq!(app.deliver_mail().await.sent, 1);
+    let token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    assert_eq!(verify(&app, &token).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(me(&app, &user.access).await["email_verified"], true);
+    invalid(&verify(&app, &token).await, "a used verification token");
+    // The session goes on: verifying is no credential change.
+    assert_eq!(app.refresh(&user.refresh).await.status, StatusCode::OK);
+}
+
+async fn a_verification_link_expires_after_24_hours(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    let token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    app.clock.advance(Duration::hours(24) + Duration::seconds(1));
+    invalid(&verify(&app, &token).await, "a day on");
+}
+
+async fn an_email_change_is_verified_anew_and_told_to_the_address_of_before(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    let old_token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    let new_email = format!("moved-{}", user.email);
+    let body = json!({"email": new_email, "current_password": PASSWORD});
+    let changed = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    assert_eq!(changed.json()["email_verified"], false);
+    app.deliver_mail().await;
+    let notice = app.mailbox.to(&user.email).into_iter().find(|m| m.kind == MailKind::EmailChanged);
+    let notice = notice.expect("a notice to the address of before");
+    assert!(notice.text.contains(&new_email) && notice.token().is_none(), "{}", notice.text);
+    // The old address's link is bound to it: worthless now.
+    invalid(&verify(&app, &old_token).await, "a link to the address of before");
+    let token = app.mailbox.token(&new_email, MailKind::VerifyEmail);
+    assert_eq!(verify(&app, &token).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(me(&app, &user.access).await["email_verified"], true);
+    // A change of spelling only (the same account key) is no change of address.
+    let body = json!({"email": new_email.to_uppercase(), "current_password": PASSWORD});
+    let respelt = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
+    assert_eq!(respelt.json()["email_verified"], true, "{}", respelt.text());
+}
+
+async fn a_superusers_new_account_gets_a_verification_too(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let admin = app.superuser().await;
+    let email = format!("made-{}@example.com", uuid::Uuid::new_v4().simple());
+    let body = json!({"email": email, "password": PASSWORD});
+    let created = app.json(Method::POST, "/v1/users", Some(&admin.access), body).await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    assert_eq!(created.json()["email_verified"], false);
+    assert_eq!(
+        me(&app, &admin.access).await["email_verified"],
+        true,
+        "the admin command's superusers are verified"
+    );
+    app.deliver_mail().await;
+    assert_eq!(app.mailbox.to(&email).len(), 1);
+}
+
+async fn a_new_verification_message_supersedes_the_last_and_none_goes_to_a_verified_address(
+    backend: Backend,
+) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    let first = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    let again = app.call(Method::POST, "/v1/users/me/verification-email", Some(&user.access)).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.text());
+    app.deliver_mail().await;
+    let second = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    assert_ne!(first, second);
+    invalid(&verify(&app, &first).await, "the superseded link");
+    assert_eq!(verify(&app, &second).await.status, StatusCode::NO_CONTENT);
+    let sent = app.mailbox.all().len();
+    let verified = app.call(Method::POST, "/v1/users/me/verification-email", Some(&user.access)).await;
+    assert_eq!(verified.status, StatusCode::ACCEPTED);
+    app.deliver_mail().await;
+    assert_eq!(app.mailbox.all().len(), sent, "nothing to a verified address");
+    let anonymous = app.call(Method::POST, "/v1/users/me/verification-email", None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn with_verification_required_an_unverified_login_is_refused_and_says_why(backend: Backend) {
+    let app = backend.app(&[("REQUIRE_EMAIL_VERIFICATION", "true")]).await;
+    let email = format!("strict-{}@example.com", uuid::Uuid::new_v4().simple());
+    assert_eq!(app.signup(&email, PASSWORD).await.status, StatusCode::CREATED);
+    let refused = app.login(&email, PASSWORD).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused.json()["error"], "invalid_grant");
+    assert!(
+        refused.json()["error_description"].as_str().unwrap().contains("not verified"),
+        "{}",
+        refused.text()
+    );
+    // A wrong password learns nothing of it.
+    let wrong = app.login(&email, "not the password").await;
+    assert!(!wrong.text().contains("verified"), "{}", wrong.text());
+    // Refusals of the right password are not failures: the owner is never locked out by them.
+    for _ in 0..6 {
+        assert!(app.login(&email, PASSWORD).await.text().contains("not verified"));
+    }
+    app.deliver_mail().await;
+    assert_eq!(
+        verify(&app, &app.mailbox.token(&email, MailKind::VerifyEmail)).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.login(&email, PASSWORD).await.status, StatusCode::OK);
+}
+
+async fn at_most_three_messages_go_to_one_address_an_hour(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    // The signup's verification is the first of the hour's three.
+    for _ in 0..4 {
+        assert_eq!(recover(&app, &user.email).await.status, StatusCode::ACCEPTED);
+    }
+    let swept = app.deliver_mail().await;
+    assert_eq!(swept.sent, 3, "{swept:?}");
+    let kinds: Vec<MailKind> = app.mailbox.to(&user.email).iter().map(|m| m.kind).collect();
+    assert_eq!(kinds, [MailKind::VerifyEmail, MailKind::ResetPassword, MailKind::ResetPassword]);
+    assert!(
+        app.state.repos.mail.pending_mail(10, None).await.unwrap().records.is_empty(),
+        "dropped, not kept"
+    );
+    app.clock.advance(Duration::hours(1) + Duration::seconds(1));
+    recover(&app, &user.email).await;
+    assert_eq!(app.deliver_mail().await.sent, 1, "a new hour");
+}
+
+async fn request_from(app: &TestApp, address: &str, email: &str) -> TestResponse {
+    let mut request = Request::post("/v1/auth/password-recovery")
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json!({"email": email}).to_string()))
+        .unwrap();
+    request.extensions_mut().insert(context_with_source_ip(address));
+    app.send(request).await
+}
+
+async fn requests_for_mail_from_one_source_address_are_throttled(backend: Backend) {
+    let app = backend.app(&[]).await;
+    for n in 0..20 {
+        let response = request_from(&app, "198.51.100.7", &format!("nobody-{n}@example.com")).await;
+        assert_eq!(response.status, StatusCode::ACCEPTED, "request {n}");
+    }
+    let refused = request_from(&app, "198.51.100.7", "nobody-else@example.com").await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text());
+    let retry_after: i64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    assert!(refused.detail().as_str().unwrap().contains("mail"), "{}", refused.text());
+    // Another address is not held by it; and the verification endpoint shares the limit.
+    assert_eq!(request_from(&app, "198.51.100.8", "nobody@example.com").await.status, StatusCode::ACCEPTED);
+    let user = app.user().await;
+    let mut resend = Request::post("/v1/users/me/verification-email")
+        .header(header::AUTHORIZATION, format!("Bearer {}", user.access))
+        .body(Body::empty())
+        .unwrap();
+    resend.extensions_mut().insert(context_with_source_ip("198.51.100.7"));
+    assert_eq!(app.send(resend).await.status, StatusCode::TOO_MANY_REQUESTS);
+    app.clock.advance(Duration::hours(1));
+    assert_eq!(request_from(&app, "198.51.100.7", "nobody@example.com").await.status, StatusCode::ACCEPTED);
+}
+
+async fn a_send_that_fails_stays_in_the_outbox_until_it_goes(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    app.mailbox.fail_next([SendError::Transient("Throttling".into())]);
+    let worker = worker::Worker::new(&app.state, app.mailbox.clone());
+    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
+    assert!(worker.outbox.sweep(StdDuration::ZERO, deadline).await.is_err(), "the sweep reports the failure");
+    let pending = app.state.repos.mail.pending_mail(10, None).await.unwrap().records;
+    assert_eq!(pending.len(), 1, "kept");
+    // Claimed for a while by the run that failed; then the next run sends it.
+    assert_eq!(worker.outbox.send(pending[0].id).await.unwrap(), worker::outbox::Sent::Elsewhere);
+    app.clock.advance(Duration::seconds(61));
+    assert_eq!(app.deliver_mail().await.sent, 1);
+    let token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
+    assert_eq!(
+        verify(&app, &token).await.status,
+        StatusCode::NO_CONTENT,
+        "the link that went is the live one"
+    );
+}
+
+async fn a_message_refused_for_good_is_dropped_and_one_never_sent_is_given_up_after_a_day(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    app.mailbox.fail_next([SendError::Permanent("MessageRejected".into())]);
+    let swept = app.deliver_mail().await;
+    assert_eq!((swept.sent, swept.given_up), (0, 1));
+    assert!(app.mailbox.to(&user.email).is_empty());
+    assert!(app.state.repos.mail.pending_mail(10, None).await.unwrap().records.is_empty());
+    recover(&app, &user.email).await;
+    app.clock.advance(Duration::hours(24) + Duration::seconds(1));
+    let swept = app.deliver_mail().await;
+    assert_eq!((swept.sent, swept.given_up), (0, 1), "a day late is too late");
+}
+
+async fn messages_name_the_product_link_to_the_app_and_hold_no_password(backend: Backend) {
+    let app = backend.app(&[("APP_URL", "https://app.example.com/"), ("PRODUCT_NAME", "Acme Notes")]).await;
+    let user = app.user().await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let messages = app.mailbox.to(&user.email);
+    assert_eq!(messages.len(), 2);
+    for message in &messages {
+        assert!(message.subject.contains("Acme Notes"), "{}", message.subject);
+        assert!(message.text.contains("Acme Notes") && message.html.contains("Acme Notes"));
+        let token = message.token().unwrap();
+        let path = if message.kind == MailKind::ResetPassword { "reset-password" } else { "verify-email" };
+        let link = format!("https://app.example.com/{path}?token={token}");
+        assert!(message.text.contains(&link) && message.html.contains(&link), "{}", message.text);
+        let raw = String::from_utf8_lossy(&message.raw);
+        assert!(
+            !raw.contains(PASSWORD) && !message.text.contains(PASSWORD) && !message.html.contains(PASSWORD)
+        );
+        assert!(raw.contains("multipart/alternative"), "{raw}");
+    }
+}
+
+async fn a_deactivated_account_cannot_use_a_reset_link(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let admin = app.superuser().await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let off = app
+        .json(
+            Method::PATCH,
+            &format!("/v1/users/{}", user.id),
+            Some(&admin.access),
+            json!({"is_active": false}),
+        )
+        .await;
+    assert_eq!(off.status, StatusCode::OK);
+    invalid(&reset(&app, &token, NEW_PASSWORD).await, "an inactive account");
+}
+
+async fn nothing_is_sent_for_a_deleted_account(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    recover(&app, &user.email).await;
+    assert_eq!(app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);
+    let swept = app.deliver_mail().await;
+    assert_eq!(swept.sent, 0);
+    assert!(app.mailbox.to(&user.email).is_empty());
+    assert!(app.state.repos.mail.pending_mail(10, None).await.unwrap().records.is_empty());
+}

@@ -1,0 +1,82 @@
+//! `SesMailer` against the fake SES v2 on loopback: the request it makes (signed, addressed, the
+//! raw message whole), and how SES's refusals are sorted into worth-retrying and not.
+
+// Test bodies: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use api_tests::ses::{FakeSes, SEND_EMAIL_PATH};
+use chrono::Utc;
+use worker::mail::{Content, MailSettings, Mailer, SendError, SesMailer, render};
+
+fn message() -> worker::mail::OutgoingMail {
+    let settings = MailSettings {
+        product_name: "Lambda API".into(),
+        app_url: "http://localhost:5173".into(),
+        from: "Lambda API <no-reply@example.com>".into(),
+        reset_minutes: 30,
+        verify_hours: 24,
+    };
+    render(&settings, "user@example.com", Content::VerifyEmail { token: "tok-123_abc" }, Utc::now())
+        .expect("rendered")
+}
+
+#[tokio::test]
+async fn ses_mailer_sends_the_raw_message_signed_and_sorts_ses_refusals() {
+    let ses = FakeSes::start().await;
+    let sdk = FakeSes::sdk_config();
+    let mail = message();
+
+    let mailer =
+        SesMailer::new(&sdk, Some(&ses.url()), "no-reply@example.com".into(), Some("transactional".into()));
+    mailer.send(&mail).await.expect("sent");
+    let sent = ses.sent();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let request = &sent[0];
+    assert_eq!(
+        (request.method.as_str(), request.path.as_str(), request.status),
+        ("POST", SEND_EMAIL_PATH, 200)
+    );
+    assert!(request.signed, "a SigV4 authorization header");
+    assert_eq!(request.from_address(), Some("no-reply@example.com"));
+    assert_eq!(request.to_addresses(), ["user@example.com"]);
+    assert_eq!(request.configuration_set(), Some("transactional"));
+    assert_eq!(request.raw, mail.raw, "the message, byte for byte");
+
+    // No configuration set: none is sent.
+    let plain = SesMailer::new(&sdk, Some(&ses.url()), "no-reply@example.com".into(), None);
+    plain.send(&mail).await.expect("sent");
+    assert_eq!(ses.sent()[1].configuration_set(), None);
+    assert!(ses.sent()[1].body.get("ConfigurationSetName").is_none());
+
+    // Server errors and throttling are worth retrying; a refused message is not. The reasons
+    // name SES's error code, never the message (its token).
+    for (status, error_type, transient) in [
+        (500, "InternalFailure", true),
+        (503, "ServiceUnavailable", true),
+        (429, "TooManyRequestsException", true),
+        (400, "SendingPausedException", true),
+        (400, "MessageRejected", false),
+        (400, "MailFromDomainNotVerifiedException", false),
+        (400, "BadRequestException", false),
+    ] {
+        ses.fail_next(1, status, error_type);
+        let error = plain.send(&mail).await.expect_err("refused");
+        match &error {
+            SendError::Transient(reason) | SendError::Permanent(reason) => {
+                assert!(reason.contains(error_type), "{error_type}: {reason}");
+                assert!(!reason.contains("tok-123_abc"), "{reason}");
+            }
+        }
+        assert_eq!(error.is_transient(), transient, "{status} {error_type}: {error:?}");
+        assert_eq!(ses.sent().last().map(|r| r.status), Some(status));
+    }
+    // Once the fault is used up, sending works again.
+    plain.send(&mail).await.expect("sent");
+
+    // Nothing listening: the network failed, try again later.
+    let address = ses.url();
+    drop(ses);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let gone = SesMailer::new(&sdk, Some(&address), "no-reply@example.com".into(), None);
+    assert!(matches!(gone.send(&mail).await, Err(SendError::Transient(_))));
+}
