@@ -180,7 +180,15 @@ async fn a_purge_that_failed_part_way_completes_on_the_next_run() {
     rig.proxy.clear();
     let done = shared::purge::run(state.repos.purges.as_ref(), app.clock.as_ref(), user.id, deadline).await;
     assert!(matches!(done, Ok(shared::purge::Run::Done { .. })), "{done:?}");
-    assert_eq!(records(&rig.direct).await, before_user, "everything of the user is gone, nothing else");
+    // (Its signup's verification is the outbox's: the worker, which did not run here, drops it.)
+    let not_mail = |records: Vec<(String, String)>| -> Vec<(String, String)> {
+        records.into_iter().filter(|(pk, _)| !pk.starts_with(shared::repo::keys::OUTBOX_PREFIX)).collect()
+    };
+    assert_eq!(
+        not_mail(records(&rig.direct).await),
+        not_mail(before_user),
+        "everything of the user is gone, nothing else"
+    );
     assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::BAD_REQUEST);
     println!("faults injected: {}", rig.proxy.injected());
 }

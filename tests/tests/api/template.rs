@@ -220,3 +220,56 @@ fn functions_are_traced_logged_with_retention_and_time_out_after_dynamodb_gives_
     // The docs function touches no data at all.
     assert!(t["Resources"]["DocsFunction"]["Properties"].get("Policies").is_none());
 }
+
+/// Only the worker may send mail, only from `MailFrom` (SES's `ses:FromAddress`), only through
+/// its identity (the address's or its domain's) and the configuration set if one is named; and
+/// only once `MailFrom` is set. Its configuration reaches the worker alone.
+#[test]
+fn only_the_worker_sends_mail_and_only_as_mail_from() {
+    let t = template();
+    for (name, resource) in t["Resources"].as_mapping().unwrap() {
+        if resource["Type"] != "AWS::Serverless::Function" || name == "WorkerFunction" {
+            continue;
+        }
+        let text = serde_norway::to_string(&resource["Properties"]).unwrap();
+        assert!(!text.contains("ses:") && !text.contains("MAIL_FROM"), "{name:?} may send no mail");
+    }
+    let worker = &t["Resources"]["WorkerFunction"]["Properties"];
+    let conditional = worker["Policies"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find_map(|p| match p {
+            Value::Tagged(tagged) if tagged.tag == "!If" => Some(tagged.value.clone()),
+            _ => None,
+        })
+        .expect("the SES policy, under a condition");
+    assert_eq!(conditional[0], "MailEnabled");
+    assert_eq!(tagged(&conditional[2], "!Ref"), "AWS::NoValue");
+    let statements = conditional[1]["Statement"].as_sequence().unwrap();
+    assert_eq!(statements.len(), 1);
+    let statement = &statements[0];
+    assert_eq!(strings(&statement["Action"]), ["ses:SendEmail", "ses:SendRawEmail"]);
+    assert_eq!(tagged(&statement["Condition"]["StringEquals"]["ses:FromAddress"], "!Ref"), "MailFrom");
+    let resources = serde_norway::to_string(&statement["Resource"]).unwrap();
+    assert!(
+        resources.contains(":identity/${MailFrom}") && resources.contains(":identity/${Domain}"),
+        "{resources}"
+    );
+    assert!(resources.contains(":configuration-set/${MailConfigurationSet}"), "{resources}");
+    assert!(!resources.contains('*'), "no wildcard identity: {resources}");
+    let condition = serde_norway::to_string(&t["Conditions"]["MailEnabled"]).unwrap();
+    assert!(condition.contains("MailFrom"), "{condition}");
+    let variables = &worker["Environment"]["Variables"];
+    for (variable, parameter) in [
+        ("APP_URL", "AppUrl"),
+        ("PRODUCT_NAME", "ProductName"),
+        ("MAIL_FROM", "MailFrom"),
+        ("MAIL_CONFIGURATION_SET", "MailConfigurationSet"),
+    ] {
+        assert_eq!(tagged(&variables[variable], "!Ref"), parameter, "{variable}");
+    }
+    assert_eq!(variables["SES_ENDPOINT"], "", "empty in AWS");
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(tagged(&globals["REQUIRE_EMAIL_VERIFICATION"], "!Ref"), "RequireEmailVerification");
+}
