@@ -83,6 +83,11 @@ pub const HOST_VARIABLES: &[&str] = &[
     "RUST_LOG",
     "AWS_LAMBDA_LOG_FORMAT",
     "AWS_LAMBDA_LOG_LEVEL",
+    "MAIL_DIR",
+    "SES_ENDPOINT",
+    "APP_URL",
+    "PRODUCT_NAME",
+    "REQUIRE_EMAIL_VERIFICATION",
 ];
 
 /// A running process whose stdout and stderr lines are kept; killed when dropped.
@@ -217,6 +222,9 @@ pub struct LocalServer {
     pub process: Running,
     /// `http://127.0.0.1:<port>`, from its banner.
     pub url: String,
+    /// Where it writes account mail: `MAIL_DIR` if the test gave one, else a new folder under
+    /// `target/test-artifacts/mail/`.
+    pub mail_dir: PathBuf,
 }
 
 impl LocalServer {
@@ -228,13 +236,22 @@ impl LocalServer {
         for name in HOST_VARIABLES {
             command.env_remove(name);
         }
+        let mail_dir = match env.iter().find(|(name, _)| *name == "MAIL_DIR") {
+            Some((_, dir)) => PathBuf::from(dir),
+            None => {
+                let dir =
+                    workspace().join("target/test-artifacts/mail").join(uuid::Uuid::new_v4().to_string());
+                command.env("MAIL_DIR", &dir);
+                dir
+            }
+        };
         command.envs(env.iter().copied());
         let mut process = Running::spawn(command);
         let url = process.wait_for(Duration::from_secs(60), |line| {
             line.strip_prefix("API listening on ").map(str::to_owned)
         });
         process.wait_until_answers(&format!("{url}/openapi.json"), Duration::from_secs(60)).await;
-        Self { process, url }
+        Self { process, url, mail_dir }
     }
 }
 

@@ -487,3 +487,112 @@ async fn admin_purge_lists_and_runs_pending_purges() {
     let keys = store.scan_keys().await.unwrap();
     assert!(!keys.iter().any(|(pk, sk)| pk.contains(&id) || sk.contains(&id)), "{keys:?}");
 }
+
+/// The `.eml` files in `dir`, oldest first (their names sort by time), and whether anything else
+/// (a temporary file left behind) is there.
+fn mail_files(dir: &std::path::Path) -> (Vec<std::path::PathBuf>, Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return (Vec::new(), Vec::new()) };
+    let (mut eml, mut other) = (Vec::new(), Vec::new());
+    for entry in entries {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".eml") { eml.push(path) } else { other.push(name) }
+    }
+    eml.sort();
+    (eml, other)
+}
+
+/// Waits for the `n`th message in the server's mail folder, and reads it as a mail client would.
+async fn nth_message(server: &LocalServer, n: usize) -> api_tests::mailbox::Received {
+    let dir = server.mail_dir.clone();
+    eventually(20, &format!("message {n} in {}", dir.display()), || {
+        let dir = dir.clone();
+        async move { mail_files(&dir).0.len() >= n }
+    })
+    .await;
+    let path = mail_files(&server.mail_dir).0[n - 1].clone();
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    // `<UTC timestamp>-<uuid>.eml`, e.g. 20261201T165210.123456Z-<uuid>.eml.
+    let (stamp, rest) = name.split_once('-').unwrap();
+    assert!(stamp.ends_with('Z') && stamp.contains('T'), "{name}");
+    assert!(rest.trim_end_matches(".eml").parse::<Uuid>().is_ok(), "{name}");
+    let raw = std::fs::read(&path).unwrap();
+    let parsed = mailparse::parse_mail(&raw).unwrap();
+    let to = mailparse::MailHeaderMap::get_first_value(parsed.headers.as_slice(), "To").unwrap();
+    api_tests::mailbox::Received::parse(worker::mail::MailKind::VerifyEmail, &to, &raw)
+}
+
+#[tokio::test]
+async fn the_local_server_writes_account_mail_to_files_whose_links_work() {
+    let env = [("REQUIRE_EMAIL_VERIFICATION", "true"), ("APP_URL", "http://localhost:5173")];
+    let server = LocalServer::start(&["--port", "0"], &env).await;
+    let banner = server.process.output().join("\n");
+    assert!(
+        banner.contains(&format!(
+            "mail:       each message written as an .eml file into {}",
+            server.mail_dir.display()
+        )),
+        "{banner}"
+    );
+    let email = format!("mailed-{}@example.com", Uuid::new_v4().simple());
+    assert_eq!(signup(&server.url, &email).await.status, StatusCode::CREATED);
+    let refused = login(&server.url, &email, PASSWORD).await;
+    assert!(refused.json()["error_description"].as_str().unwrap().contains("not verified"));
+
+    // The signup's verification, as a file a developer opens.
+    let verification = nth_message(&server, 1).await;
+    assert_eq!(verification.to, email);
+    assert!(verification.text.contains("http://localhost:5173/verify-email?token="), "{}", verification.text);
+    let token = verification.token().unwrap();
+    let verified = http(
+        Method::POST,
+        &format!("{}/v1/auth/verify-email", server.url),
+        &[JSON],
+        json!({"token": token}).to_string(),
+    )
+    .await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT);
+    assert_eq!(login(&server.url, &email, PASSWORD).await.status, StatusCode::OK);
+
+    // A recovery, its link, a new password.
+    let asked = http(
+        Method::POST,
+        &format!("{}/v1/auth/password-recovery", server.url),
+        &[JSON],
+        json!({"email": email}).to_string(),
+    )
+    .await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED);
+    let recovery = nth_message(&server, 2).await;
+    assert!(recovery.text.contains("http://localhost:5173/reset-password?token="), "{}", recovery.text);
+    let body = json!({"token": recovery.token().unwrap(), "new_password": "a brand new passphrase"});
+    let reset =
+        http(Method::POST, &format!("{}/v1/auth/reset-password", server.url), &[JSON], body.to_string())
+            .await;
+    assert_eq!(reset.status, StatusCode::NO_CONTENT);
+    assert_eq!(login(&server.url, &email, "a brand new passphrase").await.status, StatusCode::OK);
+    let (files, leftovers) = mail_files(&server.mail_dir);
+    assert_eq!((files.len(), leftovers), (2, Vec::<String>::new()), "written whole, nothing else");
+    // Nothing of the tokens reached the log.
+    let output = server.process.output().join("\n");
+    assert!(!output.contains(&token) && !output.contains(&recovery.token().unwrap()), "{output}");
+}
+
+#[tokio::test]
+async fn on_dynamodb_local_account_mail_goes_out_through_the_tables_stream() {
+    let endpoint = api_tests::dynamo::endpoint();
+    let table = format!("mail-{}", Uuid::new_v4().simple());
+    let env = [("DYNAMODB_ENDPOINT", endpoint.as_str()), ("TABLE_NAME", table.as_str())];
+    let mut server = LocalServer::start(&["--port", "0", "--create-table"], &env).await;
+    server.process.wait_for(std::time::Duration::from_secs(30), |line| {
+        line.contains("worker reading the table's stream").then_some(())
+    });
+    let email = format!("streamed-{}@example.com", Uuid::new_v4().simple());
+    assert_eq!(signup(&server.url, &email).await.status, StatusCode::CREATED);
+    let verification = nth_message(&server, 1).await;
+    assert_eq!(verification.to, email);
+    let body = json!({"token": verification.token().unwrap()});
+    let verified =
+        http(Method::POST, &format!("{}/v1/auth/verify-email", server.url), &[JSON], body.to_string()).await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT);
+}
