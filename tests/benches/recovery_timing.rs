@@ -99,7 +99,11 @@ fn main() {
         println!("| password recovery on {store} ({rounds} each, interleaved) | median | p95 |");
         println!("| --- | --- | --- |");
         for (name, s) in ["known, active", "unknown", "known, inactive"].iter().zip(&samples) {
-            println!("| {name} | {:.3} ms | {:.3} ms |", ms(median(s.clone())), ms(percentile(s.clone(), 0.95)));
+            println!(
+                "| {name} | {:.3} ms | {:.3} ms |",
+                ms(median(s.clone())),
+                ms(percentile(s.clone(), 0.95))
+            );
         }
         let spread = (high - low) / low;
         println!(

@@ -198,7 +198,7 @@ async fn password_grant(
         }
         return Err(ApiError::OAuth {
             code: OAuthErrorCode::InvalidGrant,
-            description: "Email address not verified: follow the link in the verification message, or ask for a new one",
+            description: "Email address not verified: follow the link in the verification message, or reset the password (a reset link proves the address too)",
         });
     }
     let session = Session {

@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
 
 const EMAIL_TAKEN: &str = "The user with this email already exists in the system";
 const USER_NOT_FOUND: &str = "User not found";
+const CHANGED_MEANWHILE: &str = "The user's address changed meanwhile: read it again and repeat the change";
 const NOT_ENOUGH_PRIVILEGES: &str = "The user doesn't have enough privileges";
 const NO_SELF_DELETE: &str = "Super users are not allowed to delete themselves";
 
@@ -158,19 +159,35 @@ async fn signup(
 /// same write.
 async fn apply(state: &AppState, user: &UserRecord, mut changes: UserChanges) -> ApiResult<UserRecord> {
     let now = state.clock.now();
-    if let Some(email) = changes.email.as_ref().filter(|e| e.key() != user.email.key()) {
-        changes.email_verified = Some(false);
-        let moved = UserRecord { email: email.clone(), ..user.clone() };
-        changes.mail.push(OutboxMail::verify(state.ids.new_id(now), &moved, now));
-        changes.mail.push(OutboxMail::email_changed(state.ids.new_id(now), user, now));
+    if let Some(email) = &changes.email {
+        // Decided on this read of the address, so only while the user still has it: a change
+        // racing another cannot move the account, or tell an address, on a stale premise.
+        changes.if_email_key = Some(user.email.key());
+        if email.key() != user.email.key() {
+            changes.email_verified = Some(false);
+            let moved = UserRecord { email: email.clone(), ..user.clone() };
+            changes.mail.push(OutboxMail::verify(state.ids.new_id(now), &moved, now));
+            changes.mail.push(OutboxMail::email_changed(state.ids.new_id(now), user, email, now));
+        }
     }
     match state.repos.users.update_user(user.id, &changes, now).await? {
         UpdateUser::Updated(user) => Ok(user),
         UpdateUser::NotFound => Err(ApiError::NotFound(USER_NOT_FOUND)),
         UpdateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
-        // The password the change was checked against has been replaced meanwhile: the
-        // caller's session ended with it.
-        UpdateUser::Changed => Err(ApiError::InvalidToken),
+        UpdateUser::Changed => {
+            let now_is = state.repos.users.get_user(user.id).await?;
+            match now_is {
+                // The password the change was checked against has been replaced meanwhile: the
+                // caller's session ended with it.
+                Some(now_is)
+                    if changes.if_credential_version.is_some_and(|v| v != now_is.credential_version) =>
+                {
+                    Err(ApiError::InvalidToken)
+                }
+                Some(_) => Err(ApiError::Conflict(CHANGED_MEANWHILE.into())),
+                None => Err(ApiError::NotFound(USER_NOT_FOUND)),
+            }
+        }
     }
 }
 

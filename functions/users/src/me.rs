@@ -66,8 +66,13 @@ pub(super) async fn update_me(
     }
     // A stolen access token alone cannot move the account to another address.
     // (The schema already requires `current_password` with an `email`: `requires` in schemas.rs.)
-    if let (Patch::Set(_), Patch::Set(current)) = (&body.email, &body.current_password) {
+    if let (Patch::Set(email), Patch::Set(current)) = (&body.email, &body.current_password) {
         check_current_password(&state, &me, &address, current.as_str()).await?;
+        // A new address is sent a message: counted with the requests for mail from this source
+        // address, so one account cannot mail address after address.
+        if email.key() != me.email.key() {
+            throttle::admit_mail_request(&state, &address).await?;
+        }
     }
     // Only while the user still has the credentials the request was authenticated (and its
     // current_password checked) with: no email change can ride on a password already replaced.

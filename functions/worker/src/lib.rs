@@ -107,8 +107,11 @@ impl Worker {
             Event::Stream(batch) => Ok(to_json(&self.stream(&batch.records, deadline).await)),
             Event::Sweep(SweepEvent { sweep }) => {
                 let idle = sweep.idle_seconds.map(Duration::from_secs);
-                // Messages first: they are few and someone waits for them; purges take what is left.
-                let mail = self.outbox.sweep(idle.unwrap_or(outbox::SWEEP_AFTER), deadline).await;
+                // Messages first, in at most half the time (someone waits for them, and a slow
+                // SES must not starve the purges); purges take what is left.
+                let now = Instant::now();
+                let half = now + deadline.saturating_duration_since(now) / 2;
+                let mail = self.outbox.sweep(idle.unwrap_or(outbox::SWEEP_AFTER), half).await;
                 let purges = purge::sweep(
                     self.purges.as_ref(),
                     self.clock.as_ref(),

@@ -80,8 +80,17 @@ impl Outbox {
     /// Sends the outbox message `id`, if it is still to send.
     pub async fn send(&self, id: Uuid) -> Result<Sent, Retry> {
         let now = self.clock.now();
-        let Some(mail) = self.mail.get_mail(id).await? else {
-            return Ok(Sent::Elsewhere);
+        let mail = match self.mail.get_mail(id).await {
+            Ok(Some(mail)) => mail,
+            Ok(None) => return Ok(Sent::Elsewhere),
+            // A record that cannot be read would fail every retry and every sweep: it is named
+            // in the log and removed, so that it holds nothing else up.
+            Err(RepoError::Internal(error)) => {
+                tracing::error!(mail_id = %id, error, outcome = "given_up", "an outbox record that cannot be read is removed");
+                self.mail.finish_mail(id).await?;
+                return Ok(Sent::GivenUp);
+            }
+            Err(error) => return Err(error.into()),
         };
         if now - mail.requested_at
             > chrono::Duration::from_std(GIVE_UP_AFTER).unwrap_or(chrono::Duration::MAX)
@@ -102,6 +111,10 @@ impl Outbox {
             }
             Err(error) => {
                 tracing::warn!(mail_id = %id, kind = mail.kind.as_str(), error = %error, "outbox message not sent; it stays for a retry");
+                // The stream's retry (or the next sweep) may take it up at once.
+                if let Err(e) = self.mail.release_mail(id, until).await {
+                    tracing::warn!(mail_id = %id, error = %e, "the claim stays until it expires");
+                }
             }
         }
         outcome
@@ -111,16 +124,16 @@ impl Outbox {
         let Some(user) = self.recipient(mail).await? else {
             return Ok(Sent::Nothing);
         };
-        let admitted = shared::web::throttle::admit_message_to(
-            self.throttle.as_ref(),
-            &self.config,
-            &mail.email_key,
-            now,
-        )
-        .await?;
-        if !admitted {
-            tracing::info!(mail_id = %mail.id, kind = mail.kind.as_str(), "over the address's hourly limit of messages: not sent");
-            return Ok(Sent::Throttled);
+        // Recovery and verification count against the address's hourly limit, once per message
+        // (a retry of one that failed to send is not counted again). The notice of an email
+        // change does not: nobody may keep it from the address of before.
+        if mail.kind != MailKind::EmailChanged && !mail.admitted {
+            let throttle = self.throttle.as_ref();
+            if !shared::web::throttle::admit_message_to(throttle, &self.config, &mail.email_key, now).await? {
+                tracing::info!(mail_id = %mail.id, kind = mail.kind.as_str(), "over the address's hourly limit of messages: not sent");
+                return Ok(Sent::Throttled);
+            }
+            self.mail.note_mail_admitted(mail.id).await?;
         }
         let rendered = match mail.kind {
             MailKind::ResetPassword | MailKind::VerifyEmail => {
@@ -141,7 +154,9 @@ impl Outbox {
             }
             MailKind::EmailChanged => {
                 let to = mail.to.as_deref().unwrap_or_default();
-                render(&self.settings, to, Content::EmailChanged { new_email: user.email.as_str() }, now)
+                // The address it moved to then, whatever it is now.
+                let new_email = mail.new_email.as_deref().unwrap_or(user.email.as_str());
+                render(&self.settings, to, Content::EmailChanged { new_email }, now)
             }
         };
         let message = match rendered {

@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Listing, RepoResult, UserChanges, UserRecord};
+use crate::domain::Email;
 
 /// What a message is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,7 +77,13 @@ pub struct OutboxMail {
     pub email_key: String,
     /// The address of before, for [`MailKind::EmailChanged`] only.
     pub to: Option<String>,
+    /// The address the account moved to, for [`MailKind::EmailChanged`] only: what the notice
+    /// names, as it was when the change was made.
+    pub new_email: Option<String>,
     pub requested_at: DateTime<Utc>,
+    /// Counted against its address's hourly limit already (by an attempt that then failed to
+    /// send): a retry is not counted again.
+    pub admitted: bool,
 }
 
 impl OutboxMail {
@@ -89,25 +96,38 @@ impl OutboxMail {
             user_id: Some(user.id),
             email_key: user.email.key(),
             to: None,
+            new_email: None,
             requested_at: now,
+            admitted: false,
         }
     }
 
-    /// The notice to `before`'s address that the account's address changed.
-    pub fn email_changed(id: Uuid, before: &UserRecord, now: DateTime<Utc>) -> Self {
+    /// The notice to `before`'s address that the account's address changed to `after`.
+    pub fn email_changed(id: Uuid, before: &UserRecord, after: &Email, now: DateTime<Utc>) -> Self {
         Self {
             id,
             kind: MailKind::EmailChanged,
             user_id: Some(before.id),
             email_key: before.email.key(),
             to: Some(before.email.as_str().to_owned()),
+            new_email: Some(after.as_str().to_owned()),
             requested_at: now,
+            admitted: false,
         }
     }
 
     /// A password recovery for whichever account holds `email_key`, if any.
     pub fn recovery(id: Uuid, email_key: String, now: DateTime<Utc>) -> Self {
-        Self { id, kind: MailKind::ResetPassword, user_id: None, email_key, to: None, requested_at: now }
+        Self {
+            id,
+            kind: MailKind::ResetPassword,
+            user_id: None,
+            email_key,
+            to: None,
+            new_email: None,
+            requested_at: now,
+            admitted: false,
+        }
     }
 }
 
@@ -134,6 +154,11 @@ pub trait MailRepo: Send + Sync + std::fmt::Debug {
     /// `now`: the stream's run and a sweep never send one message at once. False: another
     /// sender has it, or it is gone.
     async fn claim_mail(&self, id: Uuid, until: DateTime<Utc>, now: DateTime<Utc>) -> RepoResult<bool>;
+    /// Gives up the claim `until` (if it is still this one): a send that failed for now, which
+    /// the stream's retry may take up at once.
+    async fn release_mail(&self, id: Uuid, until: DateTime<Utc>) -> RepoResult<()>;
+    /// Records that the message was counted against its address's hourly limit.
+    async fn note_mail_admitted(&self, id: Uuid) -> RepoResult<()>;
     /// Removes the message: sent, or given up.
     async fn finish_mail(&self, id: Uuid) -> RepoResult<()>;
     /// Messages still to send, in order of id (= request time), after `after`.

@@ -44,6 +44,9 @@ pub struct UserChanges {
     pub if_credential_version: Option<u64>,
     /// Apply only while the user still holds this email (its key): the one it was found by.
     pub if_email_key: Option<String>,
+    /// Apply only while the user is active (a password reset: a deactivation that lands while
+    /// the new password is being hashed wins).
+    pub if_active: bool,
 }
 
 impl UserChanges {
@@ -51,6 +54,7 @@ impl UserChanges {
     pub fn expected_of(&self, user: &UserRecord) -> bool {
         self.if_credential_version.is_none_or(|v| v == user.credential_version)
             && self.if_email_key.as_ref().is_none_or(|key| *key == user.email.key())
+            && (!self.if_active || user.is_active)
     }
 }
 

@@ -57,6 +57,11 @@ on_both_stores!(
     at_most_three_messages_go_to_one_address_an_hour,
     requests_for_mail_from_one_source_address_are_throttled,
     a_send_that_fails_stays_in_the_outbox_until_it_goes,
+    a_failed_stream_record_is_retried_by_the_stream_at_once,
+    the_notice_of_an_email_change_is_never_throttled,
+    a_link_is_used_once_even_by_two_requests_at_once,
+    an_email_change_or_a_deletion_makes_an_outstanding_reset_link_worthless,
+    an_email_change_counts_as_a_request_for_mail,
     a_message_refused_for_good_is_dropped_and_one_never_sent_is_given_up_after_a_day,
     messages_name_the_product_link_to_the_app_and_hold_no_password,
     a_deactivated_account_cannot_use_a_reset_link,
@@ -337,9 +342,10 @@ async fn with_verification_required_an_unverified_login_is_refused_and_says_why(
         "{}",
         refused.text()
     );
-    // A wrong password learns nothing of it.
+    // A wrong password learns nothing of it: the answer of an address nobody has.
     let wrong = app.login(&email, "not the password").await;
-    assert!(!wrong.text().contains("verified"), "{}", wrong.text());
+    let nobody = app.login("nobody-at-all@example.com", "not the password").await;
+    assert_eq!((wrong.status, &wrong.body), (nobody.status, &nobody.body));
     // Refusals of the right password are not failures: the owner is never locked out by them.
     for _ in 0..6 {
         assert!(app.login(&email, PASSWORD).await.text().contains("not verified"));
@@ -408,15 +414,17 @@ async fn requests_for_mail_from_one_source_address_are_throttled(backend: Backen
 async fn a_send_that_fails_stays_in_the_outbox_until_it_goes(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = app.user().await;
-    app.mailbox.fail_next([SendError::Transient("Throttling".into())]);
+    let throttled = || SendError::Transient("TooManyRequestsException".into());
+    app.mailbox.fail_next([throttled(), throttled(), throttled()]);
     let worker = worker::Worker::new(&app.state, app.mailbox.clone());
-    let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
-    assert!(worker.outbox.sweep(StdDuration::ZERO, deadline).await.is_err(), "the sweep reports the failure");
-    let pending = app.state.repos.mail.pending_mail(10, None).await.unwrap().records;
-    assert_eq!(pending.len(), 1, "kept");
-    // Claimed for a while by the run that failed; then the next run sends it.
-    assert_eq!(worker.outbox.send(pending[0].id).await.unwrap(), worker::outbox::Sent::Elsewhere);
-    app.clock.advance(Duration::seconds(61));
+    let deadline = || tokio::time::Instant::now() + StdDuration::from_secs(30);
+    // Three runs fail (the claim is given back each time, so the next may try at once)...
+    for run in 0..3 {
+        assert!(worker.outbox.sweep(StdDuration::ZERO, deadline()).await.is_err(), "run {run} reports it");
+        let pending = app.state.repos.mail.pending_mail(10, None).await.unwrap().records;
+        assert_eq!(pending.len(), 1, "kept after run {run}");
+    }
+    // ...and the fourth sends it, the link in it the live one.
     assert_eq!(app.deliver_mail().await.sent, 1);
     let token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
     assert_eq!(
@@ -424,6 +432,108 @@ async fn a_send_that_fails_stays_in_the_outbox_until_it_goes(backend: Backend) {
         StatusCode::NO_CONTENT,
         "the link that went is the live one"
     );
+    // It was counted once against the address's three an hour, not once per attempt.
+    for _ in 0..2 {
+        recover(&app, &user.email).await;
+    }
+    assert_eq!(app.deliver_mail().await.sent, 2);
+}
+
+async fn a_failed_stream_record_is_retried_by_the_stream_at_once(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    let id = app.state.repos.mail.pending_mail(10, None).await.unwrap().records[0].id;
+    let keys = json!({"PK": {"S": shared::repo::keys::outbox_pk(id)}, "SK": {"S": shared::repo::keys::outbox_sk(id)}});
+    let batch = json!({"Records": [{"eventID": "1", "eventName": "INSERT", "awsRegion": "us-east-1",
+        "dynamodb": {"Keys": keys, "SequenceNumber": "7", "SizeBytes": 1}}]});
+    let worker = worker::Worker::new(&app.state, app.mailbox.clone());
+    let deadline = || tokio::time::Instant::now() + StdDuration::from_secs(30);
+    app.mailbox.fail_next([SendError::Transient("ServiceUnavailable".into())]);
+    let event = || serde_json::from_value::<worker::Event>(batch.clone()).unwrap();
+    let failed = worker.handle(event(), deadline()).await.unwrap();
+    assert_eq!(failed, json!({"batchItemFailures": [{"itemIdentifier": "7"}]}), "Lambda retries from it");
+    assert_eq!(worker.handle(event(), deadline()).await.unwrap(), json!({"batchItemFailures": []}));
+    assert_eq!(app.mailbox.to(&user.email).len(), 1, "the retry sent it");
+}
+
+async fn the_notice_of_an_email_change_is_never_throttled(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = app.user().await;
+    // The signup's verification and two recoveries: the address's three of the hour.
+    for _ in 0..2 {
+        recover(&app, &user.email).await;
+    }
+    assert_eq!(app.deliver_mail().await.sent, 3);
+    recover(&app, &user.email).await;
+    assert_eq!(app.deliver_mail().await.sent, 0, "the limit holds");
+    let new_email = format!("elsewhere-{}", user.email);
+    let body = json!({"email": new_email, "current_password": PASSWORD});
+    assert_eq!(
+        app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await.status,
+        StatusCode::OK
+    );
+    app.deliver_mail().await;
+    let notices: Vec<_> =
+        app.mailbox.to(&user.email).into_iter().filter(|m| m.kind == MailKind::EmailChanged).collect();
+    assert_eq!(notices.len(), 1, "the address of before is told, over its limit or not");
+    assert!(notices[0].text.contains(&new_email));
+}
+
+async fn a_link_is_used_once_even_by_two_requests_at_once(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let (a, b) = tokio::join!(
+        reset(&app, &token, "first new passphrase"),
+        reset(&app, &token, "second new passphrase")
+    );
+    let mut statuses = vec![a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::NO_CONTENT, StatusCode::BAD_REQUEST]);
+    let winner =
+        if a.status == StatusCode::NO_CONTENT { "first new passphrase" } else { "second new passphrase" };
+    assert_eq!(app.login(&user.email, winner).await.status, StatusCode::OK);
+}
+
+async fn an_email_change_or_a_deletion_makes_an_outstanding_reset_link_worthless(backend: Backend) {
+    let app = backend.app(&[]).await;
+    let user = user_with_mail(&app).await;
+    recover(&app, &user.email).await;
+    app.deliver_mail().await;
+    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let body = json!({"email": format!("new-{}", user.email), "current_password": PASSWORD});
+    assert_eq!(
+        app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await.status,
+        StatusCode::OK
+    );
+    invalid(&reset(&app, &token, NEW_PASSWORD).await, "a link to the address of before");
+
+    let other = user_with_mail(&app).await;
+    recover(&app, &other.email).await;
+    app.deliver_mail().await;
+    let token = app.mailbox.token(&other.email, MailKind::ResetPassword);
+    assert_eq!(app.delete("/v1/users/me", &other.access).await.status, StatusCode::NO_CONTENT);
+    invalid(&reset(&app, &token, NEW_PASSWORD).await, "a deleted account's link, before its purge");
+}
+
+async fn an_email_change_counts_as_a_request_for_mail(backend: Backend) {
+    let app = backend.app(&[("MAIL_MAX_REQUESTS_PER_ADDRESS", "2")]).await;
+    let user = app.user().await;
+    for n in 0..2 {
+        let body = json!({"email": format!("move-{n}-{}", user.email), "current_password": PASSWORD});
+        let moved = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
+        assert_eq!(moved.status, StatusCode::OK, "{}", moved.text());
+    }
+    let body = json!({"email": format!("move-2-{}", user.email), "current_password": PASSWORD});
+    let refused = app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await;
+    assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{}", refused.text());
+    assert!(me(&app, &user.access).await["email"].as_str().unwrap().starts_with("move-1-"), "unchanged");
+    // A change of the name alone sends nothing, and is not counted.
+    let renamed =
+        app.json(Method::PATCH, "/v1/users/me", Some(&user.access), json!({"full_name": "N"})).await;
+    assert_eq!(renamed.status, StatusCode::OK);
 }
 
 async fn a_message_refused_for_good_is_dropped_and_one_never_sent_is_given_up_after_a_day(backend: Backend) {
@@ -490,4 +600,36 @@ async fn nothing_is_sent_for_a_deleted_account(backend: Backend) {
     assert_eq!(swept.sent, 0);
     assert!(app.mailbox.to(&user.email).is_empty());
     assert!(app.state.repos.mail.pending_mail(10, None).await.unwrap().records.is_empty());
+}
+
+/// A record in the outbox that cannot be read (written by a release of before, or by hand) holds
+/// nothing up: the listing skips it, and sending it removes it. (The memory store cannot hold one.)
+#[cfg(feature = "dynamodb")]
+#[tokio::test]
+async fn an_outbox_record_that_cannot_be_read_holds_nothing_up() {
+    use shared::repo::keys::{outbox_pk, outbox_sk};
+    let store = api_tests::dynamo::store().await;
+    let state = shared::AppState::new(api_tests::config(), shared::repo::Repos::from_store(store.clone()));
+    let app = TestApp::from_state(state.with_hasher(api_tests::fast_hasher()));
+    let user = app.user().await;
+    let bad = uuid::Uuid::now_v7();
+    let s = |v: String| aws_sdk_dynamodb::types::AttributeValue::S(v);
+    store
+        .client()
+        .put_item()
+        .table_name(store.table())
+        .item("PK", s(outbox_pk(bad)))
+        .item("SK", s(outbox_sk(bad)))
+        .item("type", s("outbox".into()))
+        .item("kind", s("no such kind".into()))
+        .send()
+        .await
+        .unwrap();
+    let pending = app.state.repos.mail.pending_mail(10, None).await.unwrap().records;
+    assert_eq!(pending.len(), 1, "the readable one: {pending:?}");
+    assert_eq!(app.deliver_mail().await.sent, 1);
+    assert_eq!(app.mailbox.to(&user.email).len(), 1);
+    let worker = worker::Worker::new(&app.state, app.mailbox.clone());
+    assert_eq!(worker.outbox.send(bad).await.unwrap(), worker::outbox::Sent::GivenUp);
+    assert_eq!(app.state.repos.mail.get_mail(bad).await.unwrap(), None, "removed");
 }

@@ -56,7 +56,9 @@ async fn ses_mailer_sends_the_raw_message_signed_and_sorts_ses_refusals() {
         (429, "TooManyRequestsException", true),
         (400, "SendingPausedException", true),
         (400, "MessageRejected", false),
-        (400, "MailFromDomainNotVerifiedException", false),
+        (400, "MailFromDomainNotVerifiedException", true),
+        (403, "AccessDeniedException", true),
+        (404, "NotFoundException", true),
         (400, "BadRequestException", false),
     ] {
         ses.fail_next(1, status, error_type);

@@ -123,6 +123,13 @@ fn classify_service(error: &SendEmailError, status: u16) -> SendError {
             | "ServiceUnavailable"
             | "InternalFailure"
             | "ExpiredTokenException"
+            // A deployment not set up yet (an identity still being verified, a permission or a
+            // configuration set missing): fixed by its operator, so worth trying again until
+            // the outbox gives the message up after a day.
+            | "AccessDeniedException"
+            | "AccessDenied"
+            | "MailFromDomainNotVerifiedException"
+            | "NotFoundException"
     ) || status == 429
         || status >= 500;
     if transient { SendError::Transient(described) } else { SendError::Permanent(described) }
@@ -157,7 +164,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn throttling_server_errors_and_a_paused_account_are_transient_the_rest_permanent() {
+    fn throttling_server_errors_a_paused_account_and_setup_errors_are_transient_the_rest_permanent() {
         let modeled = [
             (
                 SendEmailError::TooManyRequestsException(TooManyRequestsException::builder().build()),
@@ -177,7 +184,9 @@ mod tests {
             ("Whatever", 502, true),
             ("Throttling", 400, true),
             ("SendingPausedException", 400, true),
-            ("AccessDeniedException", 403, false),
+            ("AccessDeniedException", 403, true),
+            ("MailFromDomainNotVerifiedException", 400, true),
+            ("BadRequestException", 400, false),
             ("MessageRejected", 400, false),
             ("Whatever", 404, false),
         ] {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -35,7 +35,16 @@ pub(super) fn outbox_item(mail: &OutboxMail) -> Attrs {
         ("kind".to_owned(), s(mail.kind.as_str())),
         ("email_key".to_owned(), s(&mail.email_key)),
         ("requested_at".to_owned(), time(&mail.requested_at)),
+        // A backstop: the worker gives a message up a day after it was asked for; one it could
+        // never even read goes by TTL.
+        (TTL.to_owned(), ttl(mail.requested_at + chrono::Duration::days(OUTBOX_TTL_DAYS))),
     ]);
+    if let Some(new_email) = &mail.new_email {
+        item.insert("new_email".to_owned(), s(new_email));
+    }
+    if mail.admitted {
+        item.insert(ADMITTED.to_owned(), AttributeValue::Bool(true));
+    }
     if let Some(user) = mail.user_id {
         item.insert("user_id".to_owned(), s(user.to_string()));
     }
@@ -53,9 +62,16 @@ fn outbox_from_item(item: &Attrs) -> RepoResult<OutboxMail> {
         user_id: item.get("user_id").map(|_| get_uuid(item, "user_id")).transpose()?,
         email_key: get_s(item, "email_key")?.to_owned(),
         to: get_opt_s(item, "to"),
+        new_email: get_opt_s(item, "new_email"),
         requested_at: get_time(item, "requested_at")?,
+        admitted: item.contains_key(ADMITTED),
     })
 }
+
+/// Days after its request that an outbox record expires by TTL, whatever became of it.
+const OUTBOX_TTL_DAYS: i64 = 7;
+/// The outbox record's mark that it was counted against its address's limit.
+const ADMITTED: &str = "admitted";
 
 fn purpose_of(s: &str) -> RepoResult<TokenPurpose> {
     [TokenPurpose::ResetPassword, TokenPurpose::VerifyEmail]
@@ -133,6 +149,37 @@ impl MailRepo for DynamoStore {
         applied("UpdateItem", result)
     }
 
+    async fn release_mail(&self, id: Uuid, until: DateTime<Utc>) -> RepoResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(outbox_pk(id), &outbox_sk(id))))
+            .update_expression("REMOVE #claimed")
+            .condition_expression("#claimed = :until")
+            .expression_attribute_names("#claimed", "claimed_until")
+            .expression_attribute_values(":until", time(&until))
+            .send()
+            .await;
+        applied("UpdateItem", result).map(drop)
+    }
+
+    async fn note_mail_admitted(&self, id: Uuid) -> RepoResult<()> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(outbox_pk(id), &outbox_sk(id))))
+            .update_expression("SET #admitted = :true")
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#admitted", ADMITTED)
+            .expression_attribute_values(":true", AttributeValue::Bool(true))
+            .send()
+            .await;
+        applied("UpdateItem", result).map(drop)
+    }
+
     async fn finish_mail(&self, id: Uuid) -> RepoResult<()> {
         self.client
             .delete_item()
@@ -160,7 +207,15 @@ impl MailRepo for DynamoStore {
                 .await
                 .map_err(|e| sdk_error("Query", e))?;
             for item in out.items() {
-                records.push(outbox_from_item(item)?);
+                // One record that cannot be read must not stop every other message: it is
+                // named in the log (and expires by TTL); the rest are listed.
+                match outbox_from_item(item) {
+                    Ok(mail) => records.push(mail),
+                    Err(e) => {
+                        let sk = get_s(item, SK).unwrap_or_default();
+                        tracing::error!(sk, error = %e, "an outbox record that cannot be read: skipped");
+                    }
+                }
             }
         }
         records.sort_by_key(|m| m.id);

@@ -232,6 +232,11 @@ impl DynamoStore {
         // from one version to the same next one, and a change checked against a password that
         // has since been replaced is refused.
         let mut condition = "attribute_exists(#pk) AND #current_email_key = :current_email_key".to_owned();
+        if changes.if_active {
+            condition.push_str(" AND #active_now = :active_now");
+            values.insert(":active_now".into(), AttributeValue::Bool(true));
+            names.insert("#active_now".into(), "is_active".into());
+        }
         if changes.password_hash.is_some() || changes.if_credential_version.is_some() {
             condition.push_str(&format!(" AND {}", has_credential_version(current.credential_version)));
             values.insert(":cv".into(), n(current.credential_version));

@@ -53,6 +53,23 @@ impl MailRepo for MemoryStore {
         }
     }
 
+    async fn release_mail(&self, id: Uuid, until: DateTime<Utc>) -> RepoResult<()> {
+        if let Some(Entry::Outbox(_, claim)) = self.lock().records.get_mut(&key(outbox_pk(id), outbox_sk(id)))
+            && *claim == Some(until)
+        {
+            *claim = None;
+        }
+        Ok(())
+    }
+
+    async fn note_mail_admitted(&self, id: Uuid) -> RepoResult<()> {
+        if let Some(Entry::Outbox(mail, _)) = self.lock().records.get_mut(&key(outbox_pk(id), outbox_sk(id)))
+        {
+            mail.admitted = true;
+        }
+        Ok(())
+    }
+
     async fn finish_mail(&self, id: Uuid) -> RepoResult<()> {
         self.lock().records.remove(&key(outbox_pk(id), outbox_sk(id)));
         Ok(())
