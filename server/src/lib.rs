@@ -2,6 +2,7 @@
 //! (`catalog::app`: every function's router on the routes of `template.yaml`); what is theirs
 //! is the command line, and running the worker locally ([`stream`]).
 
+pub mod mail_sink;
 pub mod stream;
 
 /// The end of a command-line `main`: an error is printed (never a panic or a debug dump) and

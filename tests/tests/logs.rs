@@ -67,7 +67,36 @@ async fn exercise(app: &TestApp) -> Vec<String> {
     let changed = app.json(Method::PATCH, "/v1/users/me/password", Some(&access), change).await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT);
     assert_eq!(app.form("/v1/auth/revoke", &[("token", &second_refresh)]).await.status, StatusCode::OK);
-    vec![password, new_password, format!("sentinel-wrong-{tag}"), access, refresh, second_refresh]
+    // Account mail: the links' tokens are in the messages only; redeeming them logs none.
+    let asked = app.json(Method::POST, "/v1/auth/password-recovery", None, json!({"email": email})).await;
+    assert_eq!(asked.status, StatusCode::ACCEPTED);
+    app.deliver_mail().await;
+    let verify = app.mailbox.token(&email, worker::mail::MailKind::VerifyEmail);
+    let reset = app.mailbox.token(&email, worker::mail::MailKind::ResetPassword);
+    let verified = app.json(Method::POST, "/v1/auth/verify-email", None, json!({"token": verify})).await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT);
+    let reset_password = format!("sentinel-reset-password-{tag}");
+    let body = json!({"token": reset, "new_password": reset_password});
+    assert_eq!(
+        app.json(Method::POST, "/v1/auth/reset-password", None, body).await.status,
+        StatusCode::NO_CONTENT
+    );
+    let again = json!({"token": reset, "new_password": reset_password});
+    assert_eq!(
+        app.json(Method::POST, "/v1/auth/reset-password", None, again).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    vec![
+        password,
+        new_password,
+        format!("sentinel-wrong-{tag}"),
+        access,
+        refresh,
+        second_refresh,
+        verify,
+        reset,
+        reset_password,
+    ]
 }
 
 fn lines() -> Vec<Value> {
@@ -118,4 +147,23 @@ async fn no_secret_reaches_a_log_line_with_dynamodb_even_at_trace() {
     let state = api_tests::dynamo::app_state().await.with_hasher(api_tests::fast_hasher());
     let secrets = exercise(&TestApp::from_state(state)).await;
     assert_clean(&secrets);
+}
+
+/// A message given up is logged as the template's metric filter counts it (`MailGivenUp` on the
+/// worker's log group: the field `outcome` of the JSON line).
+#[tokio::test]
+async fn a_message_given_up_is_logged_as_the_templates_metric_filter_counts_it() {
+    capture();
+    let app = TestApp::memory();
+    let email = format!("given-up-{}@example.com", Uuid::new_v4().simple());
+    assert_eq!(app.signup(&email, "correct horse battery").await.status, StatusCode::CREATED);
+    app.mailbox.fail_next([worker::mail::SendError::Permanent("MessageRejected".into())]);
+    assert_eq!(app.deliver_mail().await.given_up, 1);
+    let given_up: Vec<Value> = lines().into_iter().filter(|l| l["fields"]["outcome"] == "given_up").collect();
+    assert!(!given_up.is_empty(), "a line with outcome given_up");
+    assert!(given_up.iter().all(|l| l["level"] == "ERROR"), "{given_up:?}");
+    let template: serde_norway::Value = serde_norway::from_str(catalog::template::TEMPLATE).unwrap();
+    let filter = &template["Resources"]["MailGivenUp"]["Properties"];
+    assert_eq!(filter["FilterPattern"], r#"{ $.fields.outcome = "given_up" }"#);
+    assert_eq!(filter["MetricTransformations"][0]["MetricName"], "MailGivenUp");
 }

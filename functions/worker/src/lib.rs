@@ -240,7 +240,22 @@ pub async fn mailer(config: &shared::Config) -> Arc<dyn Mailer> {
     match &config.mail.mail_dir {
         Some(dir) => Arc::new(MailDir::new(dir.into())),
         None => {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if config.mail.ses_endpoint.is_some() {
+                // A stand-in (`admin mail-sink`, a test's fake) takes any credentials and region:
+                // supply them when none are set, so that local runs need no AWS account.
+                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
+                    let local =
+                        aws_sdk_sesv2::config::Credentials::new("local", "local", None, None, "ses-stand-in");
+                    loader = loader.credentials_provider(local);
+                }
+                if std::env::var_os("AWS_REGION").is_none()
+                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
+                {
+                    loader = loader.region(aws_config::Region::new("us-east-1"));
+                }
+            }
+            let sdk = loader.load().await;
             Arc::new(SesMailer::new(
                 &sdk,
                 config.mail.ses_endpoint.as_deref(),

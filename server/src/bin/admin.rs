@@ -67,6 +67,17 @@ enum Command {
         #[arg(long)]
         invoke_url: Option<String>,
     },
+    /// Serve a stand-in for Amazon SES v2 that writes each message it is sent (SendEmail, a raw
+    /// message) as an .eml file into MAIL_DIR (default: mail/ here): what a worker function
+    /// under `sam local` sends to (SES_ENDPOINT), so that no mail leaves the machine. Needs no
+    /// table.
+    MailSink {
+        /// Address to listen on (a container reaches this machine at its Docker bridge's).
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        #[arg(long)]
+        port: u16,
+    },
 }
 
 #[tokio::main]
@@ -121,6 +132,16 @@ async fn read_password() -> Result<String, String> {
 
 #[allow(clippy::print_stdout)]
 async fn run(args: Args) -> Result<(), String> {
+    if let Command::MailSink { host, port } = args.command {
+        let dir = std::env::var("MAIL_DIR").ok().filter(|d| !d.trim().is_empty());
+        let dir = dir.unwrap_or_else(server::default_mail_dir);
+        let listener = tokio::net::TcpListener::bind((host, port))
+            .await
+            .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        println!("SES stand-in on http://{address}, writing each message into {dir}");
+        return axum::serve(listener, server::mail_sink::router(dir.into())).await.map_err(|e| e.to_string());
+    }
     let (state, store) = state(args.create_table).await?;
     match args.command {
         Command::CreateSuperuser { email, promote_existing } => {
@@ -205,6 +226,7 @@ async fn run(args: Args) -> Result<(), String> {
             println!("worker on the stream of table {:?}", store.table());
             stream::run_on_stream(store.client().clone(), streams, store.table().to_owned(), sink).await?;
         }
+        Command::MailSink { .. } => unreachable!("served above, with no table"),
         Command::Migrate { status: false } => {
             let migrator = Migrator::new(store, state.clock.clone(), migrate::all());
             let applied = migrator.run().await.map_err(|e| e.to_string())?;

@@ -213,6 +213,9 @@ async fn under_sam_local_the_whole_api_keeps_its_contract_and_every_event_answer
         .env("FIRST_SUPERUSER_EMAIL", admin)
         .env("FIRST_SUPERUSER_PASSWORD", admin_password)
         .env("JWT_SECRET", api_tests::SECRET);
+    let mail_dir =
+        workspace().join("target/test-artifacts/sam-local-mail").join(uuid::Uuid::new_v4().to_string());
+    command.env("MAIL_DIR", &mail_dir);
     let mut script = Script(Some(Running::spawn_group(command)));
     // The first run builds every function in release (minutes on two cores).
     let url = script
@@ -234,6 +237,45 @@ async fn under_sam_local_the_whole_api_keeps_its_contract_and_every_event_answer
     .await;
     assert_eq!(signup.status, StatusCode::CREATED, "{:?}", signup.body);
     let user_id = signup.json()["id"].as_str().unwrap().to_owned();
+    // Its verification: the stream → WorkerFunction in its container → SES (the script's
+    // stand-in) → an .eml file in MAIL_DIR, whose link verifies the address.
+    let output = script.running().output().join("\n");
+    assert!(
+        output.contains(&format!(
+            "mail:       each message written as an .eml file into {}",
+            mail_dir.display()
+        )),
+        "{output}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let message = loop {
+        let found = std::fs::read_dir(&mail_dir)
+            .into_iter()
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.extension().is_some_and(|x| x == "eml"));
+        if let Some(path) = found {
+            break std::fs::read(path).unwrap();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no message in {}\n{}",
+            mail_dir.display(),
+            script.running().output().join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let received =
+        api_tests::mailbox::Received::parse(worker::mail::MailKind::VerifyEmail, "sam@example.com", &message);
+    assert!(received.raw.windows(15).any(|w| w == b"sam@example.com"), "to the account's address");
+    let verified = http(
+        Method::POST,
+        &format!("{url}/v1/auth/verify-email"),
+        &[JSON],
+        json!({"token": received.token().unwrap()}).to_string(),
+    )
+    .await;
+    assert_eq!(verified.status, StatusCode::NO_CONTENT, "{:?}", verified.body);
     let form =
         serde_urlencoded::to_string([("username", "sam@example.com"), ("password", PASSWORD)]).unwrap();
     let token = http(

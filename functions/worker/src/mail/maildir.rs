@@ -24,7 +24,12 @@ impl MailDir {
 
     /// Writes `mail` as a new `.eml` file and returns its path.
     pub async fn write(&self, mail: &OutgoingMail) -> Result<PathBuf, SendError> {
-        let (dir, raw) = (self.dir.clone(), mail.raw.clone());
+        self.write_raw(mail.raw.clone()).await
+    }
+
+    /// Writes a whole RFC 5322 message as a new `.eml` file and returns its path.
+    pub async fn write_raw(&self, raw: Vec<u8>) -> Result<PathBuf, SendError> {
+        let dir = self.dir.clone();
         let name = file_name(Utc::now(), Uuid::new_v4());
         tokio::task::spawn_blocking(move || write_whole(&dir, &name, &raw))
             .await

@@ -17,32 +17,9 @@ pub use maildir::MailDir;
 pub use render::render;
 pub use ses::SesMailer;
 
-/// The kinds of message the API sends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MailKind {
-    ResetPassword,
-    VerifyEmail,
-    EmailChanged,
-}
-
-impl MailKind {
-    pub const ALL: [MailKind; 3] = [MailKind::ResetPassword, MailKind::VerifyEmail, MailKind::EmailChanged];
-
-    /// Its name in logs and records, and its templates' (`templates/mail/<name>.txt|.html`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MailKind::ResetPassword => "reset_password",
-            MailKind::VerifyEmail => "verify_email",
-            MailKind::EmailChanged => "email_changed",
-        }
-    }
-}
-
-impl fmt::Display for MailKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The kinds of message the API sends: the outbox's own (its name is also its templates',
+/// `templates/mail/<name>.txt|.html`).
+pub use shared::repo::MailKind;
 
 /// What every message says about the product and where its links lead.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -189,7 +189,7 @@ mod tests {
             assert_eq!(header(&parsed, "Message-ID"), mail.message_id);
             assert!(mail.message_id.starts_with('<') && mail.message_id.ends_with("@mail.example.com>"));
             for body in [&text, &html] {
-                assert!(body.contains("Lambda API"), "{kind}: {body}", kind = mail.kind);
+                assert!(body.contains("Lambda API"), "{kind}: {body}", kind = mail.kind.as_str());
                 assert!(body.contains("user@example.com"), "{body}");
             }
             assert!(html.contains("<html") && !text.contains("<p>"), "{html}\n{text}");
