@@ -52,8 +52,9 @@ pub struct MailConfig {
     pub app_url: String,
     /// The product's name, in every message.
     pub product_name: String,
-    /// The sender: SES's verified identity in AWS.
-    pub from: String,
+    /// The sender: SES's verified identity in AWS (`MAIL_FROM`). Unset: locally messages are
+    /// from `no-reply@localhost`; the worker in AWS sends nothing (every message is refused).
+    pub from: Option<String>,
     /// SES's configuration set, if any.
     pub configuration_set: Option<String>,
     /// Locally: messages are written as `.eml` files here instead of being sent.
@@ -109,7 +110,7 @@ impl Config {
             mail: MailConfig {
                 app_url: app_url(get("APP_URL").unwrap_or("http://localhost:5173"))?,
                 product_name: get("PRODUCT_NAME").unwrap_or("Lambda API").to_owned(),
-                from: get("MAIL_FROM").unwrap_or("no-reply@localhost").to_owned(),
+                from: get("MAIL_FROM").map(str::to_owned),
                 configuration_set: get("MAIL_CONFIGURATION_SET").map(str::to_owned),
                 mail_dir: get("MAIL_DIR").map(str::to_owned),
                 ses_endpoint: get("SES_ENDPOINT").map(str::to_owned),

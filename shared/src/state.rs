@@ -143,7 +143,7 @@ pub const AWS_ROOT_CERTIFICATES: [&str; 5] = [
 /// The SDK's HTTPS client (rustls, on ring) trusting AWS's roots only, rather than loading the
 /// machine's whole store at every cold start; an `https://` endpoint of one's own adds the
 /// machine's roots.
-fn https_client(endpoint: Option<&str>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+pub fn https_client(endpoint: Option<&str>) -> aws_smithy_runtime_api::client::http::SharedHttpClient {
     let mut trust = TrustStore::empty();
     for pem in AWS_ROOT_CERTIFICATES {
         trust.add_pem_certificate(pem.as_bytes());

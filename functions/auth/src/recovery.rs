@@ -22,7 +22,7 @@ shared::request_schema! {
 
 shared::request_schema! {
     /// A new password, with the token of a reset link.
-    pub struct ResetPassword {
+    pub struct PasswordReset {
         pub token: LinkToken,
         pub new_password: Password,
     }
@@ -30,7 +30,7 @@ shared::request_schema! {
 
 shared::request_schema! {
     /// The token of a verification link.
-    pub struct VerifyEmail {
+    pub struct EmailVerification {
         pub token: LinkToken,
     }
 }
@@ -68,7 +68,7 @@ pub(crate) async fn password_recovery(
 
 #[utoipa::path(
     post, path = "/v1/auth/reset-password", tag = "auth", operation_id = "reset_password",
-    request_body(content = ResetPassword, example = json!({"token": "<reset token of user@example.com>", "new_password": "a brand new passphrase"})),
+    request_body(content = PasswordReset, example = json!({"token": "<reset token of user@example.com>", "new_password": "a brand new passphrase"})),
     responses(
         (status = 204, description = "The password is set, every session of the user has ended, and the address counts as verified"),
         (status = 400, response = BadRequest),
@@ -78,7 +78,7 @@ pub(crate) async fn password_recovery(
 )]
 pub(crate) async fn reset_password(
     State(state): State<AppState>,
-    Json(body): Json<ResetPassword>,
+    Json(body): Json<PasswordReset>,
 ) -> ApiResult<StatusCode> {
     let (token, user) = live_token(&state, body.token.as_str(), TokenPurpose::ResetPassword).await?;
     if !user.is_active {
@@ -87,7 +87,13 @@ pub(crate) async fn reset_password(
     // Hashed only once the token is known to be live: a stream of made-up tokens costs a read
     // each, never an argon2 hash.
     let hash = state.hasher.hash(SecretString::from(body.new_password.into_inner())).await?;
-    let changes = UserChanges { password_hash: Some(hash), email_verified: Some(true), ..bound_to(&token) };
+    // Active in the same write: a deactivation that lands while the hash is made wins.
+    let changes = UserChanges {
+        password_hash: Some(hash),
+        email_verified: Some(true),
+        if_active: true,
+        ..bound_to(&token)
+    };
     redeem(&state, &token, &changes).await?;
     // The new credential version has ended every session; deleting the families is tidying.
     if let Err(e) = state.repos.tokens.revoke_user_tokens(user.id).await {
@@ -99,7 +105,7 @@ pub(crate) async fn reset_password(
 
 #[utoipa::path(
     post, path = "/v1/auth/verify-email", tag = "auth", operation_id = "verify_email",
-    request_body(content = VerifyEmail, example = json!({"token": "<verification token of user@example.com>"})),
+    request_body(content = EmailVerification, example = json!({"token": "<verification token of user@example.com>"})),
     responses(
         (status = 204, description = "The address is verified"),
         (status = 400, response = BadRequest),
@@ -109,7 +115,7 @@ pub(crate) async fn reset_password(
 )]
 pub(crate) async fn verify_email(
     State(state): State<AppState>,
-    Json(body): Json<VerifyEmail>,
+    Json(body): Json<EmailVerification>,
 ) -> ApiResult<StatusCode> {
     let (token, _) = live_token(&state, body.token.as_str(), TokenPurpose::VerifyEmail).await?;
     let changes = UserChanges { email_verified: Some(true), ..bound_to(&token) };

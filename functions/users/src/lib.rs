@@ -167,7 +167,12 @@ async fn apply(state: &AppState, user: &UserRecord, mut changes: UserChanges) ->
             changes.email_verified = Some(false);
             let moved = UserRecord { email: email.clone(), ..user.clone() };
             changes.mail.push(OutboxMail::verify(state.ids.new_id(now), &moved, now));
-            changes.mail.push(OutboxMail::email_changed(state.ids.new_id(now), user, email, now));
+            // The address of before is told only if it was proved: an address the account never
+            // showed it holds is nobody's to warn, and telling it would let anyone who signs up
+            // with a stranger's address mail the stranger at will.
+            if user.email_verified {
+                changes.mail.push(OutboxMail::email_changed(state.ids.new_id(now), user, email, now));
+            }
         }
     }
     match state.repos.users.update_user(user.id, &changes, now).await? {

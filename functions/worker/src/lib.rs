@@ -126,11 +126,12 @@ impl Worker {
                     deleted = swept.deleted,
                     mail_sent = mail.sent,
                     mail_given_up = mail.given_up,
+                    mail_retry_later = mail.retry_later,
                     "sweep"
                 );
                 Ok(serde_json::json!({
                     "stale": swept.stale, "done": swept.done, "deleted": swept.deleted,
-                    "mail_sent": mail.sent, "mail_given_up": mail.given_up,
+                    "mail_sent": mail.sent, "mail_given_up": mail.given_up, "mail_retry_later": mail.retry_later,
                 }))
             }
         }
@@ -155,7 +156,12 @@ impl Worker {
             let failed = match item {
                 Work::Mail(id) => match self.outbox.send(id).await {
                     Ok(_) => None,
-                    Err(error) => Some(error.to_string()),
+                    // Kept in the outbox, its claim given back: the sweep sends it.
+                    Err(outbox::Retry::Mail(error)) => {
+                        tracing::warn!(mail_id = %id, %error, "left for the sweep");
+                        None
+                    }
+                    Err(error @ outbox::Retry::Store(_)) => Some(error.to_string()),
                 },
                 Work::Purge(user) => {
                     // Each purge gets an equal part of what time is left (a purge that finishes
@@ -228,41 +234,52 @@ pub fn settings(config: &shared::Config) -> MailSettings {
     MailSettings {
         product_name: config.mail.product_name.clone(),
         app_url: config.mail.app_url.clone(),
-        from: config.mail.from.clone(),
+        from: config.mail.from.clone().unwrap_or_else(|| LOCAL_SENDER.to_owned()),
         reset_minutes: config.mail.reset_token_ttl_secs / 60,
         verify_hours: config.mail.verify_token_ttl_secs / 3600,
     }
 }
 
-/// Where the worker's mail goes: `.eml` files in `MAIL_DIR` when it is set (locally), else
-/// Amazon SES (at `SES_ENDPOINT` when set: a stand-in on loopback).
+/// The sender of local mail when `MAIL_FROM` is unset.
+pub const LOCAL_SENDER: &str = "no-reply@localhost";
+
+/// Where the worker's mail goes: `.eml` files in `MAIL_DIR` when it is set (locally); an SES
+/// stand-in at `SES_ENDPOINT` (which is signed with stand-in credentials: no real key ever signs
+/// for a stand-in); Amazon SES from `MAIL_FROM`; or, with neither, nowhere: every message is
+/// refused for good, and logged.
 pub async fn mailer(config: &shared::Config) -> Arc<dyn Mailer> {
-    match &config.mail.mail_dir {
-        Some(dir) => Arc::new(MailDir::new(dir.into())),
-        None => {
-            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-            if config.mail.ses_endpoint.is_some() {
-                // A stand-in (`admin mail-sink`, a test's fake) takes any credentials and region:
-                // supply them when none are set, so that local runs need no AWS account.
-                if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() {
-                    let local =
-                        aws_sdk_sesv2::config::Credentials::new("local", "local", None, None, "ses-stand-in");
-                    loader = loader.credentials_provider(local);
-                }
-                if std::env::var_os("AWS_REGION").is_none()
-                    && std::env::var_os("AWS_DEFAULT_REGION").is_none()
-                {
-                    loader = loader.region(aws_config::Region::new("us-east-1"));
-                }
-            }
-            let sdk = loader.load().await;
-            Arc::new(SesMailer::new(
-                &sdk,
-                config.mail.ses_endpoint.as_deref(),
-                config.mail.from.clone(),
-                config.mail.configuration_set.clone(),
-            ))
+    let mail = &config.mail;
+    if let Some(dir) = &mail.mail_dir {
+        return Arc::new(MailDir::new(dir.into()));
+    }
+    if mail.ses_endpoint.is_none() && mail.from.is_none() {
+        return Arc::new(Unconfigured);
+    }
+    // The DynamoDB client's settings: the same HTTPS client, region and timeouts (a stalled
+    // SES answer must not outlast a message's claim).
+    let shared_config = shared::state::sdk_config(config).await;
+    let has_region = shared_config.region().is_some();
+    let mut sdk = shared_config.into_builder();
+    if mail.ses_endpoint.is_some() {
+        let local = aws_sdk_sesv2::config::Credentials::new("local", "local", None, None, "ses-stand-in");
+        sdk.set_credentials_provider(Some(aws_sdk_sesv2::config::SharedCredentialsProvider::new(local)));
+        if !has_region {
+            sdk.set_region(Some(aws_config::Region::new("us-east-1")));
         }
+    }
+    let from = mail.from.clone().unwrap_or_else(|| LOCAL_SENDER.to_owned());
+    Arc::new(SesMailer::new(&sdk.build(), mail.ses_endpoint.as_deref(), from, mail.configuration_set.clone()))
+}
+
+/// The mailer of a worker given no sender (`MAIL_FROM` unset, in AWS): it refuses every message
+/// for good, so that each is logged and given up at once, not retried for a day.
+#[derive(Debug, Clone, Copy)]
+pub struct Unconfigured;
+
+#[async_trait::async_trait]
+impl Mailer for Unconfigured {
+    async fn send(&self, _mail: &mail::OutgoingMail) -> Result<(), mail::SendError> {
+        Err(mail::SendError::Permanent("MAIL_FROM is not set: no message can be sent".into()))
     }
 }
 

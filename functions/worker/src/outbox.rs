@@ -7,6 +7,10 @@
 //! the stream record, which Lambda retries; then the sweep sends it); one that can never succeed
 //! is logged (never with its token) and removed. The plain token lives only in this function's
 //! memory and in the message.
+//!
+//! A message SES cannot take now is left to the sweep (every 10 minutes, for a day), never
+//! answered as a failed stream record: Lambda would retry the whole rest of the batch, purges
+//! included, and send it to the on-failure queue. A store that fails is a failed record.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -65,6 +69,8 @@ pub enum Sent {
 pub struct Swept {
     pub sent: usize,
     pub given_up: usize,
+    /// Not sent for now (SES throttling, an outage): left for the next sweep.
+    pub retry_later: usize,
 }
 
 /// A send that may succeed later: the record stays.
@@ -84,8 +90,9 @@ impl Outbox {
             Ok(Some(mail)) => mail,
             Ok(None) => return Ok(Sent::Elsewhere),
             // A record that cannot be read would fail every retry and every sweep: it is named
-            // in the log and removed, so that it holds nothing else up.
-            Err(RepoError::Internal(error)) => {
+            // in the log and removed, so that it holds nothing else up. (Only that: a store
+            // that refuses the read, a permission missing, removes nothing.)
+            Err(RepoError::Corrupt(error)) => {
                 tracing::error!(mail_id = %id, error, outcome = "given_up", "an outbox record that cannot be read is removed");
                 self.mail.finish_mail(id).await?;
                 return Ok(Sent::GivenUp);
@@ -150,10 +157,13 @@ impl Outbox {
                     TokenPurpose::ResetPassword => Content::ResetPassword { token: &token },
                     TokenPurpose::VerifyEmail => Content::VerifyEmail { token: &token },
                 };
-                render(&self.settings, user.email.as_str(), content, now)
+                // To the stored address in the form mail servers take: its domain in IDNA ASCII
+                // (the account's key), so that an internationalised domain is delivered too.
+                render(&self.settings, &user.email.key(), content, now)
             }
             MailKind::EmailChanged => {
-                let to = mail.to.as_deref().unwrap_or_default();
+                // The address of before, as its key (its domain in IDNA ASCII).
+                let to = mail.email_key.as_str();
                 // The address it moved to then, whatever it is now.
                 let new_email = mail.new_email.as_deref().unwrap_or(user.email.as_str());
                 render(&self.settings, to, Content::EmailChanged { new_email }, now)
@@ -238,9 +248,8 @@ impl Outbox {
                     Err(Retry::Store(e)) => {
                         failed.get_or_insert(e);
                     }
-                    Err(Retry::Mail(e)) => {
-                        failed.get_or_insert(RepoError::Unavailable(e.to_string()));
-                    }
+                    // Mail that cannot go now waits for the next sweep; it is no failure of this one.
+                    Err(Retry::Mail(_)) => sent.retry_later += 1,
                 }
             }
             if !listing.more {

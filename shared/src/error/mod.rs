@@ -101,6 +101,7 @@ impl From<RepoError> for ApiError {
         match err {
             RepoError::Unavailable(cause) => Self::Unavailable(cause),
             RepoError::Internal(cause) => Self::Internal(cause),
+            RepoError::Corrupt(cause) => Self::Internal(format!("malformed record: {cause}")),
         }
     }
 }

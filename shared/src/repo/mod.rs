@@ -35,7 +35,10 @@ pub enum RepoError {
     /// The store could not be reached, timed out, or throttled after retries: a 503.
     #[error("store unavailable: {0}")]
     Unavailable(String),
-    /// Anything else (a malformed record, a rejected request): a bug, a 500.
+    /// A record that cannot be read as what its key says it is: a bug (or a hand edit), a 500.
+    #[error("malformed record: {0}")]
+    Corrupt(String),
+    /// Anything else (a rejected request, a permission missing): a bug, a 500.
     #[error("store error: {0}")]
     Internal(String),
 }

@@ -82,3 +82,48 @@ async fn ses_mailer_sends_the_raw_message_signed_and_sorts_ses_refusals() {
     let gone = SesMailer::new(&sdk, Some(&address), "no-reply@example.com".into(), None);
     assert!(matches!(gone.send(&mail).await, Err(SendError::Transient(_))));
 }
+
+/// The worker's own choice of mailer: SES at a stand-in is signed with stand-in credentials (no
+/// real key signs for a stand-in) and reaches it; with no sender and no stand-in, every message
+/// is refused for good (so it is given up and logged at once, not retried for a day).
+#[tokio::test]
+async fn the_workers_mailer_is_the_stand_in_when_named_and_refuses_without_a_sender() {
+    let ses = FakeSes::start().await;
+    let mut config = api_tests::config();
+    config.mail.ses_endpoint = Some(ses.url());
+    config.mail.from = Some("no-reply@example.com".into());
+    let mailer = worker::mailer(&config).await;
+    mailer.send(&message()).await.expect("sent to the stand-in");
+    let sent = ses.sent();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].signed);
+    assert_eq!(sent[0].from_address(), Some("no-reply@example.com"));
+
+    let mut config = api_tests::config();
+    config.mail.from = None;
+    let refused = worker::mailer(&config).await.send(&message()).await;
+    assert!(
+        matches!(&refused, Err(SendError::Permanent(reason)) if reason.contains("MAIL_FROM")),
+        "{refused:?}"
+    );
+}
+
+/// `admin mail-sink`, the SES stand-in `scripts/sam-local` gives the worker's container: what
+/// `SesMailer` sends it is written whole as an `.eml` file.
+#[tokio::test]
+async fn the_mail_sink_writes_what_ses_mailer_sends_as_eml_files() {
+    let dir = api_tests::process::workspace()
+        .join("target/test-artifacts/mail-sink")
+        .join(uuid::Uuid::new_v4().to_string());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let sink = server::mail_sink::router(dir.clone());
+    tokio::spawn(async move { axum::serve(listener, sink).await });
+    let mailer = SesMailer::new(&FakeSes::sdk_config(), Some(&url), "no-reply@example.com".into(), None);
+    let mail = message();
+    mailer.send(&mail).await.expect("taken by the sink");
+    let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(files[0].extension().is_some_and(|e| e == "eml"));
+    assert_eq!(std::fs::read(&files[0]).unwrap(), mail.raw, "the message, byte for byte");
+}

@@ -67,11 +67,14 @@ async fn cargo_lambda_watch_serves_every_function() {
     for name in HOST_VARIABLES {
         command.env_remove(name);
     }
+    let mail_dir =
+        workspace().join("target/test-artifacts/watch-mail").join(uuid::Uuid::new_v4().to_string());
     let env = format!(
-        "DYNAMODB_ENDPOINT={},TABLE_NAME={},JWT_SECRET={}",
+        "DYNAMODB_ENDPOINT={},TABLE_NAME={},JWT_SECRET={},MAIL_DIR={}",
         config.dynamodb_endpoint.clone().unwrap(),
         config.table_name,
-        api_tests::SECRET
+        api_tests::SECRET,
+        mail_dir.display()
     );
     command
         .current_dir(workspace())

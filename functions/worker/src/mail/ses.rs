@@ -6,8 +6,6 @@ use aws_sdk_sesv2::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sesv2::operation::send_email::SendEmailError;
 use aws_sdk_sesv2::primitives::Blob;
 use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
-use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use super::{Mailer, OutgoingMail, SendError};
@@ -33,7 +31,7 @@ impl SesMailer {
         let mut config = aws_sdk_sesv2::config::Builder::from(sdk_config);
         config.set_endpoint_url(endpoint.map(str::to_owned));
         if sdk_config.http_client().is_none() {
-            config.set_http_client(Some(https_client(endpoint)));
+            config.set_http_client(Some(shared::state::https_client(endpoint)));
         }
         Self { client: Client::from_conf(config.build()), from, configuration_set }
     }
@@ -133,27 +131,6 @@ fn classify_service(error: &SendEmailError, status: u16) -> SendError {
     ) || status == 429
         || status >= 500;
     if transient { SendError::Transient(described) } else { SendError::Permanent(described) }
-}
-
-/// When the SDK configuration brings no HTTP client: the same as the DynamoDB client's
-/// (`shared::state`), rustls on ring trusting AWS's roots, and the machine's for an `https://`
-/// endpoint of one's own.
-fn https_client(endpoint: Option<&str>) -> SharedHttpClient {
-    let mut trust = TrustStore::empty();
-    for pem in shared::state::AWS_ROOT_CERTIFICATES {
-        trust.add_pem_certificate(pem.as_bytes());
-    }
-    if endpoint.is_some_and(|e| e.trim_start().to_ascii_lowercase().starts_with("https://")) {
-        trust = trust.with_native_roots(true);
-    }
-    let context = TlsContext::builder().with_trust_store(trust).build().unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "AWS root certificates unusable; trusting the machine's store");
-        TlsContext::default()
-    });
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
-        .tls_context(context)
-        .build_https()
 }
 
 #[cfg(test)]

@@ -38,7 +38,7 @@ pub(super) fn time(t: &DateTime<Utc>) -> AttributeValue {
 }
 
 pub(super) fn corrupt(what: &str) -> RepoError {
-    RepoError::Internal(format!("malformed record: {what}"))
+    RepoError::Corrupt(what.to_owned())
 }
 
 pub(super) fn get_s<'a>(item: &'a Attrs, name: &str) -> RepoResult<&'a str> {

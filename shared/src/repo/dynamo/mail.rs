@@ -58,7 +58,7 @@ fn outbox_from_item(item: &Attrs) -> RepoResult<OutboxMail> {
     let kind = get_s(item, "kind")?;
     Ok(OutboxMail {
         id: get_uuid(item, "id")?,
-        kind: MailKind::parse(kind).ok_or_else(|| RepoError::Internal(format!("outbox kind {kind:?}")))?,
+        kind: MailKind::parse(kind).ok_or_else(|| RepoError::Corrupt(format!("outbox kind {kind:?}")))?,
         user_id: item.get("user_id").map(|_| get_uuid(item, "user_id")).transpose()?,
         email_key: get_s(item, "email_key")?.to_owned(),
         to: get_opt_s(item, "to"),
@@ -77,7 +77,7 @@ fn purpose_of(s: &str) -> RepoResult<TokenPurpose> {
     [TokenPurpose::ResetPassword, TokenPurpose::VerifyEmail]
         .into_iter()
         .find(|p| p.as_str() == s)
-        .ok_or_else(|| RepoError::Internal(format!("token purpose {s:?}")))
+        .ok_or_else(|| RepoError::Corrupt(format!("token purpose {s:?}")))
 }
 
 fn token_to_item(token: &MailToken) -> Attrs {
@@ -194,8 +194,10 @@ impl MailRepo for DynamoStore {
     }
 
     async fn pending_mail(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<OutboxMail>> {
-        // The next `limit + 1` of each shard, merged by id.
-        let mut records = Vec::new();
+        // The next `limit + 1` of each shard, merged by id. Whether more follow is decided by what
+        // each shard held, not by what could be read: a record skipped below must not end the
+        // listing before the records after it.
+        let (mut records, mut more) = (Vec::new(), false);
         for shard in 0..OUTBOX_SHARDS {
             let pk = outbox_shard(shard);
             let start = after.map(|id| key(pk.clone(), &outbox_sk(id)));
@@ -206,6 +208,7 @@ impl MailRepo for DynamoStore {
                 .send()
                 .await
                 .map_err(|e| sdk_error("Query", e))?;
+            more |= out.items().len() > limit;
             for item in out.items() {
                 // One record that cannot be read must not stop every other message: it is
                 // named in the log (and expires by TTL); the rest are listed.
@@ -219,7 +222,9 @@ impl MailRepo for DynamoStore {
             }
         }
         records.sort_by_key(|m| m.id);
-        Ok(Listing::of(records, limit))
+        let mut listing = Listing::of(records, limit);
+        listing.more |= more;
+        Ok(listing)
     }
 
     async fn mint_token(&self, token: &MailToken) -> RepoResult<bool> {
