@@ -8,22 +8,13 @@
 
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use api_tests::stats::{median, ms, percentile};
 use api_tests::{PASSWORD, TestApp};
 use axum::http::StatusCode;
 use shared::AppState;
 use shared::auth::Argon2Hasher;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -77,8 +68,4 @@ fn main() {
             if difference <= 0.10 { "met" } else { "missed" }
         );
     });
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

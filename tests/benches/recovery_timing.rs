@@ -12,21 +12,12 @@
 
 use std::time::{Duration, Instant};
 
+use api_tests::stats::{median, ms, percentile};
 use api_tests::{PASSWORD, TestApp};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
 use shared::AppState;
 use shared::repo::Repos;
-
-fn median(mut samples: Vec<Duration>) -> Duration {
-    samples.sort();
-    samples[samples.len() / 2]
-}
-
-fn percentile(mut samples: Vec<Duration>, p: f64) -> Duration {
-    samples.sort();
-    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -112,8 +103,4 @@ fn main() {
             if spread <= 0.10 { "met" } else { "missed" }
         );
     });
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -12,6 +12,7 @@ pub mod mailbox;
 pub mod process;
 pub mod records;
 pub mod ses;
+pub mod stats;
 
 use std::sync::Arc;
 

@@ -43,7 +43,7 @@ pub(crate) const INVALID_TOKEN: &str = "Invalid or expired token";
     post, path = "/v1/auth/password-recovery", tag = "auth", operation_id = "recover_password",
     request_body(content = PasswordRecovery, example = json!({"email": "user@example.com"})),
     responses(
-        (status = 202, description = "Taken. The same answer, in about the same time, whether or not an account has the address; an active account's address gets a message with a link valid 30 minutes (at most 3 messages an hour per address)", body = Accepted),
+        (status = 202, description = "Taken. The same answer, in about the same time, whether or not an account has the address; an active account's address gets a message with a single-use link, valid 30 minutes by default (RESET_TOKEN_TTL_SECONDS; at most 3 messages an hour per address by default)", body = Accepted),
         JsonBodyErrors,
         (status = 429, response = TooManyRequests),
         (status = 503, response = Unavailable),

@@ -131,7 +131,7 @@ pub(super) async fn update_password(
     post, path = "/v1/users/me/verification-email", tag = "users", operation_id = "send_verification_email",
     security(("OAuth2PasswordBearer" = [])),
     responses(
-        (status = 202, description = "Taken: a new verification message (valid 24 hours, superseding any earlier one) is on its way, unless the address is verified already (then nothing is sent) or it got 3 messages in the last hour", body = Accepted),
+        (status = 202, description = "Taken: a new verification message (valid 24 hours by default, superseding any earlier one) is on its way, unless the address is verified already (then nothing is sent) or it got its hourly limit of messages (3 by default)", body = Accepted),
         ProtectedErrors,
         (status = 429, response = TooManyRequests),
     )

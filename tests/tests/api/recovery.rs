@@ -97,6 +97,13 @@ fn invalid(response: &TestResponse, what: &str) {
     assert_eq!(response.detail(), INVALID, "{what}");
 }
 
+/// The token of a reset link asked for and delivered to `email`.
+async fn reset_link(app: &TestApp, email: &str) -> String {
+    assert_eq!(recover(app, email).await.status, StatusCode::ACCEPTED);
+    app.deliver_mail().await;
+    app.mailbox.token(email, MailKind::ResetPassword)
+}
+
 /// A user whose signup's verification has been delivered (and not used).
 async fn user_with_mail(app: &TestApp) -> Session {
     let user = app.user().await;
@@ -167,9 +174,7 @@ async fn known_unknown_and_inactive_addresses_get_the_same_answer_and_only_an_ac
 async fn a_reset_link_expires_after_30_minutes(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let token = reset_link(&app, &user.email).await;
     app.clock.advance(Duration::minutes(30) + Duration::seconds(1));
     invalid(&reset(&app, &token, NEW_PASSWORD).await, "30 minutes on");
     assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::OK, "nothing changed");
@@ -178,12 +183,8 @@ async fn a_reset_link_expires_after_30_minutes(backend: Backend) {
 async fn a_newer_reset_link_supersedes_the_older(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let first = app.mailbox.token(&user.email, MailKind::ResetPassword);
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let second = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let first = reset_link(&app, &user.email).await;
+    let second = reset_link(&app, &user.email).await;
     assert_ne!(first, second);
     invalid(&reset(&app, &first, NEW_PASSWORD).await, "the older link");
     assert_eq!(reset(&app, &second, NEW_PASSWORD).await.status, StatusCode::NO_CONTENT);
@@ -192,9 +193,7 @@ async fn a_newer_reset_link_supersedes_the_older(backend: Backend) {
 async fn a_password_change_makes_an_outstanding_reset_link_worthless(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let token = reset_link(&app, &user.email).await;
     let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
     let changed = app.json(Method::PATCH, "/v1/users/me/password", Some(&user.access), body).await;
     assert_eq!(changed.status, StatusCode::NO_CONTENT);
@@ -205,9 +204,7 @@ async fn a_password_change_makes_an_outstanding_reset_link_worthless(backend: Ba
 async fn a_link_is_good_for_its_own_purpose_only(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let reset_token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let reset_token = reset_link(&app, &user.email).await;
     let verify_token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
     invalid(&reset(&app, &verify_token, NEW_PASSWORD).await, "a verification token as a reset's");
     invalid(&verify(&app, &reset_token).await, "a reset token as a verification's");
@@ -561,9 +558,7 @@ async fn an_internationalised_domain_is_mailed_in_its_ascii_form(backend: Backen
 async fn a_link_is_used_once_even_by_two_requests_at_once(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let token = reset_link(&app, &user.email).await;
     let (a, b) = tokio::join!(
         reset(&app, &token, "first new passphrase"),
         reset(&app, &token, "second new passphrase")
@@ -579,9 +574,7 @@ async fn a_link_is_used_once_even_by_two_requests_at_once(backend: Backend) {
 async fn an_email_change_or_a_deletion_makes_an_outstanding_reset_link_worthless(backend: Backend) {
     let app = backend.app(&[]).await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let token = reset_link(&app, &user.email).await;
     let body = json!({"email": format!("new-{}", user.email), "current_password": PASSWORD});
     assert_eq!(
         app.json(Method::PATCH, "/v1/users/me", Some(&user.access), body).await.status,
@@ -590,9 +583,7 @@ async fn an_email_change_or_a_deletion_makes_an_outstanding_reset_link_worthless
     invalid(&reset(&app, &token, NEW_PASSWORD).await, "a link to the address of before");
 
     let other = user_with_mail(&app).await;
-    recover(&app, &other.email).await;
-    app.deliver_mail().await;
-    let token = app.mailbox.token(&other.email, MailKind::ResetPassword);
+    let token = reset_link(&app, &other.email).await;
     assert_eq!(app.delete("/v1/users/me", &other.access).await.status, StatusCode::NO_CONTENT);
     invalid(&reset(&app, &token, NEW_PASSWORD).await, "a deleted account's link, before its purge");
 }
@@ -655,9 +646,7 @@ async fn a_deactivated_account_cannot_use_a_reset_link(backend: Backend) {
     let app = backend.app(&[]).await;
     let admin = app.superuser().await;
     let user = user_with_mail(&app).await;
-    recover(&app, &user.email).await;
-    app.deliver_mail().await;
-    let token = app.mailbox.token(&user.email, MailKind::ResetPassword);
+    let token = reset_link(&app, &user.email).await;
     let off = app
         .json(
             Method::PATCH,

@@ -194,30 +194,19 @@ impl MailRepo for DynamoStore {
     }
 
     async fn pending_mail(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<OutboxMail>> {
-        // The next `limit + 1` of each shard, merged by id. Whether more follow is decided by what
-        // each shard held, not by what could be read: a record skipped below must not end the
-        // listing before the records after it.
-        let (mut records, mut more) = (Vec::new(), false);
-        for shard in 0..OUTBOX_SHARDS {
-            let pk = outbox_shard(shard);
-            let start = after.map(|id| key(pk.clone(), &outbox_sk(id)));
-            let out = self
-                .prefix_query(pk, "MAIL#")
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            more |= out.items().len() > limit;
-            for item in out.items() {
-                // One record that cannot be read must not stop every other message: it is
-                // named in the log (and expires by TTL); the rest are listed.
-                match outbox_from_item(item) {
-                    Ok(mail) => records.push(mail),
-                    Err(e) => {
-                        let sk = get_s(item, SK).unwrap_or_default();
-                        tracing::error!(sk, error = %e, "an outbox record that cannot be read: skipped");
-                    }
+        // Whether more follow is decided by what each shard held, not by what could be read: a
+        // record skipped below must not end the listing before the records after it.
+        let shards = (0..OUTBOX_SHARDS).map(outbox_shard);
+        let (items, more) = self.query_shards(shards, "MAIL#", after.map(outbox_sk), limit).await?;
+        let mut records = Vec::new();
+        for item in &items {
+            // One record that cannot be read must not stop every other message: it is named in
+            // the log (and expires by TTL); the rest are listed.
+            match outbox_from_item(item) {
+                Ok(mail) => records.push(mail),
+                Err(e) => {
+                    let sk = get_s(item, SK).unwrap_or_default();
+                    tracing::error!(sk, error = %e, "an outbox record that cannot be read: skipped");
                 }
             }
         }

@@ -14,6 +14,33 @@ use crate::repo::keys::{PK, SK, user_pk};
 use crate::repo::{RepoError, RepoResult};
 
 impl DynamoStore {
+    /// The next `limit + 1` records of each of the `shards` partitions (their sort keys starting
+    /// with `prefix`), after the sort key `after` in each, read consistently: what a listing
+    /// spread over shards (the pending purges, the outbox) merges. Also whether any shard held
+    /// more than `limit`, which says that more follow whatever the caller keeps of these.
+    pub(super) async fn query_shards(
+        &self,
+        shards: impl IntoIterator<Item = String>,
+        prefix: &str,
+        after: Option<String>,
+        limit: usize,
+    ) -> RepoResult<(Vec<Attrs>, bool)> {
+        let (mut items, mut more) = (Vec::new(), false);
+        for pk in shards {
+            let start = after.as_ref().map(|sk| super::attrs::key(pk.clone(), sk));
+            let out = self
+                .prefix_query(pk, prefix)
+                .set_exclusive_start_key(start)
+                .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
+                .send()
+                .await
+                .map_err(|e| sdk_error("Query", e))?;
+            more |= out.items().len() > limit;
+            items.extend(out.items.unwrap_or_default());
+        }
+        Ok((items, more))
+    }
+
     /// Keys (PK, SK) of every record in a user's partition whose SK starts with `prefix`.
     pub(super) async fn partition_keys(&self, user_id: Uuid, prefix: &str) -> RepoResult<Vec<Attrs>> {
         self.query_prefix(user_pk(user_id), prefix, true).await

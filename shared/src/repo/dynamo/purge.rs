@@ -137,22 +137,9 @@ impl PurgeRepo for DynamoStore {
     }
 
     async fn pending_purges(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<PurgeRecord>> {
-        // The next `limit + 1` of each shard, merged by user id.
-        let mut records = Vec::new();
-        for shard in 0..PURGE_SHARDS {
-            let pk = purges_shard(shard);
-            let start = after.map(|id| key(pk.clone(), &purge_sk(id)));
-            let out = self
-                .prefix_query(pk, "USER#")
-                .set_exclusive_start_key(start)
-                .limit(i32::try_from(limit.saturating_add(1)).unwrap_or(i32::MAX))
-                .send()
-                .await
-                .map_err(|e| sdk_error("Query", e))?;
-            for item in out.items() {
-                records.push(purge_from_item(item)?);
-            }
-        }
+        let shards = (0..PURGE_SHARDS).map(purges_shard);
+        let (items, _) = self.query_shards(shards, "USER#", after.map(purge_sk), limit).await?;
+        let mut records = items.iter().map(purge_from_item).collect::<RepoResult<Vec<_>>>()?;
         records.sort_by_key(|r| r.user_id);
         Ok(Listing::of(records, limit))
     }
