@@ -6,14 +6,13 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Delete};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::{Attrs, get_n, get_opt_s, get_s, get_time, get_uuid, key, n, s, time, ttl};
-use super::retry::{Resend, applied, build_error, resend, sdk_error};
+use super::retry::{applied, build_error, sdk_error};
 use super::transact::Transaction;
 use super::users::{CREDENTIAL_VERSION, has_credential_version};
 use crate::repo::UserRepo;
@@ -181,16 +180,7 @@ impl MailRepo for DynamoStore {
     }
 
     async fn finish_mail(&self, id: Uuid) -> RepoResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(outbox_pk(id), &outbox_sk(id))))
-            .customize()
-            .config_override(resend::<DeleteItemError>(Resend::Idempotent))
-            .send()
-            .await
-            .map_err(|e| sdk_error("DeleteItem", e))?;
-        Ok(())
+        self.delete_record(outbox_pk(id), &outbox_sk(id)).await
     }
 
     async fn pending_mail(&self, limit: usize, after: Option<Uuid>) -> RepoResult<Listing<OutboxMail>> {

@@ -25,6 +25,7 @@ use std::time::Duration as StdDuration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 
 use self::attrs::{Attrs, key};
 use self::retry::sdk_error;
@@ -93,6 +94,20 @@ impl DynamoStore {
                 false
             }
         }
+    }
+
+    /// Deletes one record, resent freely (a delete repeated deletes nothing more).
+    async fn delete_record(&self, pk: String, sk: &str) -> RepoResult<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .customize()
+            .config_override(retry::resend::<DeleteItemError>(retry::Resend::Idempotent))
+            .send()
+            .await
+            .map_err(|e| sdk_error("DeleteItem", e))?;
+        Ok(())
     }
 
     /// One record, read consistently.

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -120,16 +119,7 @@ impl PurgeRepo for DynamoStore {
     }
 
     async fn finish_purge(&self, user: Uuid) -> RepoResult<()> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(purges_pk(user), &purge_sk(user))))
-            .customize()
-            .config_override(resend::<DeleteItemError>(Resend::Idempotent))
-            .send()
-            .await
-            .map_err(|e| sdk_error("DeleteItem", e))?;
-        Ok(())
+        self.delete_record(purges_pk(user), &purge_sk(user)).await
     }
 
     async fn get_purge(&self, user: Uuid) -> RepoResult<Option<PurgeRecord>> {
