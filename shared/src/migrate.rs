@@ -17,10 +17,7 @@ use uuid::Uuid;
 
 use crate::deps::Clock;
 use crate::domain::Email;
-use crate::repo::{
-    MailRepo, MigrationRecord, MigrationRepo, PurgeRepo, RepoError, Repos, ResourceStore, ThrottleRepo,
-    TokenRepo, UpdateUser, UserChanges, UserRepo,
-};
+use crate::repo::{AllRepos, MigrationRecord, MigrationRepo, RepoError, Repos, UpdateUser, UserChanges};
 
 /// How long a run holds the lease before another may take it over; renewed at each checkpoint
 /// and each migration, so only a run that died lets it lapse.
@@ -252,14 +249,7 @@ impl Migrator {
     /// two runs apart).
     pub fn new<S>(store: Arc<S>, clock: Arc<dyn Clock>, mut migrations: Vec<Arc<dyn Migration>>) -> Self
     where
-        S: UserRepo
-            + ResourceStore
-            + TokenRepo
-            + ThrottleRepo
-            + PurgeRepo
-            + MailRepo
-            + MigrationRepo
-            + 'static,
+        S: AllRepos + MigrationRepo,
     {
         migrations.sort_by_key(|m| m.id());
         Self { repos: Repos::from_store(store.clone()), ledger: store, clock, migrations }

@@ -76,6 +76,19 @@ pub enum Conditional<T> {
     VersionMismatch,
 }
 
+/// A store that is every repository a handler may use: what [`Repos::from_store`] takes, and
+/// what the tests' own store bounds start from. A repository added to [`Repos`] is added here,
+/// once.
+pub trait AllRepos:
+    UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + 'static
+{
+}
+
+impl<S> AllRepos for S where
+    S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + 'static
+{
+}
+
 /// Every repository a handler may use. Each is its own `Arc<dyn ...>` so a test can replace one.
 #[derive(Debug, Clone)]
 pub struct Repos {
@@ -90,10 +103,7 @@ pub struct Repos {
 
 impl Repos {
     /// Every repository backed by one store.
-    pub fn from_store<S>(store: Arc<S>) -> Self
-    where
-        S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + 'static,
-    {
+    pub fn from_store<S: AllRepos>(store: Arc<S>) -> Self {
         Self {
             users: store.clone(),
             resources: store.clone(),

@@ -16,9 +16,7 @@ use shared::AppState;
 use shared::admin::{AdminError, IfExists, Outcome, ensure_superuser};
 use shared::deps::{Clock, TestClock};
 use shared::migrate::{self, Baseline, MigrateError, Migration, Migrator, Progress, State};
-use shared::repo::{
-    MigrationRepo, PurgeRepo, Repos, ResourceStore, ThrottleRepo, TokenRepo, UserRecord, UserRepo,
-};
+use shared::repo::{MigrationRepo, Repos, UserRecord};
 use uuid::Uuid;
 
 macro_rules! on_both_stores {
@@ -54,29 +52,8 @@ on_both_stores!(
 );
 
 /// A store of every repository and the migrations' ledger: what `Migrator::new` takes.
-trait Store:
-    UserRepo
-    + ResourceStore
-    + TokenRepo
-    + ThrottleRepo
-    + PurgeRepo
-    + shared::repo::MailRepo
-    + MigrationRepo
-    + 'static
-{
-}
-impl<
-    T: UserRepo
-        + ResourceStore
-        + TokenRepo
-        + ThrottleRepo
-        + PurgeRepo
-        + shared::repo::MailRepo
-        + MigrationRepo
-        + 'static,
-> Store for T
-{
-}
+trait Store: shared::repo::AllRepos + MigrationRepo {}
+impl<T: shared::repo::AllRepos + MigrationRepo> Store for T {}
 
 /// The application over `store`; each test is given both.
 fn state<S: Store>(config: shared::Config, store: Arc<S>) -> AppState {

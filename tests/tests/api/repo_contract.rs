@@ -18,32 +18,8 @@ use shared::repo::memory::MemoryStore;
 use shared::repo::*;
 use uuid::Uuid;
 
-trait Store:
-    UserRepo
-    + ResourceStore
-    + TokenRepo
-    + ThrottleRepo
-    + PurgeRepo
-    + shared::repo::MailRepo
-    + MigrationRepo
-    + Keys
-    + Sync
-    + 'static
-{
-}
-impl<T> Store for T where
-    T: UserRepo
-        + ResourceStore
-        + TokenRepo
-        + ThrottleRepo
-        + PurgeRepo
-        + shared::repo::MailRepo
-        + MigrationRepo
-        + Keys
-        + Sync
-        + 'static
-{
-}
+trait Store: AllRepos + MigrationRepo + Keys + Sync {}
+impl<T: AllRepos + MigrationRepo + Keys + Sync> Store for T {}
 
 macro_rules! contract {
     ($($name:ident),* $(,)?) => {

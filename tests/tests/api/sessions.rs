@@ -171,30 +171,8 @@ impl PasswordHasher for GatedHasher {
     }
 }
 
-trait Store:
-    shared::repo::UserRepo
-    + shared::repo::ResourceStore
-    + shared::repo::TokenRepo
-    + shared::repo::ThrottleRepo
-    + shared::repo::PurgeRepo
-    + shared::repo::MailRepo
-    + Keys
-    + Sync
-    + 'static
-{
-}
-impl<T> Store for T where
-    T: shared::repo::UserRepo
-        + shared::repo::ResourceStore
-        + shared::repo::TokenRepo
-        + shared::repo::ThrottleRepo
-        + shared::repo::PurgeRepo
-        + shared::repo::MailRepo
-        + Keys
-        + Sync
-        + 'static
-{
-}
+trait Store: shared::repo::AllRepos + Keys + Sync {}
+impl<T: shared::repo::AllRepos + Keys + Sync> Store for T {}
 
 fn gated_app<S: Store>(store: &Arc<S>, hasher: &Arc<GatedHasher>) -> TestApp {
     let state = shared::AppState::new(api_tests::config(), Repos::from_store(store.clone()));
