@@ -17,6 +17,14 @@ pub fn exit_with(result: Result<(), String>) -> std::process::ExitCode {
     }
 }
 
+/// Keeps a local worker's mail on this machine: unless `MAIL_DIR` or an `SES_ENDPOINT` stand-in
+/// is named, messages go into [`default_mail_dir`]. What the local server and `admin worker` do.
+pub fn mail_locally(config: &mut shared::Config) {
+    if config.mail.mail_dir.is_none() && config.mail.ses_endpoint.is_none() {
+        config.mail.mail_dir = Some(default_mail_dir());
+    }
+}
+
 /// Where the local server and `admin worker` write account mail when `MAIL_DIR` is unset: `mail/`
 /// in the directory they run from (the project's, for `cargo run`), as an absolute path.
 pub fn default_mail_dir() -> String {

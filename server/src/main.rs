@@ -62,9 +62,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let (mut config, random_secret) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
     // Mail is written into a folder unless an SES stand-in is named: nothing leaves the machine.
-    if config.mail.mail_dir.is_none() && config.mail.ses_endpoint.is_none() {
-        config.mail.mail_dir = Some(server::default_mail_dir());
-    }
+    server::mail_locally(&mut config);
     let mail = match (&config.mail.mail_dir, &config.mail.ses_endpoint) {
         (Some(dir), _) => format!("each message written as an .eml file into {dir}"),
         (None, Some(endpoint)) => format!("sent through SES at {endpoint}"),

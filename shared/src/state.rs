@@ -59,7 +59,13 @@ impl AppState {
     /// `config.dynamodb_warm_up` is off (`DYNAMODB_WARM_UP=false`), the connection is opened
     /// here, before the first request.
     pub async fn dynamodb(config: Config) -> Self {
-        let client = dynamodb_client(&config).await;
+        let sdk = sdk_config(&config).await;
+        Self::dynamodb_with(config, &sdk).await
+    }
+
+    /// As [`AppState::dynamodb`], with the SDK configuration the process loaded already.
+    pub async fn dynamodb_with(config: Config, sdk: &aws_config::SdkConfig) -> Self {
+        let client = Client::new(sdk);
         let store = DynamoStore::new(client, config.table_name.clone());
         if config.dynamodb_warm_up {
             store.warm_up().await;

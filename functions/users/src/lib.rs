@@ -108,7 +108,7 @@ async fn create(state: &AppState, new: NewUser) -> ApiResult<Response> {
         updated_at: now,
     };
     // Its verification is sent after the answer, from the outbox record written with the user.
-    let verify = OutboxMail::verify(state.ids.new_id(now), &user, now);
+    let verify = OutboxMail::verify(state.ids.new_id(now), user.id, &user.email, now);
     match state.repos.users.create_user_with_mail(&user, &[verify]).await? {
         CreateUser::Created => Ok(created(&user)),
         CreateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
@@ -165,8 +165,7 @@ async fn apply(state: &AppState, user: &UserRecord, mut changes: UserChanges) ->
         changes.if_email_key = Some(user.email.key());
         if email.key() != user.email.key() {
             changes.email_verified = Some(false);
-            let moved = UserRecord { email: email.clone(), ..user.clone() };
-            changes.mail.push(OutboxMail::verify(state.ids.new_id(now), &moved, now));
+            changes.mail.push(OutboxMail::verify(state.ids.new_id(now), user.id, email, now));
             // The address of before is told only if it was proved: an address the account never
             // showed it holds is nobody's to warn, and telling it would let anyone who signs up
             // with a stranger's address mail the stranger at will.

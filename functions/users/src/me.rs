@@ -144,7 +144,11 @@ pub(super) async fn send_verification(
     throttle::admit_mail_request(&state, &address).await?;
     if !me.email_verified {
         let now = state.clock.now();
-        state.repos.mail.enqueue_mail(&OutboxMail::verify(state.ids.new_id(now), &me, now)).await?;
+        state
+            .repos
+            .mail
+            .enqueue_mail(&OutboxMail::verify(state.ids.new_id(now), me.id, &me.email, now))
+            .await?;
     }
     Ok(Accepted { detail: VERIFICATION_ACCEPTED })
 }

@@ -248,18 +248,22 @@ pub const LOCAL_SENDER: &str = "no-reply@localhost";
 /// for a stand-in); Amazon SES from `MAIL_FROM`; or, with neither, nowhere: every message is
 /// refused for good, and logged.
 pub async fn mailer(config: &shared::Config) -> Arc<dyn Mailer> {
+    match local_mailer(config) {
+        Some(mailer) => mailer,
+        None => mailer_with(config, &shared::state::sdk_config(config).await),
+    }
+}
+
+/// As [`mailer`], with the AWS SDK configuration the process loaded already (the worker's cold
+/// start loads it once, for DynamoDB and SES both): the DynamoDB client's settings, so the same
+/// HTTPS client, region and timeouts (a stalled SES answer must not outlast a message's claim).
+pub fn mailer_with(config: &shared::Config, sdk: &aws_config::SdkConfig) -> Arc<dyn Mailer> {
+    if let Some(mailer) = local_mailer(config) {
+        return mailer;
+    }
     let mail = &config.mail;
-    if let Some(dir) = &mail.mail_dir {
-        return Arc::new(MailDir::new(dir.into()));
-    }
-    if mail.ses_endpoint.is_none() && mail.from.is_none() {
-        return Arc::new(Unconfigured);
-    }
-    // The DynamoDB client's settings: the same HTTPS client, region and timeouts (a stalled
-    // SES answer must not outlast a message's claim).
-    let shared_config = shared::state::sdk_config(config).await;
-    let has_region = shared_config.region().is_some();
-    let mut sdk = shared_config.into_builder();
+    let has_region = sdk.region().is_some();
+    let mut sdk = sdk.clone().into_builder();
     if mail.ses_endpoint.is_some() {
         let local = aws_sdk_sesv2::config::Credentials::new("local", "local", None, None, "ses-stand-in");
         sdk.set_credentials_provider(Some(aws_sdk_sesv2::config::SharedCredentialsProvider::new(local)));
@@ -269,6 +273,15 @@ pub async fn mailer(config: &shared::Config) -> Arc<dyn Mailer> {
     }
     let from = mail.from.clone().unwrap_or_else(|| LOCAL_SENDER.to_owned());
     Arc::new(SesMailer::new(&sdk.build(), mail.ses_endpoint.as_deref(), from, mail.configuration_set.clone()))
+}
+
+/// The mailers that need no AWS SDK: a folder, or none at all.
+fn local_mailer(config: &shared::Config) -> Option<Arc<dyn Mailer>> {
+    let mail = &config.mail;
+    if let Some(dir) = &mail.mail_dir {
+        return Some(Arc::new(MailDir::new(dir.into())));
+    }
+    (mail.ses_endpoint.is_none() && mail.from.is_none()).then(|| Arc::new(Unconfigured) as Arc<dyn Mailer>)
 }
 
 /// The mailer of a worker given no sender (`MAIL_FROM` unset, in AWS): it refuses every message

@@ -16,8 +16,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
             std::process::exit(1);
         }
     };
-    let mailer = worker::mailer(&config).await;
-    let state = shared::AppState::dynamodb(config).await;
+    // One SDK configuration (credentials, region, the HTTPS client) for DynamoDB and SES.
+    let sdk = shared::state::sdk_config(&config).await;
+    let mailer = worker::mailer_with(&config, &sdk);
+    let state = shared::AppState::dynamodb_with(config, &sdk).await;
     let worker = worker::Worker::new(&state, mailer);
     lambda_runtime::run(service_fn(|event: LambdaEvent<worker::Event>| {
         let worker = worker.clone();

@@ -142,13 +142,8 @@ impl Outbox {
             }
             self.mail.note_mail_admitted(mail.id).await?;
         }
-        let rendered = match mail.kind {
-            MailKind::ResetPassword | MailKind::VerifyEmail => {
-                let purpose = if mail.kind == MailKind::ResetPassword {
-                    TokenPurpose::ResetPassword
-                } else {
-                    TokenPurpose::VerifyEmail
-                };
+        let rendered = match mail.kind.purpose() {
+            Some(purpose) => {
                 let Some(token) = self.mint(&user, purpose, now).await? else {
                     // The account's credentials or address changed since it was read.
                     return Ok(Sent::Nothing);
@@ -161,12 +156,11 @@ impl Outbox {
                 // (the account's key), so that an internationalised domain is delivered too.
                 render(&self.settings, &user.email.key(), content, now)
             }
-            MailKind::EmailChanged => {
-                // The address of before, as its key (its domain in IDNA ASCII).
-                let to = mail.email_key.as_str();
-                // The address it moved to then, whatever it is now.
+            None => {
+                // The notice of an email change: to the address of before, as its key (its
+                // domain in IDNA ASCII), naming the address it moved to then, whatever it is now.
                 let new_email = mail.new_email.as_deref().unwrap_or(user.email.as_str());
-                render(&self.settings, to, Content::EmailChanged { new_email }, now)
+                render(&self.settings, &mail.email_key, Content::EmailChanged { new_email }, now)
             }
         };
         let message = match rendered {

@@ -216,9 +216,7 @@ async fn run(args: Args) -> Result<(), String> {
             let sink = match invoke_url {
                 Some(url) => Sink::Invoke(url),
                 None => {
-                    if config.mail.mail_dir.is_none() && config.mail.ses_endpoint.is_none() {
-                        config.mail.mail_dir = Some(server::default_mail_dir());
-                    }
+                    server::mail_locally(&mut config);
                     Sink::InProcess(worker::Worker::new(&state, worker::mailer(&config).await))
                 }
             };

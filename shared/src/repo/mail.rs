@@ -45,6 +45,15 @@ impl MailKind {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The token a message of this kind carries, if any.
+    pub fn purpose(self) -> Option<TokenPurpose> {
+        match self {
+            Self::ResetPassword => Some(TokenPurpose::ResetPassword),
+            Self::VerifyEmail => Some(TokenPurpose::VerifyEmail),
+            Self::EmailChanged => None,
+        }
+    }
 }
 
 /// What a token is for: each purpose has its own live token per user.
@@ -55,6 +64,12 @@ pub enum TokenPurpose {
 }
 
 impl TokenPurpose {
+    pub const ALL: [TokenPurpose; 2] = [Self::ResetPassword, Self::VerifyEmail];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ResetPassword => "reset_password",
@@ -87,14 +102,14 @@ pub struct OutboxMail {
 }
 
 impl OutboxMail {
-    /// A verification of `user`'s address (signup, an account made by a superuser, an email
-    /// change, a new one asked for).
-    pub fn verify(id: Uuid, user: &UserRecord, now: DateTime<Utc>) -> Self {
+    /// A verification of the address `email` of the user `user_id` (signup, an account made by
+    /// a superuser, an email change, a new one asked for).
+    pub fn verify(id: Uuid, user_id: Uuid, email: &Email, now: DateTime<Utc>) -> Self {
         Self {
             id,
             kind: MailKind::VerifyEmail,
-            user_id: Some(user.id),
-            email_key: user.email.key(),
+            user_id: Some(user_id),
+            email_key: email.key(),
             to: None,
             new_email: None,
             requested_at: now,

@@ -97,6 +97,13 @@ fn invalid(response: &TestResponse, what: &str) {
     assert_eq!(response.detail(), INVALID, "{what}");
 }
 
+/// A superuser's `is_active: false` on `user`.
+async fn deactivate(app: &TestApp, admin: &Session, user: &Session) {
+    let path = format!("/v1/users/{}", user.id);
+    let off = app.json(Method::PATCH, &path, Some(&admin.access), json!({"is_active": false})).await;
+    assert_eq!(off.status, StatusCode::OK, "{}", off.text());
+}
+
 /// The token of a reset link asked for and delivered to `email`.
 async fn reset_link(app: &TestApp, email: &str) -> String {
     assert_eq!(recover(app, email).await.status, StatusCode::ACCEPTED);
@@ -142,15 +149,7 @@ async fn known_unknown_and_inactive_addresses_get_the_same_answer_and_only_an_ac
     let app = backend.app(&[]).await;
     let admin = app.superuser().await;
     let (known, inactive) = (user_with_mail(&app).await, user_with_mail(&app).await);
-    let off = app
-        .json(
-            Method::PATCH,
-            &format!("/v1/users/{}", inactive.id),
-            Some(&admin.access),
-            json!({"is_active": false}),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::OK);
+    deactivate(&app, &admin, &inactive).await;
     let before = app.mailbox.all().len();
     let answers: Vec<TestResponse> = vec![
         recover(&app, &known.email).await,
@@ -521,15 +520,7 @@ async fn a_deactivation_during_a_reset_wins(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    let off = app
-        .json(
-            Method::PATCH,
-            &format!("/v1/users/{}", user.id),
-            Some(&admin.access),
-            json!({"is_active": false}),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::OK);
+    deactivate(&app, &admin, &user).await;
     let changes = shared::repo::UserChanges {
         password_hash: Some("$argon2id$v=19$m=256,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into()),
         email_verified: Some(true),
@@ -647,15 +638,7 @@ async fn a_deactivated_account_cannot_use_a_reset_link(backend: Backend) {
     let admin = app.superuser().await;
     let user = user_with_mail(&app).await;
     let token = reset_link(&app, &user.email).await;
-    let off = app
-        .json(
-            Method::PATCH,
-            &format!("/v1/users/{}", user.id),
-            Some(&admin.access),
-            json!({"is_active": false}),
-        )
-        .await;
-    assert_eq!(off.status, StatusCode::OK);
+    deactivate(&app, &admin, &user).await;
     invalid(&reset(&app, &token, NEW_PASSWORD).await, "an inactive account");
 }
 

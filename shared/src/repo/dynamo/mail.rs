@@ -72,13 +72,6 @@ const OUTBOX_TTL_DAYS: i64 = 7;
 /// The outbox record's mark that it was counted against its address's limit.
 const ADMITTED: &str = "admitted";
 
-fn purpose_of(s: &str) -> RepoResult<TokenPurpose> {
-    [TokenPurpose::ResetPassword, TokenPurpose::VerifyEmail]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-        .ok_or_else(|| RepoError::Corrupt(format!("token purpose {s:?}")))
-}
-
 fn token_to_item(token: &MailToken) -> Attrs {
     HashMap::from([
         (PK.to_owned(), s(user_pk(token.user_id))),
@@ -96,7 +89,11 @@ fn token_to_item(token: &MailToken) -> Attrs {
 fn token_from_item(user_id: Uuid, item: &Attrs) -> RepoResult<MailToken> {
     Ok(MailToken {
         user_id,
-        purpose: purpose_of(get_s(item, "purpose")?)?,
+        purpose: {
+            let purpose = get_s(item, "purpose")?;
+            TokenPurpose::parse(purpose)
+                .ok_or_else(|| RepoError::Corrupt(format!("token purpose {purpose:?}")))?
+        },
         token_hash: get_s(item, "token_hash")?.to_owned(),
         credential_version: get_n(item, CREDENTIAL_VERSION)?,
         email_key: get_s(item, "email_key")?.to_owned(),
