@@ -62,6 +62,7 @@ pub const MIGRATION_TYPE: &str = "migration";
 pub const LEASE_TYPE: &str = "migration_lease";
 pub const PURGE_TYPE: &str = "purge";
 pub const OUTBOX_TYPE: &str = "outbox";
+pub const CALLER_IDEMPOTENCY_TYPE: &str = "caller_idempotency";
 
 /// A user's partition: the user record and everything it owns.
 pub fn user_pk(id: Uuid) -> String {
@@ -149,6 +150,20 @@ pub fn outbox_sk(id: Uuid) -> String {
     format!("MAIL#{id}")
 }
 
+/// An anonymous caller's idempotency records (a signup's): `CALLER#<sha256(source address)>`,
+/// each under [`idempotency_sk`]. An authenticated caller's are its own ([`IDEMPOTENCY`]).
+pub const CALLER_PREFIX: &str = "CALLER#";
+
+/// The partition of an anonymous caller's idempotency records.
+pub fn caller_pk(address_hash: &str) -> String {
+    format!("{CALLER_PREFIX}{address_hash}")
+}
+
+/// The sort key of an idempotency record: the SHA-256 of its method, path and key.
+pub fn idempotency_sk(request_hash: &str) -> String {
+    IDEMPOTENCY.sk(request_hash)
+}
+
 /// The key the DynamoDB warm-up reads: no record has it (every partition key above has a prefix
 /// or is a fixed word other than this one).
 pub const WARM_UP_KEY: &str = "WARMUP";
@@ -217,9 +232,19 @@ pub const LOGIN_ADDRESS: OwnedKind = OwnedKind {
 pub const MAIL_TOKEN: OwnedKind =
     OwnedKind { name: "mail_token", prefix: "MAILTOKEN#", id: "<purpose>", pointer: false, resource: false };
 
+/// An idempotency record of the user's: a request it made with an `Idempotency-Key`, and the
+/// answer kept for a retry of it.
+pub const IDEMPOTENCY: OwnedKind = OwnedKind {
+    name: "idempotency",
+    prefix: "IDEM#",
+    id: "<sha256(method, path, key)>",
+    pointer: false,
+    resource: false,
+};
+
 /// Everything a user owns besides the user record itself. Deleting a user deletes every record of
 /// these kinds in its partition (and their pointers); a kind missing here would outlive its user.
-pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH, LOGIN_ADDRESS, MAIL_TOKEN];
+pub const OWNED: &[OwnedKind] = &[ITEM, FAMILY, REFRESH, LOGIN_ADDRESS, MAIL_TOKEN, IDEMPOTENCY];
 
 /// What a record is, by its key: every record in the table is one of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +262,8 @@ pub enum Kind {
     Purge,
     /// A message still to send: removed once sent.
     Outbox,
+    /// An anonymous caller's idempotency record: it expires by TTL.
+    CallerIdempotency,
 }
 
 /// The kind of the record at (`pk`, `sk`), or `None` for a key this schema does not declare.
@@ -263,6 +290,9 @@ pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
                 .is_some_and(|id| pk == purges_pk(id)) =>
         {
             Some(Kind::Purge)
+        }
+        (pk, sk) if pk.starts_with(CALLER_PREFIX) && sk.starts_with(IDEMPOTENCY.prefix) => {
+            Some(Kind::CallerIdempotency)
         }
         (pk, sk)
             if sk
@@ -305,6 +335,7 @@ mod tests {
                 MIGRATIONS_PK,
                 PURGES_PREFIX,
                 OUTBOX_PREFIX,
+                CALLER_PREFIX,
                 WARM_UP_KEY,
             ] {
                 assert!(
@@ -313,9 +344,16 @@ mod tests {
                     kind.prefix
                 );
             }
-            for name in
-                [USER_TYPE, EMAIL_TYPE, ATTEMPTS_TYPE, MIGRATION_TYPE, LEASE_TYPE, PURGE_TYPE, OUTBOX_TYPE]
-            {
+            for name in [
+                USER_TYPE,
+                EMAIL_TYPE,
+                ATTEMPTS_TYPE,
+                MIGRATION_TYPE,
+                LEASE_TYPE,
+                PURGE_TYPE,
+                OUTBOX_TYPE,
+                CALLER_IDEMPOTENCY_TYPE,
+            ] {
                 assert_ne!(kind.name, name);
                 assert_ne!(kind.pointer_type(), name);
             }
@@ -333,6 +371,7 @@ mod tests {
         assert_eq!(classify(&purges_pk(user), &purge_sk(user)), Some(Kind::Purge));
         assert_eq!(classify(&purges_pk(user), "USER#not-a-uuid"), None);
         assert_eq!(classify(&outbox_pk(id), &outbox_sk(id)), Some(Kind::Outbox));
+        assert_eq!(classify(&caller_pk("ab12"), &idempotency_sk("cd34")), Some(Kind::CallerIdempotency));
         let shard: u8 = outbox_pk(id).trim_start_matches(OUTBOX_PREFIX).parse().unwrap();
         assert_eq!(
             classify(&outbox_shard((shard + 1) % OUTBOX_SHARDS), &outbox_sk(id)),

@@ -10,6 +10,7 @@
 //! stores' one [`ResourceStore`] keeps every kind of them.
 
 pub mod dynamo;
+mod idempotency;
 pub mod keys;
 mod mail;
 pub mod memory;
@@ -22,6 +23,9 @@ mod users;
 
 use std::sync::Arc;
 
+pub use idempotency::{
+    Begin, Caller, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer,
+};
 pub use mail::{MailKind, MailRepo, MailToken, OutboxMail, TokenPurpose};
 pub use migrations::{MigrationRecord, MigrationRepo};
 pub use purge::{PurgePage, PurgeRecord, PurgeRepo};
@@ -80,12 +84,26 @@ pub enum Conditional<T> {
 /// what the tests' own store bounds start from. A repository added to [`Repos`] is added here,
 /// once.
 pub trait AllRepos:
-    UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + 'static
+    UserRepo
+    + ResourceStore
+    + TokenRepo
+    + ThrottleRepo
+    + PurgeRepo
+    + MailRepo
+    + IdempotencyRepo
+    + 'static
 {
 }
 
 impl<S> AllRepos for S where
-    S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + 'static
+    S: UserRepo
+    + ResourceStore
+    + TokenRepo
+    + ThrottleRepo
+    + PurgeRepo
+    + MailRepo
+    + IdempotencyRepo
+    + 'static
 {
 }
 
@@ -99,6 +117,7 @@ pub struct Repos {
     pub throttle: Arc<dyn ThrottleRepo>,
     pub purges: Arc<dyn PurgeRepo>,
     pub mail: Arc<dyn MailRepo>,
+    pub idempotency: Arc<dyn IdempotencyRepo>,
 }
 
 impl Repos {
@@ -110,7 +129,8 @@ impl Repos {
             tokens: store.clone(),
             throttle: store.clone(),
             purges: store.clone(),
-            mail: store,
+            mail: store.clone(),
+            idempotency: store,
         }
     }
 

@@ -8,6 +8,7 @@
 //! runs), then one file per entity, and [`purge`], which deletes what a deleted user owned.
 
 mod attrs;
+mod idempotency;
 mod mail;
 mod migrations;
 mod paging;

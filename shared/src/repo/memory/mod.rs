@@ -8,6 +8,7 @@
 //! Laid out as the DynamoDB store is: this file's map, then one file per entity, and
 //! [`purge`].
 
+mod idempotency;
 mod mail;
 mod migrations;
 mod purge;
@@ -24,7 +25,10 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::resources::Fields;
-use super::{AttemptWindow, MailToken, MigrationRecord, OutboxMail, PurgeRecord, RefreshRecord, UserRecord};
+use super::{
+    AttemptWindow, IdempotencyRecord, MailToken, MigrationRecord, OutboxMail, PurgeRecord, RefreshRecord,
+    UserRecord,
+};
 
 /// A record's key: (partition key, sort key), as in the table.
 type Key = (String, String);
@@ -59,6 +63,7 @@ enum Entry {
     MailToken(MailToken),
     /// A message to send, and until when a sender has claimed it.
     Outbox(OutboxMail, Option<DateTime<Utc>>),
+    Idempotency(IdempotencyRecord),
 }
 
 #[derive(Debug, Default)]
