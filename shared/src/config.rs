@@ -42,6 +42,8 @@ pub struct Config {
     pub mail_max_requests_per_address: u32,
     /// Messages (recovery and verification together) to one address in an hour.
     pub mail_max_per_recipient: u32,
+    /// How long an `Idempotency-Key`'s answer is kept.
+    pub idempotency_ttl_secs: i64,
 }
 
 /// What account mail needs: where its links point, what it is signed as, how long its tokens
@@ -120,6 +122,7 @@ impl Config {
             require_email_verification: flag(get, "REQUIRE_EMAIL_VERIFICATION", false)?,
             mail_max_requests_per_address: number(get, "MAIL_MAX_REQUESTS_PER_ADDRESS", 20, 1_000_000)?,
             mail_max_per_recipient: number(get, "MAIL_MAX_PER_RECIPIENT", 3, 1_000)?,
+            idempotency_ttl_secs: number(get, "IDEMPOTENCY_TTL_SECONDS", DAY, 30 * DAY)?,
         };
         Ok(config)
     }

@@ -7,10 +7,12 @@ pub mod model;
 
 use axum::Router;
 use axum::extract::State;
+use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use shared::openapi::{JsonBodyErrors, NotFound, PreconditionFailed, ProtectedErrors, ValidationFailed};
+use shared::web::idempotency;
 use shared::web::resources::{self, respond};
 use shared::web::{CurrentUser, IfMatch, Json, ResourceQuery, TokenSubject};
 use shared::{ApiError, ApiResult, AppState};
@@ -35,9 +37,11 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub const PROBE: &str = "get-v1-items-item_id";
 
 pub fn router(state: AppState) -> Router {
+    // A retried create or update with the same `Idempotency-Key` does its work once.
+    let keyed = || axum::middleware::from_fn_with_state(state.clone(), idempotency::keyed);
     let routes = Router::new()
-        .route("/v1/items", get(list_items).post(create_item))
-        .route("/v1/items/{item_id}", get(read_item).patch(update_item).delete(delete_item));
+        .route("/v1/items", get(list_items).post(create_item.layer(keyed())))
+        .route("/v1/items/{item_id}", get(read_item).patch(update_item.layer(keyed())).delete(delete_item));
     shared::web::finish(routes, state)
 }
 

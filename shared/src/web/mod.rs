@@ -7,6 +7,7 @@
 pub mod address;
 pub mod auth;
 pub mod extract;
+pub mod idempotency;
 pub mod paging;
 pub mod resources;
 pub mod throttle;
