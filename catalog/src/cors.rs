@@ -10,9 +10,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use crate::template::TemplateError;
 
 pub const CORS_ALLOW_METHODS: [&str; 4] = ["GET", "POST", "PATCH", "DELETE"];
-pub const CORS_ALLOW_HEADERS: [&str; 3] = ["authorization", "content-type", "if-match"];
-pub const CORS_EXPOSE_HEADERS: [&str; 5] =
-    ["etag", "location", "retry-after", "www-authenticate", "x-request-id"];
+pub const CORS_ALLOW_HEADERS: [&str; 4] = ["authorization", "content-type", "idempotency-key", "if-match"];
+pub const CORS_EXPOSE_HEADERS: [&str; 6] =
+    ["etag", "idempotent-replayed", "location", "retry-after", "www-authenticate", "x-request-id"];
 pub const CORS_MAX_AGE_SECS: u64 = 600;
 
 /// The origins browsers may call the API from; none means CORS is off.

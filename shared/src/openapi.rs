@@ -11,7 +11,9 @@ use utoipa::openapi::{
 };
 use utoipa::{Modify, ToSchema};
 
-use crate::error::{ErrorDetail, FieldError, LocItem, OAuthError, OAuthErrorCode, ValidationErrors};
+use crate::error::{
+    ErrorDetail, FieldError, KeyedRequestError, LocItem, OAuthError, OAuthErrorCode, ValidationErrors,
+};
 
 /// The name of the security scheme every protected operation requires.
 pub const SECURITY_SCHEME: &str = "OAuth2PasswordBearer";
@@ -98,6 +100,13 @@ error_responses! {
     NotFound = 404, ErrorDetail, "No such resource, or not the caller's";
     /// 409.
     Conflict = 409, ErrorDetail, "The email is taken";
+    /// 409 of an operation that takes an `Idempotency-Key` and creates nothing unique.
+    KeyInProgress = 409, ErrorDetail, "A request with this `Idempotency-Key` is still in progress",
+        "Retry-After": Seconds = "Seconds until its lock passes (its deadline), when a retry may do the work";
+    /// 409 of a create that takes an `Idempotency-Key` and reserves an email.
+    KeyedConflict = 409, ErrorDetail,
+        "The email is taken; or a request with this `Idempotency-Key` is still in progress (then with `Retry-After`)",
+        "Retry-After": Seconds = "With a request in progress: seconds until its lock passes";
     /// 412.
     PreconditionFailed = 412, ErrorDetail,
         "`If-Match` matches no current version of the record at this path (a stale or a malformed tag)";
@@ -107,6 +116,9 @@ error_responses! {
     UnsupportedMediaType = 415, ErrorDetail, "The body is not of the media type the operation takes";
     /// 422.
     ValidationFailed = 422, ValidationErrors, "Validation error";
+    /// 422 of an operation that takes an `Idempotency-Key`.
+    KeyedValidationFailed = 422, KeyedRequestError,
+        "Validation error (`loc: [\"header\", \"idempotency-key\"]` for a malformed key); or, as `{\"detail\": \"...\"}`, this `Idempotency-Key` was used with another payload";
     /// 429.
     TooManyRequests = 429, ErrorDetail, "Too many failed password checks for this email from this address, from this address, or for this email from everywhere",
         "Retry-After": Seconds = "Seconds until the next attempt may be made";
@@ -119,7 +131,7 @@ error_responses! {
 /// The error bodies and responses every function's part refers to.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(components(
-    schemas(ErrorDetail, ValidationErrors, FieldError, LocItem, OAuthError, OAuthErrorCode),
+    schemas(ErrorDetail, ValidationErrors, KeyedRequestError, FieldError, LocItem, OAuthError, OAuthErrorCode),
     responses(
         BadRequest,
         OAuthBadRequest,
@@ -128,10 +140,13 @@ error_responses! {
         NotSuperuser,
         NotFound,
         Conflict,
+        KeyInProgress,
+        KeyedConflict,
         PreconditionFailed,
         PayloadTooLarge,
         UnsupportedMediaType,
         ValidationFailed,
+        KeyedValidationFailed,
         TooManyRequests,
         Unavailable
     )
@@ -160,6 +175,18 @@ pub enum SuperuserErrors {
     NotSuperuser(#[ref_response] NotSuperuser),
     #[response(status = 503)]
     Unavailable(#[ref_response] Unavailable),
+}
+
+/// As [`JsonBodyErrors`], for an operation that takes an `Idempotency-Key`: its 422 may also be
+/// the key used with another payload.
+#[derive(Debug, utoipa::IntoResponses)]
+pub enum KeyedJsonBodyErrors {
+    #[response(status = 413)]
+    PayloadTooLarge(#[ref_response] PayloadTooLarge),
+    #[response(status = 415)]
+    UnsupportedMediaType(#[ref_response] UnsupportedMediaType),
+    #[response(status = 422)]
+    KeyedValidationFailed(#[ref_response] KeyedValidationFailed),
 }
 
 /// The answers of every operation that reads a JSON body: too large (413), not JSON (415),

@@ -7,6 +7,7 @@
 pub mod dynamo;
 pub mod faults;
 pub mod fixtures;
+pub mod gated;
 pub mod item_store;
 pub mod mailbox;
 pub mod process;

@@ -11,8 +11,10 @@ use axum::handler::Handler;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
-use shared::openapi::{JsonBodyErrors, NotFound, PreconditionFailed, ProtectedErrors, ValidationFailed};
-use shared::web::idempotency;
+use shared::openapi::{
+    KeyInProgress, KeyedJsonBodyErrors, NotFound, PreconditionFailed, ProtectedErrors, ValidationFailed,
+};
+use shared::web::idempotency::{self, IdempotencyKeyHeader};
 use shared::web::resources::{self, respond};
 use shared::web::{CurrentUser, IfMatch, Json, ResourceQuery, TokenSubject};
 use shared::{ApiError, ApiResult, AppState};
@@ -48,13 +50,15 @@ pub fn router(state: AppState) -> Router {
 #[utoipa::path(
     post, path = "/v1/items", tag = "items", operation_id = "create_item",
     security(("OAuth2PasswordBearer" = [])),
+    params(IdempotencyKeyHeader),
     request_body(content = ItemCreate, example = json!({"title": "Buy milk", "description": "Two litres"})),
     responses(
         (status = 201, description = "Created", body = ItemResponse, headers(
             ("Location" = String, description = "The new item's URL"),
             ("ETag" = String, description = "The item's version in quotes: `\"1\"`"))),
         ProtectedErrors,
-        JsonBodyErrors,
+        (status = 409, response = KeyInProgress),
+        KeyedJsonBodyErrors,
     )
 )]
 async fn create_item(
@@ -62,8 +66,7 @@ async fn create_item(
     CurrentUser(me): CurrentUser,
     Json(body): Json<ItemCreate>,
 ) -> ApiResult<Response> {
-    let item = resources::create(&state, &me, Item::from(body)).await?;
-    Ok(resources::created::<Item, ItemResponse>(&item))
+    resources::create::<Item, ItemResponse>(&state, &me, Item::from(body)).await
 }
 
 #[utoipa::path(
@@ -107,14 +110,15 @@ async fn read_item(
 #[utoipa::path(
     patch, path = "/v1/items/{item_id}", tag = "items", operation_id = "update_item",
     security(("OAuth2PasswordBearer" = [])),
-    params(ItemId, IfMatch),
+    params(ItemId, IfMatch, IdempotencyKeyHeader),
     request_body(content = ItemUpdate, example = json!({"title": "Groceries for the week"})),
     responses(
         (status = 200, description = "The item, updated", body = ItemResponse, headers(("ETag" = String, description = "The item's version in quotes: `\"3\"`"))),
         ProtectedErrors,
         (status = 404, response = NotFound),
+        (status = 409, response = KeyInProgress),
         (status = 412, response = PreconditionFailed),
-        JsonBodyErrors,
+        KeyedJsonBodyErrors,
     )
 )]
 async fn update_item(
@@ -124,8 +128,7 @@ async fn update_item(
     if_match: IfMatch,
     Json(body): Json<ItemUpdate>,
 ) -> ApiResult<Response> {
-    let item = resources::update::<Item>(&state, &me, id, &if_match, &ItemChanges::from(body)).await?;
-    Ok(respond::<Item, ItemResponse>(StatusCode::OK, &item))
+    resources::update::<Item, ItemResponse>(&state, &me, id, &if_match, &ItemChanges::from(body)).await
 }
 
 #[utoipa::path(

@@ -9,14 +9,17 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::handler::Handler;
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, patch, post};
 use secrecy::SecretString;
 use shared::domain::{Email, FullName, Password, Patch};
 use shared::openapi::{
-    Conflict, Forbidden, JsonBodyErrors, NotFound, SuperuserErrors, Unavailable, ValidationFailed,
+    Conflict, Forbidden, JsonBodyErrors, KeyedConflict, KeyedJsonBodyErrors, NotFound, SuperuserErrors, Unavailable, ValidationFailed,
 };
 use shared::repo::{CreateUser, OutboxMail, UpdateUser, UserChanges, UserRecord};
 use shared::web::paging::page;
+use shared::web::idempotency::{self, IdempotencyKeyHeader, Pending};
 use shared::web::{CurrentUser, Json, PageQuery, SuperUser, UserId};
 use shared::{ApiError, ApiResult, AppState};
 
@@ -54,12 +57,16 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 pub const PROBE: &str = "get-v1-users-me";
 
 pub fn router(state: AppState) -> Router {
+    // A retried signup or create with the same `Idempotency-Key` creates one account. Both
+    // bodies hold a password, which the layer never hashes fast; signup's caller is its address.
+    let signup_keyed = from_fn_with_state(state.clone(), idempotency::keyed_signup);
+    let create_keyed = from_fn_with_state(state.clone(), idempotency::keyed_with_password);
     let routes = Router::new()
-        .route("/v1/users/signup", post(signup))
+        .route("/v1/users/signup", post(signup.layer(signup_keyed)))
         .route("/v1/users/me", get(me::read_me).patch(me::update_me).delete(me::delete_me))
         .route("/v1/users/me/password", patch(me::update_password))
         .route("/v1/users/me/verification-email", post(me::send_verification))
-        .route("/v1/users", get(list_users).post(create_user))
+        .route("/v1/users", get(list_users).post(create_user.layer(create_keyed)))
         .route("/v1/users/{user_id}", get(read_user).patch(update_user).delete(delete_user));
     shared::web::finish(routes, state)
 }
@@ -109,8 +116,14 @@ async fn create(state: &AppState, new: NewUser) -> ApiResult<Response> {
     };
     // Its verification is sent after the answer, from the outbox record written with the user.
     let verify = OutboxMail::verify(state.ids.new_id(now), user.id, &user.email, now);
-    match state.repos.users.create_user_with_mail(&user, &[verify]).await? {
-        CreateUser::Created => Ok(created(&user)),
+    // A request with an idempotency key keeps its answer in the same write.
+    let pending = Pending::current();
+    let (response, completion) = idempotency::answer(pending.as_ref(), created(&user)).await;
+    match state.repos.users.create_user_with(&user, &[verify], completion.as_ref()).await? {
+        CreateUser::Created => {
+            idempotency::answer_kept(pending.as_ref(), completion.as_ref());
+            Ok(response)
+        }
         CreateUser::EmailTaken => Err(ApiError::Conflict(EMAIL_TAKEN.into())),
     }
 }
@@ -129,13 +142,14 @@ fn created(user: &UserRecord) -> Response {
 
 #[utoipa::path(
     post, path = "/v1/users/signup", tag = "users", operation_id = "sign_up",
+    params(IdempotencyKeyHeader),
     request_body(content = UserRegister, example = json!({"email": "new@example.com", "password": "correct horse battery", "full_name": "New User"})),
     responses(
         (status = 201, description = "Created", body = UserResponse,
             headers(("Location" = String, description = "The new user's URL"))),
         (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        JsonBodyErrors,
+        (status = 409, response = KeyedConflict),
+        KeyedJsonBodyErrors,
         (status = 503, response = Unavailable),
     )
 )]
@@ -225,13 +239,14 @@ async fn list_users(
 #[utoipa::path(
     post, path = "/v1/users", tag = "users", operation_id = "create_user",
     security(("OAuth2PasswordBearer" = [])),
+    params(IdempotencyKeyHeader),
     request_body(content = UserCreate, example = json!({"email": "created@example.com", "password": "correct horse battery", "full_name": "Created By Admin", "is_superuser": false})),
     responses(
         (status = 201, description = "Created", body = UserResponse,
             headers(("Location" = String, description = "The new user's URL"))),
         SuperuserErrors,
-        (status = 409, response = Conflict),
-        JsonBodyErrors,
+        (status = 409, response = KeyedConflict),
+        KeyedJsonBodyErrors,
     )
 )]
 async fn create_user(

@@ -73,6 +73,15 @@ pub struct ValidationErrors {
     pub detail: Vec<FieldError>,
 }
 
+/// A 422 of an operation that takes an `Idempotency-Key`: a validation error, or the key used
+/// with another payload (`{"detail": "..."}`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum KeyedRequestError {
+    Validation(ValidationErrors),
+    AnotherPayload(ErrorDetail),
+}
+
 /// RFC 6749 §5.2 error codes used by the token and revocation endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -8,7 +8,9 @@ use axum::Json;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-pub use body::{ErrorDetail, FieldError, LocItem, OAuthError, OAuthErrorCode, ValidationErrors};
+pub use body::{
+    ErrorDetail, FieldError, KeyedRequestError, LocItem, OAuthError, OAuthErrorCode, ValidationErrors,
+};
 
 use crate::repo::RepoError;
 

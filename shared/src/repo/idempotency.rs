@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{RepoResult, keys};
+use super::{RepoError, RepoResult, keys};
 
 /// Whose key it is.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -66,6 +66,24 @@ pub struct KeptAnswer {
     pub etag: Option<String>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
+}
+
+/// A key's answer, written by a repository in the operation's own transaction: the resource and
+/// the completed record land together or not at all, so a request whose answer was lost on the
+/// way back can never do its work twice. Written only while the request still holds its lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub key: IdempotencyKey,
+    /// The lock as the request took it.
+    pub locked_until: DateTime<Utc>,
+    pub answer: KeptAnswer,
+}
+
+/// What a write with a [`Completion`] fails with when the request no longer holds its lock (it
+/// ran past its deadline, and another request may have taken the key): nothing was written, and
+/// a retry finds the key's state as it is now.
+pub fn lock_passed() -> RepoError {
+    RepoError::Unavailable("the request's idempotency lock passed before its work was written".into())
 }
 
 /// Where a record stands.

@@ -161,7 +161,7 @@ pub struct MailToken {
 #[async_trait]
 pub trait MailRepo: Send + Sync + std::fmt::Debug {
     /// Writes a message to send (a password recovery; the others are written with the user
-    /// changes that ask for them: `UserRepo::create_user_with_mail`, [`UserChanges::mail`]).
+    /// changes that ask for them: `UserRepo::create_user_with`, [`UserChanges::mail`]).
     async fn enqueue_mail(&self, mail: &OutboxMail) -> RepoResult<()>;
     /// The message `id`, if it is still to send.
     async fn get_mail(&self, id: Uuid) -> RepoResult<Option<OutboxMail>>;

@@ -24,7 +24,7 @@ mod users;
 use std::sync::Arc;
 
 pub use idempotency::{
-    Begin, Caller, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer,
+    Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer, lock_passed,
 };
 pub use mail::{MailKind, MailRepo, MailToken, OutboxMail, TokenPurpose};
 pub use migrations::{MigrationRecord, MigrationRepo};

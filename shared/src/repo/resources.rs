@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::keys::{GSI1_PK, GSI1_SK, GSI2_PK, GSI2_SK, OWNED, OwnedKind, PK, SK, TTL};
-use super::{Conditional, Listing, RepoError, RepoResult};
+use super::{Completion, Conditional, Listing, RepoError, RepoResult};
 use crate::deps::rfc3339;
 
 /// The fields of one user-owned resource (an item's title and description).
@@ -63,13 +63,16 @@ pub type Fields = Map<String, Value>;
 /// Every resource, whatever its kind: what each store implements once.
 #[async_trait]
 pub trait ResourceStore: Send + Sync + std::fmt::Debug {
-    /// Stores a new record; false (and nothing written) when its owner no longer exists.
+    /// Stores a new record; false (and nothing written) when its owner no longer exists. With a
+    /// `completion`, the request's idempotency answer is kept in the same write; if its lock has
+    /// passed, nothing is written ([`super::lock_passed`]).
     async fn create_resource(
         &self,
         kind: OwnedKind,
         owner: Uuid,
         id: Uuid,
         record: &Fields,
+        completion: Option<&Completion>,
     ) -> RepoResult<bool>;
     async fn get_resource(&self, kind: OwnedKind, owner: Uuid, id: Uuid) -> RepoResult<Option<Fields>>;
     /// The owner of a record, for superusers who address records by id alone.
@@ -85,6 +88,19 @@ pub trait ResourceStore: Send + Sync + std::fmt::Debug {
         expected_version: Option<u64>,
         now: DateTime<Utc>,
     ) -> RepoResult<Conditional<Fields>>;
+    /// Writes `record` (the record as read at `expected_version`, changed and with the version
+    /// after it) in place of the stored one, only while that is still at `expected_version`, with
+    /// the request's idempotency `completion` in the same write. What an update with an
+    /// idempotency key does: its answer is known, and kept, before it commits.
+    async fn replace_resource(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        id: Uuid,
+        record: &Fields,
+        expected_version: u64,
+        completion: Option<&Completion>,
+    ) -> RepoResult<Conditional<()>>;
     async fn delete_resource(
         &self,
         kind: OwnedKind,
@@ -144,12 +160,44 @@ impl<'a, R: Resource> ResourceRepo<'a, R> {
         }
     }
 
-    /// Stores a new record; false (and nothing written) when its owner no longer exists.
-    pub async fn create(&self, record: &Record<R>) -> RepoResult<bool> {
+    /// Stores a new record; false (and nothing written) when its owner no longer exists. With a
+    /// `completion`, the request's idempotency answer is kept in the same write.
+    pub async fn create(&self, record: &Record<R>, completion: Option<&Completion>) -> RepoResult<bool> {
         let kind = Self::kind()?;
         Self::check_names(&to_fields(&record.fields)?)?;
         let fields = to_fields(record)?;
-        self.store.create_resource(kind, record.owner_id, record.id, &fields).await
+        self.store.create_resource(kind, record.owner_id, record.id, &fields, completion).await
+    }
+
+    /// The record as [`ResourceRepo::get`] reads it, and as it is stored: every attribute, those
+    /// `R` does not declare (yet, or any more) included, so that a replacement keeps them.
+    pub async fn get_stored(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<(Record<R>, Fields)>> {
+        let Some(stored) = self.store.get_resource(Self::kind()?, owner, id).await? else { return Ok(None) };
+        Ok(Some((from_fields(stored.clone())?, stored)))
+    }
+
+    /// `changes` applied at `now` to `stored` (a record as [`ResourceRepo::get_stored`] read
+    /// it): the record an update leaves, and its stored form for [`ResourceRepo::replace`].
+    pub fn after(stored: Fields, changes: &R::Changes, now: DateTime<Utc>) -> RepoResult<(Record<R>, Fields)> {
+        let changes = to_fields(changes)?;
+        Self::check_names(&changes)?;
+        let next = changed(stored, &changes, now);
+        Ok((from_fields(next.clone())?, next))
+    }
+
+    /// Writes `next` (from [`ResourceRepo::after`]) in place of the record, only while that is
+    /// still at `expected_version`, with the request's idempotency `completion` in the same write.
+    /// What an update with an idempotency key does: its answer is known before it commits, and
+    /// is kept with it.
+    pub async fn replace(
+        &self,
+        owner: Uuid,
+        id: Uuid,
+        next: &Fields,
+        expected_version: u64,
+        completion: Option<&Completion>,
+    ) -> RepoResult<Conditional<()>> {
+        self.store.replace_resource(Self::kind()?, owner, id, next, expected_version, completion).await
     }
 
     pub async fn get(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<Record<R>>> {
@@ -199,6 +247,22 @@ impl<'a, R: Resource> ResourceRepo<'a, R> {
     ) -> RepoResult<Listing<Record<R>>> {
         self.store.list_resources(Self::kind()?, owner, limit, before).await?.try_map(from_fields)
     }
+}
+
+/// A record's fields after `changes` at `now`, as every store applies them: each field present
+/// set, each `null` one removed, `version` one more and `updated_at` now.
+pub fn changed(mut fields: Fields, changes: &Fields, now: DateTime<Utc>) -> Fields {
+    for (field, value) in changes {
+        if value.is_null() {
+            fields.remove(field);
+        } else {
+            fields.insert(field.clone(), value.clone());
+        }
+    }
+    let version = fields.get(VERSION).and_then(Value::as_u64).unwrap_or(0);
+    fields.insert(VERSION.to_owned(), Value::from(version + 1));
+    fields.insert(UPDATED_AT.to_owned(), Value::from(crate::deps::format_timestamp(&now)));
+    fields
 }
 
 fn to_fields<T: Serialize>(value: &T) -> RepoResult<Fields> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{Listing, OutboxMail, RepoResult};
+use super::{Completion, Listing, OutboxMail, RepoResult};
 use crate::domain::{Email, Patch};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,11 +77,17 @@ pub enum UpdateUser {
 pub trait UserRepo: Send + Sync + std::fmt::Debug {
     /// Creates the user and reserves its email in one step; a taken email creates nothing.
     async fn create_user(&self, user: &UserRecord) -> RepoResult<CreateUser> {
-        self.create_user_with_mail(user, &[]).await
+        self.create_user_with(user, &[], None).await
     }
-    /// As [`UserRepo::create_user`], with the messages the signup sends (its verification)
-    /// written in the same step.
-    async fn create_user_with_mail(&self, user: &UserRecord, mail: &[OutboxMail]) -> RepoResult<CreateUser>;
+    /// As [`UserRepo::create_user`], with the messages the signup sends (its verification) and
+    /// the request's idempotency [`Completion`] written in the same step. A completion whose
+    /// lock has passed fails the whole step ([`super::lock_passed`]).
+    async fn create_user_with(
+        &self,
+        user: &UserRecord,
+        mail: &[OutboxMail],
+        completion: Option<&Completion>,
+    ) -> RepoResult<CreateUser>;
     async fn get_user(&self, id: Uuid) -> RepoResult<Option<UserRecord>>;
     async fn find_user_by_email(&self, email_key: &str) -> RepoResult<Option<UserRecord>>;
     /// Applies the changes; an email change moves the reservation in the same step.

@@ -9,7 +9,16 @@
 //! JSON with the keys in order, secret fields (a password) taken out: a fast hash of a password
 //! would be a faster oracle for it than the account's own argon2 hash. A retry that carries one
 //! is instead checked against the account its first request created.
+//!
+//! Where the operation is one DynamoDB transaction, its answer is kept in that transaction: while
+//! the handler runs, [`Pending::current`] is the request's key, and the shared writes (a
+//! resource's create and update in `web::resources`, a user's create) render their answer before
+//! they commit and pass it to the repository as a [`Completion`]. So a request whose answer was
+//! lost on the way back can never do its work twice. A handler that writes otherwise needs
+//! nothing: its answer is kept after it returns.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -21,8 +30,11 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{MAX_BODY_BYTES, SourceAddress};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::{ObjectBuilder, Required, Type};
+
 use crate::error::{ApiError, FieldError};
-use crate::repo::{Begin, Caller, IdempotencyKey, IdempotencyState, KeptAnswer};
+use crate::repo::{Begin, Caller, Completion, IdempotencyKey, IdempotencyState, KeptAnswer};
 use crate::state::AppState;
 
 pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -30,6 +42,92 @@ pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent
 
 /// How long a request holds its key when no Lambda deadline says otherwise (the local server).
 pub const LOCAL_DEADLINE: Duration = Duration::from_secs(30);
+
+tokio::task_local! {
+    /// The key of the request being served, while a keyed route's handler runs.
+    static PENDING: Pending;
+}
+
+/// A keyed request's key while its handler runs: what a write that is one transaction keeps the
+/// answer with.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    key: IdempotencyKey,
+    locked_until: DateTime<Utc>,
+    /// Set once the answer has been written with the work: the layer then writes nothing more.
+    kept: Arc<AtomicBool>,
+}
+
+impl Pending {
+    /// The key of the request being served, if its route is keyed and it named one.
+    pub fn current() -> Option<Self> {
+        PENDING.try_with(Clone::clone).ok()
+    }
+
+    /// `response` as this key's answer, to be written with the work ([`Completion`]), and the
+    /// response back as it was.
+    pub async fn completion(&self, response: Response) -> (Response, Option<Completion>) {
+        let (response, answer) = kept_answer(response).await;
+        let completion = answer.map(|answer| Completion {
+            key: self.key.clone(),
+            locked_until: self.locked_until,
+            answer,
+        });
+        (response, completion)
+    }
+
+    /// Says that the answer was written with the work, which committed.
+    pub fn kept(&self) {
+        self.kept.store(true, Ordering::SeqCst);
+    }
+}
+
+/// `response` as the answer of the request being served, if it is keyed (else `None`): what a
+/// write that is one transaction passes to its repository; then [`answer_kept`] once it committed.
+pub async fn answer(pending: Option<&Pending>, response: Response) -> (Response, Option<Completion>) {
+    match pending {
+        Some(pending) => pending.completion(response).await,
+        None => (response, None),
+    }
+}
+
+/// Says that the write with `completion` committed (nothing when there was none).
+pub fn answer_kept(pending: Option<&Pending>, completion: Option<&Completion>) {
+    if let (Some(pending), Some(_)) = (pending, completion) {
+        pending.kept();
+    }
+}
+
+/// The `Idempotency-Key` header in the OpenAPI document: `params(IdempotencyKeyHeader)` on an
+/// operation whose route is keyed.
+#[derive(Debug)]
+pub struct IdempotencyKeyHeader;
+
+impl utoipa::IntoParams for IdempotencyKeyHeader {
+    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+        vec![
+            ParameterBuilder::new()
+                .name("Idempotency-Key")
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): the first request with a key does \
+                     the work, and a retry with the same key and payload gets its answer again, with \
+                     `Idempotent-Replayed: true`, for 24 hours. The key is the caller's, for this method and path. \
+                     The same key with another payload is a 422; while the first is in progress, a 409 with \
+                     `Retry-After`. 5xx, 401, 403 and 429 are never kept.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some("^[\\x20-\\x7E]+$")),
+                ))
+                .build(),
+        ]
+    }
+}
 
 /// What a route's requests are.
 #[derive(Debug, Clone, Copy)]
@@ -159,7 +257,12 @@ async fn with_caller(
             }
         }
         Ok(Begin::Started) => {
-            let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+            let pending = Pending { key: idem.clone(), locked_until, kept: Arc::new(AtomicBool::new(false)) };
+            let response =
+                PENDING.scope(pending.clone(), next.run(Request::from_parts(parts, Body::from(bytes)))).await;
+            if pending.kept.load(Ordering::SeqCst) {
+                return response;
+            }
             keep_or_release(state, &idem, locked_until, response, secret.is_some()).await
         }
     }
@@ -297,28 +400,37 @@ async fn keep_or_release(
         }
         return response;
     }
+    let (response, answer) = kept_answer(response).await;
+    let Some(answer) = answer else { return response };
+    match state.repos.idempotency.complete(idem, locked_until, &answer).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("an idempotency lock passed before its answer was kept"),
+        // What was done is done: a retry gets 409 until the lock passes. (A write that is one
+        // transaction kept its answer with it, so this is an answer that wrote nothing.)
+        Err(e) => tracing::warn!(error = %e, "an answer not kept: a retry gets 409 until the lock passes"),
+    }
+    response
+}
+
+/// The answer `response` is, to be kept; and the response back. A body that cannot be read
+/// (never, for the handlers' own bodies) is answered empty and not kept.
+async fn kept_answer(response: Response) -> (Response, Option<KeptAnswer>) {
     let (parts, body) = response.into_parts();
     let bytes: Bytes = match axum::body::to_bytes(body, usize::MAX).await {
         Ok(bytes) => bytes,
         Err(e) => {
             tracing::warn!(error = %e, "an answer could not be read to be kept");
-            return (parts, Body::empty()).into_response();
+            return ((parts, Body::empty()).into_response(), None);
         }
     };
     let header =
         |name: header::HeaderName| parts.headers.get(&name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let answer = KeptAnswer {
-        status: status.as_u16(),
+        status: parts.status.as_u16(),
         location: header(header::LOCATION),
         etag: header(header::ETAG),
         content_type: header(header::CONTENT_TYPE),
         body: bytes.to_vec(),
     };
-    match state.repos.idempotency.complete(idem, locked_until, &answer).await {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!("an idempotency lock passed before its answer was kept"),
-        // The work is done: a retry gets 409 until the lock passes, never a second creation.
-        Err(e) => tracing::warn!(error = %e, "an answer not kept: a retry gets 409 until the lock passes"),
-    }
-    (parts, Body::from(bytes)).into_response()
+    ((parts, Body::from(bytes)).into_response(), Some(answer))
 }

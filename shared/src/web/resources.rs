@@ -13,7 +13,8 @@ use super::extract::IfMatch;
 use super::paging::{Page, ResourceQuery, page};
 use crate::auth::jwt::Subject;
 use crate::error::{ApiError, ApiResult};
-use crate::repo::{Conditional, Record, Resource, UserRecord};
+use super::idempotency::{self, Pending};
+use crate::repo::{Conditional, Record, Resource, ResourceRepo, UserRecord};
 use crate::state::AppState;
 
 /// A resource as the API serves it.
@@ -50,8 +51,13 @@ pub fn created<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(record: &R
     response
 }
 
-/// Creates the caller's new record of `fields`, at version 1.
-pub async fn create<R: Served>(state: &AppState, me: &UserRecord, fields: R) -> ApiResult<Record<R>> {
+/// Creates the caller's new record of `fields`, at version 1, and answers 201 with it as `T`
+/// ([`created`]). A request with an idempotency key keeps that answer in the same write.
+pub async fn create<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
+    state: &AppState,
+    me: &UserRecord,
+    fields: R,
+) -> ApiResult<Response> {
     let now = state.clock.now();
     let record = Record {
         id: state.ids.new_id(now),
@@ -61,11 +67,14 @@ pub async fn create<R: Served>(state: &AppState, me: &UserRecord, fields: R) -> 
         created_at: now,
         updated_at: now,
     };
-    if !state.repos.resources::<R>().create(&record).await? {
+    let pending = Pending::current();
+    let (response, completion) = idempotency::answer(pending.as_ref(), created::<R, T>(&record)).await;
+    if !state.repos.resources::<R>().create(&record, completion.as_ref()).await? {
         // The caller was deleted while this request ran.
         return Err(ApiError::InvalidToken);
     }
-    Ok(record)
+    idempotency::answer_kept(pending.as_ref(), completion.as_ref());
+    Ok(response)
 }
 
 /// A page of the caller's records, newest first; a superuser may name another `owner_id`.
@@ -165,15 +174,17 @@ fn conditional<R: Served, T>(outcome: Conditional<T>) -> ApiResult<T> {
     }
 }
 
-/// Applies `changes` to the record `id`, bumping its version by one; an empty change set
-/// changes nothing, the version included (the precondition still applies).
-pub async fn update<R: Served>(
+/// Applies `changes` to the record `id`, bumping its version by one, and answers 200 with it as
+/// `T` ([`respond`]); an empty change set changes nothing, the version included (the
+/// precondition still applies). A request with an idempotency key keeps that answer in the same
+/// write ([`update_keyed`]).
+pub async fn update<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
     state: &AppState,
     me: &UserRecord,
     id: Uuid,
     if_match: &IfMatch,
     changes: &R::Changes,
-) -> ApiResult<Record<R>> {
+) -> ApiResult<Response> {
     let records = state.repos.resources::<R>();
     let owner = owner_of::<R>(state, me, id).await?;
     let empty = serde_json::to_value(changes).is_ok_and(|v| v.as_object().is_some_and(|o| o.is_empty()));
@@ -182,10 +193,51 @@ pub async fn update<R: Served>(
         if !if_match.matches(&etag(current.version)) {
             return Err(ApiError::PreconditionFailed);
         }
-        return Ok(current);
+        return Ok(respond::<R, T>(StatusCode::OK, &current));
+    }
+    if let Some(pending) = Pending::current() {
+        return update_keyed::<R, T>(state, owner, id, if_match, changes, &pending).await;
     }
     let expected = expected_version::<R>(state, owner, id, if_match).await?;
-    conditional::<R, _>(records.update(owner, id, changes, expected, state.clock.now()).await?)
+    let record = conditional::<R, _>(records.update(owner, id, changes, expected, state.clock.now()).await?)?;
+    Ok(respond::<R, T>(StatusCode::OK, &record))
+}
+
+/// How many times a keyed update without a precondition reads the record again when another
+/// write changed it between its read and its write.
+const KEYED_UPDATE_ATTEMPTS: usize = 3;
+
+/// An update with an idempotency key: the record is read, changed in code and written back only
+/// while it is still at the version read, so its answer is known before the write and is kept in
+/// the same transaction. Without `If-Match`, a record that another write changed meanwhile is
+/// read again, as the unkeyed update (one atomic `ADD`) would apply the changes over it.
+async fn update_keyed<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
+    state: &AppState,
+    owner: Uuid,
+    id: Uuid,
+    if_match: &IfMatch,
+    changes: &R::Changes,
+    pending: &Pending,
+) -> ApiResult<Response> {
+    let records = state.repos.resources::<R>();
+    for _ in 0..KEYED_UPDATE_ATTEMPTS {
+        let (current, stored) = records.get_stored(owner, id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
+        if !if_match.matches(&etag(current.version)) {
+            return Err(ApiError::PreconditionFailed);
+        }
+        let (next, fields) = ResourceRepo::<R>::after(stored, changes, state.clock.now())?;
+        let (response, completion) = pending.completion(respond::<R, T>(StatusCode::OK, &next)).await;
+        match records.replace(owner, id, &fields, current.version, completion.as_ref()).await? {
+            Conditional::Done(()) => {
+                idempotency::answer_kept(Some(pending), completion.as_ref());
+                return Ok(response);
+            }
+            Conditional::NotFound => return Err(ApiError::NotFound(R::NOT_FOUND)),
+            Conditional::VersionMismatch if matches!(if_match, IfMatch::Absent | IfMatch::Any) => {}
+            Conditional::VersionMismatch => return Err(ApiError::PreconditionFailed),
+        }
+    }
+    Err(ApiError::Conflict(format!("{} changed while this request ran: repeat it", R::KIND.name)))
 }
 
 /// Deletes the record `id`, if `If-Match` allows.

@@ -271,3 +271,102 @@ async fn a_slow_dynamodb_is_a_503_before_the_function_times_out() {
     assert_eq!(rig.app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
     println!("faults injected: {}", rig.proxy.injected());
 }
+
+/// A `POST /v1/items` with an `Idempotency-Key`.
+async fn keyed_item(app: &TestApp, token: &str, key: &str, title: &str) -> TestResponse {
+    let request = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/v1/items")
+        .header(axum::http::header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", key)
+        .body(axum::body::Body::from(json!({"title": title}).to_string()))
+        .unwrap();
+    app.send(request).await
+}
+
+fn items_in(records: &[(String, String)]) -> usize {
+    records.iter().filter(|(pk, sk)| pk.starts_with("USER#") && sk.starts_with("ITEM#")).count()
+}
+
+fn keys_in(records: &[(String, String)]) -> usize {
+    records.iter().filter(|(_, sk)| sk.starts_with("IDEM#")).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_that_cannot_be_taken_is_a_503_and_no_work() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    // Taking the key is the request's only PutItem.
+    rig.proxy.add(Rule::always("PutItem", SERVER_ERROR));
+    unavailable(&keyed_item(&rig.app, &user.access, "f-1", "never").await, "taking the key");
+    rig.proxy.clear();
+    let after = records(&rig.direct).await;
+    assert_eq!((items_in(&after), keys_in(&after)), (0, 0), "no work, no key");
+    let retried = keyed_item(&rig.app, &user.access, "f-1", "never").await;
+    assert_eq!((retried.status, retried.header("idempotent-replayed")), (StatusCode::CREATED, None));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_is_never_kept_and_its_key_is_freed() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    rig.proxy.add(Rule::always("TransactWriteItems", SERVER_ERROR));
+    unavailable(&keyed_item(&rig.app, &user.access, "f-2", "failed").await, "the create");
+    rig.proxy.clear();
+    let after = records(&rig.direct).await;
+    assert_eq!((items_in(&after), keys_in(&after)), (0, 0), "nothing written, the key freed");
+    let retried = keyed_item(&rig.app, &user.access, "f-2", "failed").await;
+    assert_eq!((retried.status, retried.header("idempotent-replayed")), (StatusCode::CREATED, None));
+    assert_eq!(items_in(&records(&rig.direct).await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_whose_answer_was_lost_is_replayed_never_done_twice() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    // The create lands, with its kept answer in the same transaction; the API never hears.
+    rig.proxy.add(Rule::always("TransactWriteItems", Fault::LoseResponse));
+    unavailable(&keyed_item(&rig.app, &user.access, "f-3", "landed").await, "the lost create");
+    rig.proxy.clear();
+    let retried = keyed_item(&rig.app, &user.access, "f-3", "landed").await;
+    assert_eq!(retried.status, StatusCode::CREATED, "{}", retried.text());
+    assert_eq!(retried.header("idempotent-replayed"), Some("true"), "the answer kept with the work");
+    let after = records(&rig.direct).await;
+    assert_eq!(items_in(&after), 1, "one item: {after:?}");
+    let id = retried.json()["id"].as_str().unwrap().to_owned();
+    assert!(after.iter().any(|(_, sk)| *sk == format!("ITEM#{id}")), "the replay names the item");
+    // Later retries too, whatever the clock: the key is complete, not locked.
+    rig.app.clock.advance(chrono::Duration::seconds(31));
+    let later = keyed_item(&rig.app, &user.access, "f-3", "landed").await;
+    assert_eq!((later.status, later.body.clone()), (StatusCode::CREATED, retried.body.clone()));
+    assert_eq!(items_in(&records(&rig.direct).await), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_that_could_not_be_kept_holds_its_key_until_its_lock_passes() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    let missing = format!("/v1/items/{}", uuid::Uuid::new_v4());
+    let patch = || {
+        axum::http::Request::builder()
+            .method(Method::PATCH)
+            .uri(&missing)
+            .header(axum::http::header::AUTHORIZATION, format!("Bearer {}", user.access))
+            .header(axum::http::header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "f-4")
+            .body(axum::body::Body::from(json!({"title": "x"}).to_string()))
+            .unwrap()
+    };
+    // A 404 is kept on its own (it wrote nothing), by an UpdateItem that fails: the answer is
+    // still given, and the failure logged.
+    rig.proxy.add(Rule::always("UpdateItem", SERVER_ERROR));
+    assert_eq!(rig.app.send(patch()).await.status, StatusCode::NOT_FOUND);
+    rig.proxy.clear();
+    let held = rig.app.send(patch()).await;
+    assert_eq!(held.status, StatusCode::CONFLICT, "{}", held.text());
+    assert!(held.header("retry-after").is_some());
+    rig.app.clock.advance(chrono::Duration::seconds(31));
+    let later = rig.app.send(patch()).await;
+    assert_eq!((later.status, later.header("idempotent-replayed")), (StatusCode::NOT_FOUND, None));
+}

@@ -347,6 +347,19 @@ async fn the_auth_function_is_granted_exactly_what_it_uses() {
     check("AuthFunction", &rig);
 }
 
+/// A request with an `Idempotency-Key`.
+fn keyed(method: Method, path: &str, token: Option<&str>, key: &str, body: Value) -> axum::http::Request<axum::body::Body> {
+    let mut request = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .header("idempotency-key", key);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    request.body(axum::body::Body::from(body.to_string())).unwrap()
+}
+
 #[tokio::test]
 async fn the_users_function_is_granted_exactly_what_it_uses() {
     let rig = rig().await;
@@ -358,6 +371,16 @@ async fn the_users_function_is_granted_exactly_what_it_uses() {
     // An address whose key was another before v1.1: checked against its keys of before.
     assert_eq!(app.signup("idn@b\u{fc}cher.example", PASSWORD).await.status, StatusCode::CREATED);
     assert_eq!(app.signup("signup@example.com", PASSWORD).await.status, StatusCode::CONFLICT);
+    // Keyed signups: the key (an anonymous caller's) taken, completed with the account, replayed;
+    // a 409 kept on its own.
+    let body = json!({"email": "keyed@example.com", "password": PASSWORD});
+    for _ in 0..2 {
+        let keyed_signup = keyed(Method::POST, "/v1/users/signup", None, "k-1", body.clone());
+        assert_eq!(app.send(keyed_signup).await.status, StatusCode::CREATED);
+    }
+    let taken = json!({"email": "signup@example.com", "password": PASSWORD});
+    let taken = app.send(keyed(Method::POST, "/v1/users/signup", None, "k-2", taken)).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
     let me = rig.fixtures.user().await;
     rig.fixtures.item(&me.access, "owned").await;
     assert_eq!(app.get("/v1/users/me", &me.access).await.status, StatusCode::OK);
@@ -379,6 +402,12 @@ async fn the_users_function_is_granted_exactly_what_it_uses() {
     let body = json!({"email": "byadmin@example.com", "password": PASSWORD});
     let by_admin = app.json(Method::POST, "/v1/users", Some(&admin.access), body).await;
     assert_eq!(by_admin.status, StatusCode::CREATED);
+    // A keyed create; a keyed request refused (403) frees its key.
+    let body = json!({"email": "keyedbyadmin@example.com", "password": PASSWORD});
+    let keyed_create = keyed(Method::POST, "/v1/users", Some(&admin.access), "k-3", body.clone());
+    assert_eq!(app.send(keyed_create).await.status, StatusCode::CREATED);
+    let refused = app.send(keyed(Method::POST, "/v1/users", Some(&me_access), "k-4", body)).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
     let other = rig.fixtures.user().await;
     rig.fixtures.item(&other.access, "cascaded").await;
     let path = format!("/v1/users/{}", other.id);
@@ -487,6 +516,17 @@ async fn the_items_function_is_granted_exactly_what_it_uses() {
     assert_eq!(app.get(&path, &admin.access).await.status, StatusCode::OK);
     let blind = app.json(Method::PATCH, &path, Some(&user.access), json!({"title": "blind"})).await;
     assert_eq!(blind.status, StatusCode::OK);
+    // Keyed: a create and an update, each kept with its write; a 404 kept on its own; a 422
+    // kept; a replay.
+    for _ in 0..2 {
+        let create = keyed(Method::POST, "/v1/items", Some(&user.access), "k-1", json!({"title": "keyed"}));
+        assert_eq!(app.send(create).await.status, StatusCode::CREATED);
+    }
+    let update = keyed(Method::PATCH, &path, Some(&user.access), "k-2", json!({"title": "keyed"}));
+    assert_eq!(app.send(update).await.status, StatusCode::OK);
+    let missing = format!("/v1/items/{}", uuid::Uuid::new_v4());
+    let absent = keyed(Method::PATCH, &missing, Some(&user.access), "k-3", json!({"title": "x"}));
+    assert_eq!(app.send(absent).await.status, StatusCode::NOT_FOUND);
     let request = axum::http::Request::builder()
         .method(Method::DELETE)
         .uri(&path)

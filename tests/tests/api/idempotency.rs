@@ -1,14 +1,24 @@
 //! `Idempotency-Key` through the API (API.md, "Idempotency"): a retried `POST /v1/items` does
 //! its work once and is answered with the first answer, marked `Idempotent-Replayed`; the same
 //! key with another payload is a 422, a malformed key a 422 on the header; keys are the caller's.
+//! The same for `PATCH /v1/items/{item_id}`, signup (whose caller is its source address) and a
+//! superuser's `POST /v1/users`, whose passwords are compared against the account's own argon2
+//! hash; a request in progress holds its key (409, `Retry-After`) until its lock passes, and a
+//! request whose lock passed can no longer write.
 
 // Test bodies: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use api_tests::{TestApp, TestResponse};
+use std::sync::Arc;
+
+use api_tests::gated::GatedHasher;
+use api_tests::{PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
+use shared::AppState;
+use shared::repo::{Begin, Caller, IdempotencyKey};
+use shared::web::address::context_with_source_ip;
 
 #[derive(Debug, Clone, Copy)]
 enum Backend {
@@ -19,13 +29,19 @@ enum Backend {
 
 impl Backend {
     async fn app(self) -> TestApp {
-        match self {
-            Self::Memory => TestApp::memory(),
-            #[cfg(feature = "dynamodb")]
-            Self::DynamoDb => TestApp::from_state(
-                api_tests::dynamo::app_state().await.with_hasher(api_tests::fast_hasher()),
+        self.app_with(api_tests::fast_hasher()).await
+    }
+
+    async fn app_with(self, hasher: Arc<dyn shared::auth::PasswordHasher>) -> TestApp {
+        let state = match self {
+            Self::Memory => AppState::new(
+                api_tests::config(),
+                shared::repo::Repos::from_store(Arc::new(shared::repo::memory::MemoryStore::new())),
             ),
-        }
+            #[cfg(feature = "dynamodb")]
+            Self::DynamoDb => api_tests::dynamo::app_state().await,
+        };
+        TestApp::from_state(state.with_hasher(hasher))
     }
 }
 
@@ -33,7 +49,35 @@ on_both_stores!(
     a_retried_create_does_its_work_once_and_replays_its_answer,
     the_same_key_with_another_payload_is_a_422_and_a_malformed_key_a_422_on_the_header,
     a_key_is_its_callers_own,
+    a_retried_update_bumps_the_version_once_and_a_key_belongs_to_its_path,
+    a_handlers_own_4xx_is_kept_and_a_refused_caller_keeps_nothing,
+    a_retried_signup_creates_one_account_and_another_password_is_another_payload,
+    a_superusers_retried_create_creates_one_user,
+    a_key_in_progress_is_a_409_until_its_lock_passes_and_a_late_request_writes_nothing,
+    twenty_concurrent_requests_with_one_key_create_one_item,
 );
+
+/// A signup with `key`, from the source address `source_ip`.
+async fn signup_keyed(app: &TestApp, source_ip: &str, key: &str, body: &Value) -> TestResponse {
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/users/signup")
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", key)
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    request.extensions_mut().insert(context_with_source_ip(source_ip));
+    app.send(request).await
+}
+
+fn replayed(response: &TestResponse, first: &TestResponse, what: &str) {
+    assert_eq!(response.status, first.status, "{what}: {}", response.text());
+    assert_eq!(response.header("idempotent-replayed"), Some("true"), "{what}");
+    assert_eq!(response.body, first.body, "{what}");
+    for name in ["location", "etag", "content-type"] {
+        assert_eq!(response.header(name), first.header(name), "{what}: {name}");
+    }
+}
 
 async fn keyed(
     app: &TestApp,
@@ -118,4 +162,156 @@ async fn a_key_is_its_callers_own(backend: Backend) {
     let anonymous =
         keyed(&app, Method::POST, "/v1/items", "not-a-token", "shared", json!({"title": "x"})).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+}
+
+async fn a_retried_update_bumps_the_version_once_and_a_key_belongs_to_its_path(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    let (one, two) = (app.item(&user.access, "one").await, app.item(&user.access, "two").await);
+    let path = format!("/v1/items/{}", one["id"].as_str().unwrap());
+    let change = json!({"title": "changed", "description": null});
+    let first = keyed(&app, Method::PATCH, &path, &user.access, "p-1", change.clone()).await;
+    assert_eq!(first.status, StatusCode::OK, "{}", first.text());
+    assert_eq!(first.header("etag"), Some("\"2\""));
+    assert_eq!(first.json()["title"], "changed");
+    let again = keyed(&app, Method::PATCH, &path, &user.access, "p-1", change.clone()).await;
+    replayed(&again, &first, "the retried update");
+    // One version bump; what the update wrote is what it answered, and what a read gives.
+    let read = app.get(&path, &user.access).await;
+    assert_eq!(read.header("etag"), Some("\"2\""));
+    assert_eq!(read.json(), first.json());
+    // The same key on another item's path is another key: that item is changed too.
+    let other = format!("/v1/items/{}", two["id"].as_str().unwrap());
+    let there = keyed(&app, Method::PATCH, &other, &user.access, "p-1", change.clone()).await;
+    assert_eq!((there.status, there.header("idempotent-replayed")), (StatusCode::OK, None));
+    // With If-Match, a keyed update keeps its precondition: a stale tag is a 412.
+    let stale = Request::builder()
+        .method(Method::PATCH)
+        .uri(&other)
+        .header(header::AUTHORIZATION, format!("Bearer {}", user.access))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::IF_MATCH, "\"1\"")
+        .header("idempotency-key", "p-2")
+        .body(Body::from(json!({"title": "late"}).to_string()))
+        .unwrap();
+    assert_eq!(app.send(stale).await.status, StatusCode::PRECONDITION_FAILED);
+    assert_eq!(app.get(&other, &user.access).await.json()["title"], "changed");
+}
+
+async fn a_handlers_own_4xx_is_kept_and_a_refused_caller_keeps_nothing(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    let missing = format!("/v1/items/{}", uuid::Uuid::new_v4());
+    let first = keyed(&app, Method::PATCH, &missing, &user.access, "m-1", json!({"title": "x"})).await;
+    assert_eq!(first.status, StatusCode::NOT_FOUND);
+    let again = keyed(&app, Method::PATCH, &missing, &user.access, "m-1", json!({"title": "x"})).await;
+    replayed(&again, &first, "a kept 404");
+    // A body the handler refuses (422) is kept as well.
+    let bad = keyed(&app, Method::POST, "/v1/items", &user.access, "m-2", json!({"title": ""})).await;
+    assert_eq!(bad.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_again = keyed(&app, Method::POST, "/v1/items", &user.access, "m-2", json!({"title": ""})).await;
+    replayed(&bad_again, &bad, "a kept 422");
+    // A 403 keeps nothing: the key is free again as soon as the answer is given.
+    let new_user = json!({"email": "x@example.com", "password": PASSWORD});
+    let refused = keyed(&app, Method::POST, "/v1/users", &user.access, "m-3", new_user).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    let key = IdempotencyKey {
+        caller: Caller::User(user.id),
+        method: "POST".into(),
+        path: "/v1/users".into(),
+        key: "m-3".into(),
+    };
+    let now = shared::deps::Clock::now(app.clock.as_ref());
+    let (lock, expiry) = (now + chrono::Duration::seconds(30), now + chrono::Duration::hours(1));
+    let probe = app.state.repos.idempotency.begin(&key, "probe", lock, expiry, now).await.unwrap();
+    assert_eq!(probe, Begin::Started, "the 403 kept nothing");
+}
+
+async fn a_retried_signup_creates_one_account_and_another_password_is_another_payload(backend: Backend) {
+    let app = backend.app().await;
+    let body = json!({"email": "once@example.com", "password": PASSWORD, "full_name": "Once"});
+    let first = signup_keyed(&app, "198.51.100.1", "s-1", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    // Key order does not matter; the password is checked against the account's argon2 hash.
+    let reordered = json!({"full_name": "Once", "password": PASSWORD, "email": "once@example.com"});
+    replayed(&signup_keyed(&app, "198.51.100.1", "s-1", &reordered).await, &first, "the retried signup");
+    let other = json!({"email": "once@example.com", "password": "another long password", "full_name": "Once"});
+    let refused = signup_keyed(&app, "198.51.100.1", "s-1", &other).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text());
+    assert!(refused.detail().is_string());
+    // Another source address is another caller: its key is its own, and the address is taken.
+    let elsewhere = signup_keyed(&app, "198.51.100.2", "s-1", &body).await;
+    assert_eq!((elsewhere.status, elsewhere.header("idempotent-replayed")), (StatusCode::CONFLICT, None));
+    // The account works with its password, and the kept answer holds none.
+    assert_eq!(app.login("once@example.com", PASSWORD).await.status, StatusCode::OK);
+    assert!(!first.text().contains(PASSWORD));
+}
+
+async fn a_superusers_retried_create_creates_one_user(backend: Backend) {
+    let app = backend.app().await;
+    let admin = app.superuser().await;
+    let body = json!({"email": "made@example.com", "password": PASSWORD, "is_superuser": false});
+    let first = keyed(&app, Method::POST, "/v1/users", &admin.access, "u-1", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    let again = keyed(&app, Method::POST, "/v1/users", &admin.access, "u-1", body.clone()).await;
+    replayed(&again, &first, "the retried create");
+    let changed = json!({"email": "made@example.com", "password": PASSWORD, "is_superuser": true});
+    let refused = keyed(&app, Method::POST, "/v1/users", &admin.access, "u-1", changed).await;
+    assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let listed = app.get("/v1/users?limit=100", &admin.access).await.json();
+    let made = listed["data"].as_array().unwrap().iter().filter(|u| u["email"] == "made@example.com").count();
+    assert_eq!(made, 1);
+}
+
+async fn a_key_in_progress_is_a_409_until_its_lock_passes_and_a_late_request_writes_nothing(
+    backend: Backend,
+) {
+    let hasher = GatedHasher::new(true);
+    let app = backend.app_with(hasher.clone()).await;
+    let body = json!({"email": "held@example.com", "password": PASSWORD});
+    let (arrived, release) = hasher.arm();
+    let (first, taken_over) = tokio::join!(signup_keyed(&app, "198.51.100.7", "h-1", &body), async {
+        arrived.await.unwrap();
+        let during = signup_keyed(&app, "198.51.100.7", "h-1", &body).await;
+        assert_eq!(during.status, StatusCode::CONFLICT, "{}", during.text());
+        let wait: i64 = during.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=30).contains(&wait), "Retry-After {wait}");
+        assert!(during.detail().is_string());
+        // The first request runs past its 30 s deadline (a Lambda timeout): its key is free,
+        // and a retry does the work.
+        app.clock.advance(chrono::Duration::seconds(31));
+        let taken_over = signup_keyed(&app, "198.51.100.7", "h-1", &body).await;
+        release.send(()).unwrap();
+        taken_over
+    });
+    assert_eq!((taken_over.status, taken_over.header("idempotent-replayed")), (StatusCode::CREATED, None));
+    // The request whose lock passed wrote nothing (its transaction carried its lock): a 503,
+    // not kept, and one account.
+    assert_eq!(first.status, StatusCode::SERVICE_UNAVAILABLE, "{}", first.text());
+    replayed(&signup_keyed(&app, "198.51.100.7", "h-1", &body).await, &taken_over, "after the takeover");
+    assert_eq!(app.login("held@example.com", PASSWORD).await.status, StatusCode::OK);
+}
+
+async fn twenty_concurrent_requests_with_one_key_create_one_item(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (app, token) = (app.clone(), user.access.clone());
+        requests.spawn(async move {
+            keyed(&app, Method::POST, "/v1/items", &token, "race", json!({"title": "raced"})).await
+        });
+    }
+    let answers = requests.join_all().await;
+    let created: Vec<&TestResponse> = answers.iter().filter(|a| a.status == StatusCode::CREATED).collect();
+    let in_progress = answers.iter().filter(|a| a.status == StatusCode::CONFLICT).count();
+    assert_eq!(created.len() + in_progress, 20, "every answer the original or a 409");
+    let first: Vec<&&TestResponse> = created.iter().filter(|a| a.header("idempotent-replayed").is_none()).collect();
+    assert_eq!(first.len(), 1, "exactly one did the work");
+    for replay in &created {
+        assert_eq!(replay.body, first[0].body, "every 201 is the first answer");
+    }
+    let listed = app.get("/v1/items", &user.access).await.json();
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "one item");
+    println!("20 concurrent requests: {} created or replayed, {in_progress} in progress (409)", created.len());
 }

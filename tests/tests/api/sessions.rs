@@ -7,6 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use api_tests::gated::GatedHasher;
 use api_tests::records::Keys;
 use api_tests::{PASSWORD, SECRET, Session, TestApp, TestResponse};
 use axum::http::{Method, StatusCode};
@@ -118,57 +119,6 @@ async fn an_access_token_without_a_credential_version_is_refused() {
     let token =
         jsonwebtoken::encode(&header, &with_version, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
     assert_eq!(app.get("/v1/users/me", &token).await.status, StatusCode::OK);
-}
-
-/// A hasher whose first call of one kind (a verification, or a hash) waits at a gate once armed:
-/// it says when it got there, and goes on when released. Every other call goes straight on.
-#[derive(Debug)]
-struct GatedHasher {
-    inner: Arc<shared::auth::Argon2Hasher>,
-    gate_hash: bool,
-    gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
-}
-
-impl GatedHasher {
-    fn new(gate_hash: bool) -> Arc<Self> {
-        Arc::new(Self { inner: api_tests::fast_hasher(), gate_hash, gate: Mutex::new(None) })
-    }
-
-    /// Arms the gate: the receiver hears of the arrival, the sender releases.
-    fn arm(&self) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
-        let (arrived_tx, arrived) = oneshot::channel();
-        let (release, release_rx) = oneshot::channel();
-        *self.gate.lock().unwrap() = Some((arrived_tx, release_rx));
-        (arrived, release)
-    }
-
-    async fn wait_at_gate(&self) {
-        let gate = self.gate.lock().unwrap().take();
-        if let Some((arrived, release)) = gate {
-            let _ = arrived.send(());
-            let _ = release.await;
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl PasswordHasher for GatedHasher {
-    async fn hash(&self, password: SecretString) -> Result<String, ApiError> {
-        if self.gate_hash {
-            self.wait_at_gate().await;
-        }
-        self.inner.hash(password).await
-    }
-
-    async fn verify(&self, password: SecretString, hash: Option<String>) -> Result<bool, ApiError> {
-        // The verdict on the credentials as they were read, then the wait at the gate: the
-        // request goes on with a verified password that has meanwhile been replaced.
-        let verdict = self.inner.verify(password, hash).await;
-        if !self.gate_hash {
-            self.wait_at_gate().await;
-        }
-        verdict
-    }
 }
 
 trait Store: shared::repo::AllRepos + Keys + Sync {}

@@ -101,14 +101,15 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
     assert_eq!(users.status, StatusCode::OK);
     assert_eq!(users.json()["data"].as_array().unwrap().len(), 2);
 
-    // CORS: the configured origin may call, preflight included; another may not.
+    // CORS: the configured origin may call, preflight included (with an Idempotency-Key, whose
+    // replays a browser can tell); another may not.
     let preflight = http(
         Method::OPTIONS,
         &format!("{url}/v1/items"),
         &[
             ("origin", "http://localhost:5173"),
             ("access-control-request-method", "POST"),
-            ("access-control-request-headers", "authorization,content-type"),
+            ("access-control-request-headers", "authorization,content-type,idempotency-key"),
         ],
         "",
     )
@@ -116,6 +117,7 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
     assert_eq!(preflight.status, StatusCode::OK);
     assert_eq!(preflight.header("access-control-allow-origin"), Some("http://localhost:5173"));
     assert_eq!(preflight.header("access-control-allow-methods"), Some("GET,POST,PATCH,DELETE"));
+    assert!(preflight.header("access-control-allow-headers").unwrap().contains("idempotency-key"));
     assert!(preflight.header("x-request-id").is_some());
     let simple = http(
         Method::GET,
@@ -125,7 +127,8 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
     )
     .await;
     assert_eq!(simple.header("access-control-allow-origin"), Some("http://localhost:5173"));
-    assert!(simple.header("access-control-expose-headers").unwrap().contains("etag"));
+    let exposed = simple.header("access-control-expose-headers").unwrap();
+    assert!(exposed.contains("etag") && exposed.contains("idempotent-replayed"), "{exposed}");
     let foreign = http(
         Method::GET,
         &format!("{url}{location}"),

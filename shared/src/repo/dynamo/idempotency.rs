@@ -7,15 +7,15 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 
 use super::DynamoStore;
 use super::attrs::{Attrs, corrupt, get_micros, get_n, get_opt_s, get_s, key, n, s, ttl};
-use super::retry::{applied, sdk_error};
+use super::retry::{applied, build_error, sdk_error};
 use crate::repo::keys::{CALLER_IDEMPOTENCY_TYPE, IDEMPOTENCY, PK, SK, TTL};
 use crate::repo::{
-    Begin, Caller, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer,
+    Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer,
     RepoResult,
 };
 
@@ -47,6 +47,73 @@ fn record_from_item(item: &Attrs) -> RepoResult<IdempotencyRecord> {
 
 fn micros(t: &DateTime<Utc>) -> AttributeValue {
     n(t.timestamp_micros())
+}
+
+/// The update that completes a key with its answer, while the request still holds its lock:
+/// alone (`IdempotencyRepo::complete`) or in an operation's own transaction.
+struct CompletionWrite {
+    key: Attrs,
+    expression: String,
+    condition: &'static str,
+    names: HashMap<String, String>,
+    values: Attrs,
+}
+
+impl CompletionWrite {
+    fn of(completion: &Completion) -> Self {
+        let (pk, sk) = completion.key.location();
+        let answer = &completion.answer;
+        let mut sets = vec!["#state = :complete".to_owned(), "#status = :status".to_owned(), "#body = :body".to_owned()];
+        let mut values: Attrs = HashMap::from([
+            (":complete".to_owned(), s(COMPLETE)),
+            (":status".to_owned(), n(answer.status)),
+            (":body".to_owned(), AttributeValue::B(Blob::new(answer.body.clone()))),
+            (":in_progress".to_owned(), s(IN_PROGRESS)),
+            (":locked".to_owned(), micros(&completion.locked_until)),
+        ]);
+        let mut names: HashMap<String, String> = HashMap::from([
+            ("#state".to_owned(), "state".to_owned()),
+            ("#status".to_owned(), "status".to_owned()),
+            ("#body".to_owned(), "body".to_owned()),
+            ("#locked".to_owned(), "locked_until_us".to_owned()),
+        ]);
+        let headers = [
+            ("#location", ":location", "location", &answer.location),
+            ("#etag", ":etag", "etag", &answer.etag),
+            ("#content_type", ":content_type", "content_type", &answer.content_type),
+        ];
+        for (name, placeholder, attribute, value) in headers {
+            if let Some(value) = value {
+                sets.push(format!("{name} = {placeholder}"));
+                names.insert(name.to_owned(), attribute.to_owned());
+                values.insert(placeholder.to_owned(), s(value));
+            }
+        }
+        Self {
+            key: key(pk, &sk),
+            expression: format!("SET {} REMOVE #locked", sets.join(", ")),
+            condition: "#state = :in_progress AND #locked = :locked",
+            names,
+            values,
+        }
+    }
+}
+
+impl DynamoStore {
+    /// `completion` as an action of an operation's own transaction: the transaction is refused
+    /// by it when the request no longer holds its lock.
+    pub(super) fn completion_update(&self, completion: &Completion) -> RepoResult<Update> {
+        let write = CompletionWrite::of(completion);
+        Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(write.key))
+            .update_expression(write.expression)
+            .condition_expression(write.condition)
+            .set_expression_attribute_names(Some(write.names))
+            .set_expression_attribute_values(Some(write.values))
+            .build()
+            .map_err(build_error)
+    }
 }
 
 #[async_trait]
@@ -109,44 +176,16 @@ impl IdempotencyRepo for DynamoStore {
         locked_until: DateTime<Utc>,
         answer: &KeptAnswer,
     ) -> RepoResult<bool> {
-        let (pk, sk) = idem.location();
-        let mut sets = vec!["#state = :complete", "#status = :status", "#body = :body"];
-        let mut values: Attrs = HashMap::from([
-            (":complete".to_owned(), s(COMPLETE)),
-            (":status".to_owned(), n(answer.status)),
-            (":body".to_owned(), AttributeValue::B(Blob::new(answer.body.clone()))),
-            (":in_progress".to_owned(), s(IN_PROGRESS)),
-            (":locked".to_owned(), micros(&locked_until)),
-        ]);
-        let mut names: HashMap<String, String> = HashMap::from([
-            ("#state".to_owned(), "state".to_owned()),
-            ("#status".to_owned(), "status".to_owned()),
-            ("#body".to_owned(), "body".to_owned()),
-            ("#locked".to_owned(), "locked_until_us".to_owned()),
-        ]);
-        let headers = [
-            ("#location", ":location", "location", &answer.location),
-            ("#etag", ":etag", "etag", &answer.etag),
-            ("#content_type", ":content_type", "content_type", &answer.content_type),
-        ];
-        let mut header_sets = Vec::new();
-        for (name, placeholder, attribute, value) in headers {
-            if let Some(value) = value {
-                header_sets.push(format!("{name} = {placeholder}"));
-                names.insert(name.to_owned(), attribute.to_owned());
-                values.insert(placeholder.to_owned(), s(value));
-            }
-        }
-        sets.extend(header_sets.iter().map(String::as_str));
+        let write = CompletionWrite::of(&Completion { key: idem.clone(), locked_until, answer: answer.clone() });
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(pk, &sk)))
-            .update_expression(format!("SET {} REMOVE #locked", sets.join(", ")))
-            .condition_expression("#state = :in_progress AND #locked = :locked")
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
+            .set_key(Some(write.key))
+            .update_expression(write.expression)
+            .condition_expression(write.condition)
+            .set_expression_attribute_names(Some(write.names))
+            .set_expression_attribute_values(Some(write.values))
             .send()
             .await;
         applied("UpdateItem", result)

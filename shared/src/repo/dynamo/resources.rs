@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{Delete, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -16,7 +16,7 @@ use super::retry::{Resend, build_error, resend, sdk_error};
 use super::transact::Transaction;
 use crate::repo::keys::{OwnedKind, PK, POINTER_SK, SK, user_pk};
 use crate::repo::resources::{Fields, UPDATED_AT, VERSION};
-use crate::repo::{Conditional, Listing, RepoError, RepoResult, ResourceStore};
+use crate::repo::{Completion, Conditional, Listing, RepoError, RepoResult, ResourceStore, lock_passed};
 
 const NEW: Option<&str> = Some("attribute_not_exists(#pk)");
 
@@ -25,6 +25,7 @@ enum Step {
     OwnerExists,
     Record,
     Pointer,
+    Completion,
 }
 
 fn pointer(kind: OwnedKind, owner: Uuid, id: Uuid) -> Attrs {
@@ -44,6 +45,7 @@ impl ResourceStore for DynamoStore {
         owner: Uuid,
         id: Uuid,
         record: &Fields,
+        completion: Option<&Completion>,
     ) -> RepoResult<bool> {
         // Only while the owner exists: a record can never outlive its user's deletion.
         let owner_exists = self.user_exists(owner)?;
@@ -56,9 +58,13 @@ impl ResourceStore for DynamoStore {
         if kind.pointer {
             transaction = transaction.put(Step::Pointer, pointer(kind, owner, id), NEW)?;
         }
+        if let Some(completion) = completion {
+            transaction = transaction.update(Step::Completion, self.completion_update(completion)?);
+        }
         match self.commit(transaction).await? {
             Ok(()) => Ok(true),
             Err(refused) if refused.by(Step::OwnerExists) => Ok(false),
+            Err(refused) if refused.by(Step::Completion) => Err(lock_passed()),
             Err(_) => Err(RepoError::Internal(format!("{} id {id} is taken", kind.name))),
         }
     }
@@ -134,6 +140,44 @@ impl ResourceStore for DynamoStore {
                 }),
                 _ => Err(sdk_error("UpdateItem", err)),
             },
+        }
+    }
+
+    async fn replace_resource(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        id: Uuid,
+        record: &Fields,
+        expected_version: u64,
+        completion: Option<&Completion>,
+    ) -> RepoResult<Conditional<()>> {
+        let mut item = to_attrs(record);
+        item.insert(PK.to_owned(), s(user_pk(owner)));
+        item.insert(SK.to_owned(), s(kind.sk(id)));
+        item.insert("type".to_owned(), s(kind.name));
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(#pk) AND #version = :expected")
+            .expression_attribute_names("#pk", PK)
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_values(":expected", n(expected_version))
+            .build()
+            .map_err(build_error)?;
+        let mut transaction = Transaction::new(self).put_built(Step::Record, put);
+        if let Some(completion) = completion {
+            transaction = transaction.update(Step::Completion, self.completion_update(completion)?);
+        }
+        match self.commit(transaction).await? {
+            Ok(()) => Ok(Conditional::Done(())),
+            Err(refused) if refused.by(Step::Record) => {
+                Ok(match self.get_resource(kind, owner, id).await? {
+                    Some(_) => Conditional::VersionMismatch,
+                    None => Conditional::NotFound,
+                })
+            }
+            Err(_) => Err(lock_passed()),
         }
     }
 

@@ -23,7 +23,8 @@ use crate::repo::keys::{
     email_pk, user_pk, users_shard_pk,
 };
 use crate::repo::{
-    CreateUser, Listing, OutboxMail, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
+    Completion, CreateUser, Listing, OutboxMail, RepoError, RepoResult, UpdateUser, UserChanges, UserRecord,
+    UserRepo, lock_passed,
 };
 
 /// A user's record. `of_before`: also in `GSI1`, the users index of before, which copies every
@@ -112,6 +113,8 @@ enum Step {
     IndexOfBefore,
     /// A message to send, asked for by the change.
     Mail,
+    /// The request's idempotency answer, kept with the work.
+    Completion,
 }
 
 impl DynamoStore {
@@ -256,7 +259,12 @@ impl DynamoStore {
 
 #[async_trait]
 impl UserRepo for DynamoStore {
-    async fn create_user_with_mail(&self, user: &UserRecord, mail: &[OutboxMail]) -> RepoResult<CreateUser> {
+    async fn create_user_with(
+        &self,
+        user: &UserRecord,
+        mail: &[OutboxMail],
+        completion: Option<&Completion>,
+    ) -> RepoResult<CreateUser> {
         // Into GSI1, the users index of before, only while the listing still reads it: on the
         // condition, in the same transaction, that `0003_users_index` is not applied. Once it is,
         // no user is ever put there again (and `0004` has taken out those that were).
@@ -268,6 +276,9 @@ impl UserRepo for DynamoStore {
             for mail in mail {
                 transaction = transaction.put(Step::Mail, outbox_item(mail), None)?;
             }
+            if let Some(completion) = completion {
+                transaction = transaction.update(Step::Completion, self.completion_update(completion)?);
+            }
             if of_before {
                 transaction = transaction.check(Step::IndexOfBefore, self.users_index_not_ready()?);
             }
@@ -278,6 +289,7 @@ impl UserRepo for DynamoStore {
                     self.users_index_ready.store(true, Ordering::Relaxed);
                     of_before = false;
                 }
+                Err(refused) if refused.by(Step::Completion) => return Err(lock_passed()),
                 Err(_) => return Ok(CreateUser::EmailTaken),
             }
         }

@@ -3,15 +3,43 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{Entry, MemoryStore, key};
+use super::{Entry, MemoryStore, State, key};
 use crate::repo::{
-    Begin, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer, RepoResult,
+    Begin, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer,
+    RepoResult,
 };
 
 /// Whether `record` may be taken over at `now`: expired, or its lock passed.
 fn free(record: &IdempotencyRecord, now: DateTime<Utc>) -> bool {
     record.expires_at <= now
         || matches!(record.state, IdempotencyState::InProgress { locked_until } if locked_until <= now)
+}
+
+impl State {
+    /// Whether the request that took `idem` with `locked_until` still holds it.
+    fn holds(&self, idem: &IdempotencyKey, locked_until: DateTime<Utc>) -> bool {
+        let (pk, sk) = idem.location();
+        matches!(
+            self.get(&pk, &sk),
+            Some(Entry::Idempotency(record)) if record.state == IdempotencyState::InProgress { locked_until }
+        )
+    }
+
+    /// Whether `completion` may be written: checked with a write's other conditions, before the
+    /// write changes anything.
+    pub(super) fn may_complete(&self, completion: Option<&Completion>) -> bool {
+        completion.is_none_or(|c| self.holds(&c.key, c.locked_until))
+    }
+
+    /// Keeps the answer of `completion` (after [`State::may_complete`]), in the same lock as the
+    /// write it belongs to.
+    pub(super) fn complete(&mut self, completion: Option<&Completion>) {
+        let Some(c) = completion else { return };
+        let (pk, sk) = c.key.location();
+        if let Some(Entry::Idempotency(record)) = self.records.get_mut(&key(pk, sk)) {
+            record.state = IdempotencyState::Complete(c.answer.clone());
+        }
+    }
 }
 
 #[async_trait]
@@ -46,27 +74,19 @@ impl IdempotencyRepo for MemoryStore {
         locked_until: DateTime<Utc>,
         answer: &KeptAnswer,
     ) -> RepoResult<bool> {
-        let (pk, sk) = idem.location();
+        let completion = Completion { key: idem.clone(), locked_until, answer: answer.clone() };
         let mut s = self.lock();
-        match s.records.get_mut(&key(pk, sk)) {
-            Some(Entry::Idempotency(record))
-                if record.state == IdempotencyState::InProgress { locked_until } =>
-            {
-                record.state = IdempotencyState::Complete(answer.clone());
-                Ok(true)
-            }
-            _ => Ok(false),
+        if !s.may_complete(Some(&completion)) {
+            return Ok(false);
         }
+        s.complete(Some(&completion));
+        Ok(true)
     }
 
     async fn release(&self, idem: &IdempotencyKey, locked_until: DateTime<Utc>) -> RepoResult<()> {
-        let (pk, sk) = idem.location();
         let mut s = self.lock();
-        let held = matches!(
-            s.records.get(&key(pk.clone(), sk.clone())),
-            Some(Entry::Idempotency(record)) if record.state == IdempotencyState::InProgress { locked_until }
-        );
-        if held {
+        if s.holds(idem, locked_until) {
+            let (pk, sk) = idem.location();
             s.records.remove(&key(pk, sk));
         }
         Ok(())

@@ -7,10 +7,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::{Entry, MemoryStore, State, key};
-use crate::deps::format_timestamp;
 use crate::repo::keys::{OwnedKind, POINTER_SK, USER_SK, user_pk};
-use crate::repo::resources::{Fields, UPDATED_AT, VERSION};
-use crate::repo::{Conditional, Listing, RepoError, RepoResult, ResourceStore};
+use crate::repo::resources::{Fields, VERSION, changed};
+use crate::repo::{Completion, Conditional, Listing, RepoError, RepoResult, ResourceStore, lock_passed};
 
 impl State {
     fn resource(&self, kind: OwnedKind, owner: Uuid, id: Uuid) -> Option<&Fields> {
@@ -53,10 +52,14 @@ impl ResourceStore for MemoryStore {
         owner: Uuid,
         id: Uuid,
         record: &Fields,
+        completion: Option<&Completion>,
     ) -> RepoResult<bool> {
         let mut s = self.lock();
         if s.get(&user_pk(owner), USER_SK).is_none() {
             return Ok(false);
+        }
+        if !s.may_complete(completion) {
+            return Err(lock_passed());
         }
         let (record_key, pointer_key) = (key(user_pk(owner), kind.sk(id)), key(kind.sk(id), POINTER_SK));
         if s.records.contains_key(&record_key) || (kind.pointer && s.records.contains_key(&pointer_key)) {
@@ -66,6 +69,7 @@ impl ResourceStore for MemoryStore {
         if kind.pointer {
             s.records.insert(pointer_key, Entry::Pointer(owner));
         }
+        s.complete(completion);
         Ok(true)
     }
 
@@ -90,22 +94,34 @@ impl ResourceStore for MemoryStore {
         now: DateTime<Utc>,
     ) -> RepoResult<Conditional<Fields>> {
         let mut s = self.lock();
-        let mut fields = match s.resource_at(kind, owner, id, expected_version) {
+        let current = match s.resource_at(kind, owner, id, expected_version) {
             Ok(fields) => fields.clone(),
             Err(outcome) => return Ok(refused(outcome)),
         };
-        for (field, value) in changes {
-            if value.is_null() {
-                fields.remove(field);
-            } else {
-                fields.insert(field.clone(), value.clone());
-            }
-        }
-        let version = fields.get(VERSION).and_then(Value::as_u64).unwrap_or(0);
-        fields.insert(VERSION.to_owned(), Value::from(version + 1));
-        fields.insert(UPDATED_AT.to_owned(), Value::from(format_timestamp(&now)));
+        let fields = changed(current, changes, now);
         s.records.insert(key(user_pk(owner), kind.sk(id)), Entry::Resource(fields.clone()));
         Ok(Conditional::Done(fields))
+    }
+
+    async fn replace_resource(
+        &self,
+        kind: OwnedKind,
+        owner: Uuid,
+        id: Uuid,
+        record: &Fields,
+        expected_version: u64,
+        completion: Option<&Completion>,
+    ) -> RepoResult<Conditional<()>> {
+        let mut s = self.lock();
+        if let Err(outcome) = s.resource_at(kind, owner, id, Some(expected_version)) {
+            return Ok(outcome);
+        }
+        if !s.may_complete(completion) {
+            return Err(lock_passed());
+        }
+        s.records.insert(key(user_pk(owner), kind.sk(id)), Entry::Resource(record.clone()));
+        s.complete(completion);
+        Ok(Conditional::Done(()))
     }
 
     async fn delete_resource(

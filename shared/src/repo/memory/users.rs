@@ -10,7 +10,8 @@ use super::{Entry, MemoryStore, State, key};
 use crate::domain::Patch;
 use crate::repo::keys::{EMAIL_SK, USER_SK, email_pk, user_pk};
 use crate::repo::{
-    CreateUser, Listing, OutboxMail, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
+    Completion, CreateUser, Listing, OutboxMail, RepoResult, UpdateUser, UserChanges, UserRecord, UserRepo,
+    lock_passed,
 };
 
 impl State {
@@ -81,8 +82,16 @@ pub(super) fn apply_changes(
 
 #[async_trait]
 impl UserRepo for MemoryStore {
-    async fn create_user_with_mail(&self, user: &UserRecord, mail: &[OutboxMail]) -> RepoResult<CreateUser> {
+    async fn create_user_with(
+        &self,
+        user: &UserRecord,
+        mail: &[OutboxMail],
+        completion: Option<&Completion>,
+    ) -> RepoResult<CreateUser> {
         let mut s = self.lock();
+        if !s.may_complete(completion) {
+            return Err(lock_passed());
+        }
         let email_key = user.email.key();
         // Not while an account holds the address under a key of before v1.1 (Email::legacy_keys).
         let legacy_held = user.email.legacy_keys().iter().any(|k| s.reserved(k).is_some());
@@ -95,6 +104,7 @@ impl UserRepo for MemoryStore {
         for mail in mail {
             s.record_mail(mail);
         }
+        s.complete(completion);
         drop(s);
         if !mail.is_empty() {
             self.work_written.notify_one();
