@@ -27,6 +27,8 @@ pub const USER_EMAIL: &str = "user@example.com";
 pub const PROXY_PATH: &str = "swagger-ui.css";
 /// The version every fixture record has, so `If-Match: "1"` matches it.
 pub const FIXTURE_VERSION: u64 = 1;
+/// The `Idempotency-Key` of the events of operations that take one.
+pub const SAMPLE_IDEMPOTENCY_KEY: &str = "3f2a9c1e-sample-retry";
 
 /// The placeholder standing for a token of `email` in an event.
 pub fn access_token_placeholder(email: &str) -> String {
@@ -234,6 +236,10 @@ fn event(
                 }
                 (Some("header"), Some("If-Match")) => {
                     headers.insert("if-match", format!("\"{FIXTURE_VERSION}\""));
+                }
+                // A client's retry key, as one that retries safely sends it.
+                (Some("header"), Some("Idempotency-Key")) => {
+                    headers.insert("idempotency-key", SAMPLE_IDEMPOTENCY_KEY.to_owned());
                 }
                 _ => {}
             }

@@ -131,7 +131,15 @@ error_responses! {
 /// The error bodies and responses every function's part refers to.
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(components(
-    schemas(ErrorDetail, ValidationErrors, KeyedRequestError, FieldError, LocItem, OAuthError, OAuthErrorCode),
+    schemas(
+        ErrorDetail,
+        ValidationErrors,
+        KeyedRequestError,
+        FieldError,
+        LocItem,
+        OAuthError,
+        OAuthErrorCode
+    ),
     responses(
         BadRequest,
         OAuthBadRequest,

@@ -86,9 +86,19 @@ fn main() {
         let medians: Vec<f64> = samples.iter().map(|s| ms(median(s.clone()))).collect();
         println!("| `POST /v1/items` on {store} ({rounds} each, interleaved) | median | p95 |");
         println!("| --- | --- | --- |");
-        for (name, s) in ["without a key", "with a new key", "replayed (the same key again)"].iter().zip(&samples) {
-            println!("| {name} | {:.3} ms | {:.3} ms |", ms(median(s.clone())), ms(percentile(s.clone(), 0.95)));
+        for (name, s) in
+            ["without a key", "with a new key", "replayed (the same key again)"].iter().zip(&samples)
+        {
+            println!(
+                "| {name} | {:.3} ms | {:.3} ms |",
+                ms(median(s.clone())),
+                ms(percentile(s.clone(), 0.95))
+            );
         }
-        println!("| a key's cost, median | {:+.3} ms ({:+.0} %) | |", medians[1] - medians[0], (medians[1] / medians[0] - 1.0) * 100.0);
+        println!(
+            "| a key's cost, median | {:+.3} ms ({:+.0} %) | |",
+            medians[1] - medians[0],
+            (medians[1] / medians[0] - 1.0) * 100.0
+        );
     });
 }

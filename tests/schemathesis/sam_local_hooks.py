@@ -5,10 +5,12 @@ as UTF-8 (samcli/local/apigw/event_constructor.py), and answers its own 502 when
 any function runs. API Gateway's HTTP APIs hand such a body to the function base64-encoded, and the
 functions answer it with the contract's 4xx (the same run against the local server checks that).
 So under SAM, and only there, schemathesis does not send a body that is not valid UTF-8, nor a
-request whose method SAM does not route (below).
+request whose method SAM does not route (below). Nor, as every run, what own_session.py says.
 """
 
 import schemathesis
+
+from own_session import ends_own_session
 
 
 @schemathesis.hook
@@ -31,4 +33,4 @@ def filter_case(ctx, case):
     # API Gateway's ANY routes pass the request on, and the function answers the contract's 405
     # (the run against the local server checks that). Undeclared methods among SAM's seven are
     # still checked under SAM.
-    return case.method.upper() in SAM_METHODS
+    return case.method.upper() in SAM_METHODS and not ends_own_session(case)

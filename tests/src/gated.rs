@@ -60,4 +60,3 @@ impl PasswordHasher for GatedHasher {
         verdict
     }
 }
-

@@ -42,7 +42,7 @@ fn items<S: ResourceStore>(store: &S) -> ResourceRepo<'_, Item> {
 #[async_trait]
 impl<S: ResourceStore> ItemStore for S {
     async fn create_item(&self, item: &ItemRecord) -> RepoResult<bool> {
-        items(self).create(item).await
+        items(self).create(item, None).await
     }
 
     async fn get_item(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<ItemRecord>> {

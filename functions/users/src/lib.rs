@@ -6,20 +6,21 @@ pub mod schemas;
 
 use axum::Router;
 use axum::extract::{FromRequestParts, State};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::handler::Handler;
 use axum::middleware::from_fn_with_state;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 use secrecy::SecretString;
 use shared::domain::{Email, FullName, Password, Patch};
 use shared::openapi::{
-    Conflict, Forbidden, JsonBodyErrors, KeyedConflict, KeyedJsonBodyErrors, NotFound, SuperuserErrors, Unavailable, ValidationFailed,
+    Conflict, Forbidden, JsonBodyErrors, KeyedConflict, KeyedJsonBodyErrors, NotFound, SuperuserErrors,
+    Unavailable, ValidationFailed,
 };
 use shared::repo::{CreateUser, OutboxMail, UpdateUser, UserChanges, UserRecord};
-use shared::web::paging::page;
 use shared::web::idempotency::{self, IdempotencyKeyHeader, Pending};
+use shared::web::paging::page;
 use shared::web::{CurrentUser, Json, PageQuery, SuperUser, UserId};
 use shared::{ApiError, ApiResult, AppState};
 

@@ -24,7 +24,8 @@ mod users;
 use std::sync::Arc;
 
 pub use idempotency::{
-    Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer, lock_passed,
+    Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState,
+    KeptAnswer, lock_passed,
 };
 pub use mail::{MailKind, MailRepo, MailToken, OutboxMail, TokenPurpose};
 pub use migrations::{MigrationRecord, MigrationRepo};
@@ -84,26 +85,12 @@ pub enum Conditional<T> {
 /// what the tests' own store bounds start from. A repository added to [`Repos`] is added here,
 /// once.
 pub trait AllRepos:
-    UserRepo
-    + ResourceStore
-    + TokenRepo
-    + ThrottleRepo
-    + PurgeRepo
-    + MailRepo
-    + IdempotencyRepo
-    + 'static
+    UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + IdempotencyRepo + 'static
 {
 }
 
 impl<S> AllRepos for S where
-    S: UserRepo
-    + ResourceStore
-    + TokenRepo
-    + ThrottleRepo
-    + PurgeRepo
-    + MailRepo
-    + IdempotencyRepo
-    + 'static
+    S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + IdempotencyRepo + 'static
 {
 }
 

@@ -10,10 +10,10 @@ use uuid::Uuid;
 
 use super::auth::current_user;
 use super::extract::IfMatch;
+use super::idempotency::{self, Pending};
 use super::paging::{Page, ResourceQuery, page};
 use crate::auth::jwt::Subject;
 use crate::error::{ApiError, ApiResult};
-use super::idempotency::{self, Pending};
 use crate::repo::{Conditional, Record, Resource, ResourceRepo, UserRecord};
 use crate::state::AppState;
 
@@ -221,7 +221,8 @@ async fn update_keyed<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
 ) -> ApiResult<Response> {
     let records = state.repos.resources::<R>();
     for _ in 0..KEYED_UPDATE_ATTEMPTS {
-        let (current, stored) = records.get_stored(owner, id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
+        let (current, stored) =
+            records.get_stored(owner, id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
         if !if_match.matches(&etag(current.version)) {
             return Err(ApiError::PreconditionFailed);
         }

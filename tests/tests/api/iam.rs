@@ -348,7 +348,13 @@ async fn the_auth_function_is_granted_exactly_what_it_uses() {
 }
 
 /// A request with an `Idempotency-Key`.
-fn keyed(method: Method, path: &str, token: Option<&str>, key: &str, body: Value) -> axum::http::Request<axum::body::Body> {
+fn keyed(
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    key: &str,
+    body: Value,
+) -> axum::http::Request<axum::body::Body> {
     let mut request = axum::http::Request::builder()
         .method(method)
         .uri(path)

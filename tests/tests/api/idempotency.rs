@@ -235,7 +235,8 @@ async fn a_retried_signup_creates_one_account_and_another_password_is_another_pa
     // Key order does not matter; the password is checked against the account's argon2 hash.
     let reordered = json!({"full_name": "Once", "password": PASSWORD, "email": "once@example.com"});
     replayed(&signup_keyed(&app, "198.51.100.1", "s-1", &reordered).await, &first, "the retried signup");
-    let other = json!({"email": "once@example.com", "password": "another long password", "full_name": "Once"});
+    let other =
+        json!({"email": "once@example.com", "password": "another long password", "full_name": "Once"});
     let refused = signup_keyed(&app, "198.51.100.1", "s-1", &other).await;
     assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text());
     assert!(refused.detail().is_string());
@@ -292,6 +293,8 @@ async fn a_key_in_progress_is_a_409_until_its_lock_passes_and_a_late_request_wri
     assert_eq!(app.login("held@example.com", PASSWORD).await.status, StatusCode::OK);
 }
 
+// What the race came to is printed for the record (`--nocapture`).
+#[allow(clippy::print_stdout)]
 async fn twenty_concurrent_requests_with_one_key_create_one_item(backend: Backend) {
     let app = backend.app().await;
     let user = app.user().await;
@@ -306,12 +309,16 @@ async fn twenty_concurrent_requests_with_one_key_create_one_item(backend: Backen
     let created: Vec<&TestResponse> = answers.iter().filter(|a| a.status == StatusCode::CREATED).collect();
     let in_progress = answers.iter().filter(|a| a.status == StatusCode::CONFLICT).count();
     assert_eq!(created.len() + in_progress, 20, "every answer the original or a 409");
-    let first: Vec<&&TestResponse> = created.iter().filter(|a| a.header("idempotent-replayed").is_none()).collect();
+    let first: Vec<&&TestResponse> =
+        created.iter().filter(|a| a.header("idempotent-replayed").is_none()).collect();
     assert_eq!(first.len(), 1, "exactly one did the work");
     for replay in &created {
         assert_eq!(replay.body, first[0].body, "every 201 is the first answer");
     }
     let listed = app.get("/v1/items", &user.access).await.json();
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "one item");
-    println!("20 concurrent requests: {} created or replayed, {in_progress} in progress (409)", created.len());
+    println!(
+        "20 concurrent requests: {} created or replayed, {in_progress} in progress (409)",
+        created.len()
+    );
 }

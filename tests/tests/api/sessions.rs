@@ -5,7 +5,7 @@
 // Test bodies and their helpers: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use api_tests::gated::GatedHasher;
 use api_tests::records::Keys;
@@ -13,13 +13,9 @@ use api_tests::{PASSWORD, SECRET, Session, TestApp, TestResponse};
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use secrecy::SecretString;
 use serde_json::{Value, json};
-use shared::ApiError;
-use shared::auth::PasswordHasher;
 use shared::repo::Repos;
 use shared::repo::keys::user_pk;
-use tokio::sync::oneshot;
 
 fn oauth_error(response: &TestResponse) -> String {
     assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text());

@@ -76,16 +76,19 @@ pub async fn check(url: &str, email: &str, password: &str, host: Host) -> String
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261124".into());
 
     let bearer = format!("Bearer {token}");
+    let me = http(Method::GET, &format!("{url}/v1/users/me"), &[("authorization", &bearer)], "").await;
+    let own_id = me.json()["id"].as_str().unwrap().to_owned();
     let mut run = Command::new(st);
     run.current_dir(workspace())
         .args(["run", &format!("{url}/openapi.json"), "--checks", "all", "--max-examples", "100"])
         .args(["--phases", "examples,coverage,fuzzing,stateful", "--seed", &seed])
         .args(["--generation-database", "none", "--no-color", "--request-timeout", "30"])
         .args(["--header", &format!("Authorization: Bearer {token}")]);
-    if host == Host::SamLocal {
-        run.env("PYTHONPATH", workspace().join("tests/schemathesis"))
-            .env("SCHEMATHESIS_HOOKS", "sam_local_hooks");
-    }
+    // The run never ends its own session (tests/schemathesis/own_session.py).
+    let hooks = if host == Host::SamLocal { "sam_local_hooks" } else { "local_hooks" };
+    run.env("PYTHONPATH", workspace().join("tests/schemathesis"))
+        .env("SCHEMATHESIS_HOOKS", hooks)
+        .env("SCHEMATHESIS_OWN_USER_ID", &own_id);
     let Finished { status, stdout, stderr } = finish(run).await;
     let summary = stdout.lines().find(|l| l.contains(" generated, ")).unwrap_or("(no summary line)").trim();
     assert!(status.success(), "schemathesis failed ({status}):\n{stdout}\n{stderr}");

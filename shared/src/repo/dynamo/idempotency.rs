@@ -15,8 +15,8 @@ use super::attrs::{Attrs, corrupt, get_micros, get_n, get_opt_s, get_s, key, n, 
 use super::retry::{applied, build_error, sdk_error};
 use crate::repo::keys::{CALLER_IDEMPOTENCY_TYPE, IDEMPOTENCY, PK, SK, TTL};
 use crate::repo::{
-    Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState, KeptAnswer,
-    RepoResult,
+    Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState,
+    KeptAnswer, RepoResult,
 };
 
 const IN_PROGRESS: &str = "in_progress";
@@ -63,7 +63,8 @@ impl CompletionWrite {
     fn of(completion: &Completion) -> Self {
         let (pk, sk) = completion.key.location();
         let answer = &completion.answer;
-        let mut sets = vec!["#state = :complete".to_owned(), "#status = :status".to_owned(), "#body = :body".to_owned()];
+        let mut sets =
+            vec!["#state = :complete".to_owned(), "#status = :status".to_owned(), "#body = :body".to_owned()];
         let mut values: Attrs = HashMap::from([
             (":complete".to_owned(), s(COMPLETE)),
             (":status".to_owned(), n(answer.status)),
@@ -99,21 +100,19 @@ impl CompletionWrite {
     }
 }
 
-impl DynamoStore {
-    /// `completion` as an action of an operation's own transaction: the transaction is refused
-    /// by it when the request no longer holds its lock.
-    pub(super) fn completion_update(&self, completion: &Completion) -> RepoResult<Update> {
-        let write = CompletionWrite::of(completion);
-        Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(write.key))
-            .update_expression(write.expression)
-            .condition_expression(write.condition)
-            .set_expression_attribute_names(Some(write.names))
-            .set_expression_attribute_values(Some(write.values))
-            .build()
-            .map_err(build_error)
-    }
+/// `completion` as an action of an operation's own transaction (`Transaction::complete`): the
+/// transaction is refused by it when the request no longer holds its lock.
+pub(super) fn completion_update(table: &str, completion: &Completion) -> RepoResult<Update> {
+    let write = CompletionWrite::of(completion);
+    Update::builder()
+        .table_name(table)
+        .set_key(Some(write.key))
+        .update_expression(write.expression)
+        .condition_expression(write.condition)
+        .set_expression_attribute_names(Some(write.names))
+        .set_expression_attribute_values(Some(write.values))
+        .build()
+        .map_err(build_error)
 }
 
 #[async_trait]
@@ -176,7 +175,8 @@ impl IdempotencyRepo for DynamoStore {
         locked_until: DateTime<Utc>,
         answer: &KeptAnswer,
     ) -> RepoResult<bool> {
-        let write = CompletionWrite::of(&Completion { key: idem.clone(), locked_until, answer: answer.clone() });
+        let write =
+            CompletionWrite::of(&Completion { key: idem.clone(), locked_until, answer: answer.clone() });
         let result = self
             .client
             .update_item()

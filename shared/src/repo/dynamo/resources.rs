@@ -58,10 +58,7 @@ impl ResourceStore for DynamoStore {
         if kind.pointer {
             transaction = transaction.put(Step::Pointer, pointer(kind, owner, id), NEW)?;
         }
-        if let Some(completion) = completion {
-            transaction = transaction.update(Step::Completion, self.completion_update(completion)?);
-        }
-        match self.commit(transaction).await? {
+        match self.commit(transaction.complete(Step::Completion, completion)?).await? {
             Ok(()) => Ok(true),
             Err(refused) if refused.by(Step::OwnerExists) => Ok(false),
             Err(refused) if refused.by(Step::Completion) => Err(lock_passed()),
@@ -165,10 +162,8 @@ impl ResourceStore for DynamoStore {
             .expression_attribute_values(":expected", n(expected_version))
             .build()
             .map_err(build_error)?;
-        let mut transaction = Transaction::new(self).put_built(Step::Record, put);
-        if let Some(completion) = completion {
-            transaction = transaction.update(Step::Completion, self.completion_update(completion)?);
-        }
+        let transaction =
+            Transaction::new(self).put_built(Step::Record, put).complete(Step::Completion, completion)?;
         match self.commit(transaction).await? {
             Ok(()) => Ok(Conditional::Done(())),
             Err(refused) if refused.by(Step::Record) => {

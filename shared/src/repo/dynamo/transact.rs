@@ -11,9 +11,10 @@ use uuid::Uuid;
 
 use super::DynamoStore;
 use super::attrs::Attrs;
+use super::idempotency::completion_update;
 use super::retry::{ATTEMPTS, TRANSIENT_CANCELLATIONS, backoff, build_error, sdk_error};
 use crate::repo::keys::PK;
-use crate::repo::{RepoError, RepoResult};
+use crate::repo::{Completion, RepoError, RepoResult};
 
 /// The actions of one transaction, each with its label.
 #[derive(Debug)]
@@ -74,6 +75,14 @@ impl<'a, L: Copy + PartialEq + std::fmt::Debug> Transaction<'a, L> {
     pub(super) fn check(mut self, label: L, check: ConditionCheck) -> Self {
         self.actions.push((label, TransactWriteItem::builder().condition_check(check).build()));
         self
+    }
+
+    /// The request's idempotency answer, if it has one, kept with the work: refused, and with it
+    /// the whole transaction, when the request no longer holds its key's lock.
+    pub(super) fn complete(self, label: L, completion: Option<&Completion>) -> RepoResult<Self> {
+        let Some(completion) = completion else { return Ok(self) };
+        let update = completion_update(self.table, completion)?;
+        Ok(self.update(label, update))
     }
 }
 

@@ -1,7 +1,6 @@
-//! Users in DynamoDB: the user record in its own partition (and in `GSI2`, and `GSI1` of
-//! before, for the listing), and
-//! the email reservation that makes an address unique, moved and released in the same
-//! transactions as the user.
+//! Users in DynamoDB: the user record in its own partition (and in `GSI2`, and `GSI1` of before,
+//! for the listing), and the email reservation that makes an address unique, moved and released
+//! in the same transactions as the user.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -272,12 +271,10 @@ impl UserRepo for DynamoStore {
         for _ in 0..2 {
             let mut transaction = Transaction::new(self)
                 .put(Step::User, user_to_item(user, of_before), NEW)?
-                .put(Step::NewReservation, reservation(&user.email.key(), user.id), NEW)?;
+                .put(Step::NewReservation, reservation(&user.email.key(), user.id), NEW)?
+                .complete(Step::Completion, completion)?;
             for mail in mail {
                 transaction = transaction.put(Step::Mail, outbox_item(mail), None)?;
-            }
-            if let Some(completion) = completion {
-                transaction = transaction.update(Step::Completion, self.completion_update(completion)?);
             }
             if of_before {
                 transaction = transaction.check(Step::IndexOfBefore, self.users_index_not_ready()?);
