@@ -55,7 +55,8 @@ pub fn router(state: AppState) -> Router {
     responses(
         (status = 201, description = "Created", body = ItemResponse, headers(
             ("Location" = String, description = "The new item's URL"),
-            ("ETag" = String, description = "The item's version in quotes: `\"1\"`"))),
+            ("ETag" = String, description = "The item's version in quotes: `\"1\"`"),
+            ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer to an earlier request with the same `Idempotency-Key`"))),
         ProtectedErrors,
         (status = 409, response = KeyInProgress),
         KeyedJsonBodyErrors,
@@ -113,7 +114,8 @@ async fn read_item(
     params(ItemId, IfMatch, IdempotencyKeyHeader),
     request_body(content = ItemUpdate, example = json!({"title": "Groceries for the week"})),
     responses(
-        (status = 200, description = "The item, updated", body = ItemResponse, headers(("ETag" = String, description = "The item's version in quotes: `\"3\"`"))),
+        (status = 200, description = "The item, updated", body = ItemResponse, headers(("ETag" = String, description = "The item's version in quotes: `\"3\"`"),
+            ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer to an earlier request with the same `Idempotency-Key`"))),
         ProtectedErrors,
         (status = 404, response = NotFound),
         (status = 409, response = KeyInProgress),

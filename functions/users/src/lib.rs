@@ -147,7 +147,8 @@ fn created(user: &UserRecord) -> Response {
     request_body(content = UserRegister, example = json!({"email": "new@example.com", "password": "correct horse battery", "full_name": "New User"})),
     responses(
         (status = 201, description = "Created", body = UserResponse,
-            headers(("Location" = String, description = "The new user's URL"))),
+            headers(("Location" = String, description = "The new user's URL"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer to an earlier request with the same `Idempotency-Key`"))),
         (status = 403, response = Forbidden),
         (status = 409, response = KeyedConflict),
         KeyedJsonBodyErrors,
@@ -244,7 +245,8 @@ async fn list_users(
     request_body(content = UserCreate, example = json!({"email": "created@example.com", "password": "correct horse battery", "full_name": "Created By Admin", "is_superuser": false})),
     responses(
         (status = 201, description = "Created", body = UserResponse,
-            headers(("Location" = String, description = "The new user's URL"))),
+            headers(("Location" = String, description = "The new user's URL"),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the kept answer to an earlier request with the same `Idempotency-Key`"))),
         SuperuserErrors,
         (status = 409, response = KeyedConflict),
         KeyedJsonBodyErrors,

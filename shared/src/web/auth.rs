@@ -14,6 +14,11 @@ use crate::state::AppState;
 #[derive(Debug, Clone)]
 pub struct CurrentUser(pub UserRecord);
 
+/// The caller, already loaded and checked by a layer before the handler (the idempotency
+/// layer): [`CurrentUser`] takes it instead of reading the user again.
+#[derive(Debug, Clone)]
+pub(crate) struct Authenticated(pub(crate) UserRecord);
+
 /// A current user who is a superuser; anyone else gets 403.
 #[derive(Debug, Clone)]
 pub struct SuperUser(pub UserRecord);
@@ -68,6 +73,9 @@ impl FromRequestParts<AppState> for CurrentUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(Authenticated(user)) = parts.extensions.get::<Authenticated>() {
+            return Ok(Self(user.clone()));
+        }
         let TokenSubject(subject) = TokenSubject::from_request_parts(parts, state).await?;
         current_user(&subject, state.repos.users.get_user(subject.user_id).await).map(Self)
     }

@@ -6,6 +6,7 @@
 
 pub mod address;
 pub mod auth;
+pub mod deadline;
 pub mod extract;
 pub mod idempotency;
 pub mod paging;

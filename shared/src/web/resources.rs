@@ -207,9 +207,9 @@ pub async fn update<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
 /// write changed it between its read and its write.
 const KEYED_UPDATE_ATTEMPTS: usize = 3;
 
-/// An update with an idempotency key: the record is read, changed in code and written back only
-/// while it is still at the version read, so its answer is known before the write and is kept in
-/// the same transaction. Without `If-Match`, a record that another write changed meanwhile is
+/// An update with an idempotency key: the record is read, and the change applied only while it
+/// is still at the version read, so its answer is known before the write ([`ResourceRepo::after`],
+/// what every store applies) and is kept in the same transaction. Without `If-Match`, a record that another write changed meanwhile is
 /// read again, as the unkeyed update (one atomic `ADD`) would apply the changes over it.
 async fn update_keyed<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
     state: &AppState,
@@ -221,14 +221,14 @@ async fn update_keyed<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
 ) -> ApiResult<Response> {
     let records = state.repos.resources::<R>();
     for _ in 0..KEYED_UPDATE_ATTEMPTS {
-        let (current, stored) =
-            records.get_stored(owner, id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
+        let current = records.get(owner, id).await?.ok_or(ApiError::NotFound(R::NOT_FOUND))?;
         if !if_match.matches(&etag(current.version)) {
             return Err(ApiError::PreconditionFailed);
         }
-        let (next, fields) = ResourceRepo::<R>::after(stored, changes, state.clock.now())?;
+        let now = state.clock.now();
+        let next = ResourceRepo::<R>::after(&current, changes, now)?;
         let (response, completion) = pending.completion(respond::<R, T>(StatusCode::OK, &next)).await;
-        match records.replace(owner, id, &fields, current.version, completion.as_ref()).await? {
+        match records.update_at(owner, id, changes, current.version, now, completion.as_ref()).await? {
             Conditional::Done(()) => {
                 idempotency::answer_kept(Some(pending), completion.as_ref());
                 return Ok(response);
@@ -238,7 +238,8 @@ async fn update_keyed<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
             Conditional::VersionMismatch => return Err(ApiError::PreconditionFailed),
         }
     }
-    Err(ApiError::Conflict(format!("{} changed while this request ran: repeat it", R::KIND.name)))
+    // Never a kept answer: a 503 frees the key, and the retry reads the record afresh.
+    Err(ApiError::Unavailable(format!("{} kept changing while a keyed update ran", R::KIND.name)))
 }
 
 /// Deletes the record `id`, if `If-Match` allows.

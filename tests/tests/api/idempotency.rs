@@ -55,6 +55,11 @@ on_both_stores!(
     a_superusers_retried_create_creates_one_user,
     a_key_in_progress_is_a_409_until_its_lock_passes_and_a_late_request_writes_nothing,
     twenty_concurrent_requests_with_one_key_create_one_item,
+    a_retry_without_its_password_or_with_wrong_ones_is_never_the_first_answer,
+    a_token_that_no_longer_holds_gets_no_replay,
+    two_keys_in_one_request_and_a_signup_from_nowhere_take_no_key,
+    an_answer_too_large_to_keep_is_given_and_not_kept,
+    a_handler_that_panics_frees_its_key,
 );
 
 /// A signup with `key`, from the source address `source_ip`.
@@ -321,4 +326,133 @@ async fn twenty_concurrent_requests_with_one_key_create_one_item(backend: Backen
         "20 concurrent requests: {} created or replayed, {in_progress} in progress (409)",
         created.len()
     );
+}
+
+async fn a_retry_without_its_password_or_with_wrong_ones_is_never_the_first_answer(backend: Backend) {
+    let app = backend.app().await;
+    let body = json!({"email": "pw@example.com", "password": PASSWORD, "full_name": "Pw"});
+    let first = signup_keyed(&app, "198.51.100.3", "w-1", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // Without a password, or with one that is not a string: no key is taken, and the route
+    // answers the body as it would without one.
+    for body in [
+        json!({"email": "pw@example.com", "full_name": "Pw"}),
+        json!({"email": "pw@example.com", "password": 12345678, "full_name": "Pw"}),
+    ] {
+        let refused = signup_keyed(&app, "198.51.100.3", "w-1", &body).await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", refused.text());
+        assert_eq!(refused.header("idempotent-replayed"), None);
+        assert!(
+            refused.validation_errors().iter().any(|(loc, _)| loc[1] == "password"),
+            "{}",
+            refused.text()
+        );
+    }
+    // Wrong passwords are password checks, throttled as logins are: 5, then 429.
+    let wrong = json!({"email": "pw@example.com", "password": "not the password at all", "full_name": "Pw"});
+    for n in 0..5 {
+        let another = signup_keyed(&app, "198.51.100.3", "w-1", &wrong).await;
+        assert_eq!(another.status, StatusCode::UNPROCESSABLE_ENTITY, "wrong password {n}");
+    }
+    let throttled = signup_keyed(&app, "198.51.100.3", "w-1", &wrong).await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.text());
+    assert!(throttled.header("retry-after").is_some());
+}
+
+async fn a_token_that_no_longer_holds_gets_no_replay(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    let body = json!({"title": "mine"});
+    let first = keyed(&app, Method::POST, "/v1/items", &user.access, "t-1", body.clone()).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    // The password changes: every session of before ends, and with it any replay to it.
+    let change = json!({"current_password": PASSWORD, "new_password": "a brand new passphrase"});
+    let changed = app.json(Method::PATCH, "/v1/users/me/password", Some(&user.access), change).await;
+    assert_eq!(changed.status, StatusCode::NO_CONTENT);
+    let stale = keyed(&app, Method::POST, "/v1/items", &user.access, "t-1", body.clone()).await;
+    assert_eq!((stale.status, stale.header("idempotent-replayed")), (StatusCode::UNAUTHORIZED, None));
+    // The check runs after authentication: a malformed key with a refused token is the 401.
+    let both = keyed(&app, Method::POST, "/v1/items", &user.access, "", body.clone()).await;
+    assert_eq!(both.status, StatusCode::UNAUTHORIZED);
+    // A new session of the same user replays.
+    let fresh = app.token_of(user.id).await;
+    let again = keyed(&app, Method::POST, "/v1/items", &fresh, "t-1", body).await;
+    replayed(&again, &first, "a new session");
+}
+
+async fn two_keys_in_one_request_and_a_signup_from_nowhere_take_no_key(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    let two = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/items")
+        .header(header::AUTHORIZATION, format!("Bearer {}", user.access))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("idempotency-key", "a")
+        .header("idempotency-key", "b")
+        .body(Body::from(json!({"title": "t"}).to_string()))
+        .unwrap();
+    let refused = app.send(two).await;
+    assert_eq!(refused.validation_errors()[0].0, json!(["header", "idempotency-key"]));
+    // A signup whose source address is unknown shares that bucket with everyone's: no key.
+    let body = json!({"email": "nowhere@example.com", "password": PASSWORD});
+    let first = signup_keyed(&app, "not an address", "n-1", &body).await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    let second = signup_keyed(&app, "not an address", "n-1", &body).await;
+    assert_eq!((second.status, second.header("idempotent-replayed")), (StatusCode::CONFLICT, None));
+}
+
+async fn an_answer_too_large_to_keep_is_given_and_not_kept(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    // Thousands of unknown fields: each is a validation error, and the answer is over 350 KB.
+    let mut fields = serde_json::Map::new();
+    fields.insert("title".into(), json!("t"));
+    for n in 0..7000u32 {
+        // Short names, in base 36, so that the body stays under 64 KiB.
+        let name: String =
+            [n / 1296, n / 36 % 36, n % 36].iter().map(|d| char::from_digit(*d, 36).unwrap()).collect();
+        fields.insert(format!("_{name}"), json!(0));
+    }
+    let body = Value::Object(fields);
+    assert!(body.to_string().len() < 65_536);
+    let first = keyed(&app, Method::POST, "/v1/items", &user.access, "big", body.clone()).await;
+    assert_eq!(first.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(first.body.len() > shared::web::idempotency::MAX_KEPT_BYTES, "{} bytes", first.body.len());
+    let again = keyed(&app, Method::POST, "/v1/items", &user.access, "big", body).await;
+    assert_eq!((again.status, again.header("idempotent-replayed")), (StatusCode::UNPROCESSABLE_ENTITY, None));
+}
+
+async fn a_handler_that_panics_frees_its_key(backend: Backend) {
+    use axum::handler::Handler;
+    let app = backend.app().await;
+    let user = app.user().await;
+    async fn panics() -> StatusCode {
+        panic!("a bug in a handler")
+    }
+    let state = app.state.clone();
+    let keyed_layer = axum::middleware::from_fn_with_state(state.clone(), shared::web::idempotency::keyed);
+    let router = shared::web::finish(
+        axum::Router::new().route("/v1/items", axum::routing::post(panics.layer(keyed_layer))),
+        state,
+    );
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/items")
+        .header(header::AUTHORIZATION, format!("Bearer {}", user.access))
+        .header("idempotency-key", "boom")
+        .body(Body::empty())
+        .unwrap();
+    let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let key = IdempotencyKey {
+        caller: Caller::User(user.id),
+        method: "POST".into(),
+        path: "/v1/items".into(),
+        key: "boom".into(),
+    };
+    let now = shared::deps::Clock::now(app.clock.as_ref());
+    let (lock, expiry) = (now + chrono::Duration::seconds(30), now + chrono::Duration::hours(1));
+    let probe = app.state.repos.idempotency.begin(&key, "probe", lock, expiry, now).await.unwrap();
+    assert_eq!(probe, Begin::Started, "the panic freed the key");
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{Delete, ReturnValue, ReturnValuesOnConditionCheckFailure, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -35,6 +35,48 @@ fn pointer(kind: OwnedKind, owner: Uuid, id: Uuid) -> Attrs {
         ("type".to_owned(), s(kind.pointer_type())),
         ("owner_id".to_owned(), s(owner.to_string())),
     ])
+}
+
+/// A change set as an update expression: each field set or (`null`) removed, `updated_at` set,
+/// `version` bumped by one; on the condition that the record exists and, with an expected
+/// version, is at it. The same for an UpdateItem and for a transaction's Update.
+struct Change {
+    expression: String,
+    condition: String,
+    names: HashMap<String, String>,
+    values: Attrs,
+}
+
+impl Change {
+    fn of(changes: &Fields, expected_version: Option<u64>, now: DateTime<Utc>) -> Self {
+        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
+        let mut removes = vec![];
+        let mut names = HashMap::from([
+            ("#pk".to_owned(), PK.to_owned()),
+            ("#version".to_owned(), VERSION.to_owned()),
+            ("#updated_at".to_owned(), UPDATED_AT.to_owned()),
+        ]);
+        let mut values = HashMap::from([(":one".to_owned(), n(1)), (":updated_at".to_owned(), time(&now))]);
+        for (i, (field, value)) in changes.iter().enumerate() {
+            names.insert(format!("#f{i}"), field.clone());
+            if value.is_null() {
+                removes.push(format!("#f{i}"));
+            } else {
+                sets.push(format!("#f{i} = :f{i}"));
+                values.insert(format!(":f{i}"), to_attribute(value));
+            }
+        }
+        let mut condition = "attribute_exists(#pk)".to_owned();
+        if let Some(v) = expected_version {
+            condition.push_str(" AND #version = :expected");
+            values.insert(":expected".to_owned(), n(v));
+        }
+        let mut expression = format!("SET {} ADD #version :one", sets.join(", "));
+        if !removes.is_empty() {
+            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
+        }
+        Self { expression, condition, names, values }
+    }
 }
 
 #[async_trait]
@@ -85,40 +127,17 @@ impl ResourceStore for DynamoStore {
     ) -> RepoResult<Conditional<Fields>> {
         // One UpdateItem: `ADD version 1` is atomic, so blind concurrent updates never lose a
         // write and each bumps the version by exactly one; If-Match adds a condition on it.
-        let mut sets = vec!["#updated_at = :updated_at".to_owned()];
-        let mut removes = vec![];
-        let mut request = self
+        let change = Change::of(changes, expected_version, now);
+        let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .key(PK, s(user_pk(owner)))
             .key(SK, s(kind.sk(id)))
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#version", VERSION)
-            .expression_attribute_names("#updated_at", UPDATED_AT)
-            .expression_attribute_values(":one", n(1))
-            .expression_attribute_values(":updated_at", time(&now));
-        for (i, (field, value)) in changes.iter().enumerate() {
-            request = request.expression_attribute_names(format!("#f{i}"), field);
-            if value.is_null() {
-                removes.push(format!("#f{i}"));
-            } else {
-                sets.push(format!("#f{i} = :f{i}"));
-                request = request.expression_attribute_values(format!(":f{i}"), to_attribute(value));
-            }
-        }
-        let mut condition = "attribute_exists(#pk)".to_owned();
-        if let Some(v) = expected_version {
-            condition.push_str(" AND #version = :expected");
-            request = request.expression_attribute_values(":expected", n(v));
-        }
-        let mut expression = format!("SET {} ADD #version :one", sets.join(", "));
-        if !removes.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removes.join(", ")));
-        }
-        let result = request
-            .update_expression(expression)
-            .condition_expression(condition)
+            .update_expression(change.expression)
+            .condition_expression(change.condition)
+            .set_expression_attribute_names(Some(change.names))
+            .set_expression_attribute_values(Some(change.values))
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .customize()
@@ -140,30 +159,29 @@ impl ResourceStore for DynamoStore {
         }
     }
 
-    async fn replace_resource(
+    async fn update_resource_at(
         &self,
         kind: OwnedKind,
         owner: Uuid,
         id: Uuid,
-        record: &Fields,
+        changes: &Fields,
         expected_version: u64,
+        now: DateTime<Utc>,
         completion: Option<&Completion>,
     ) -> RepoResult<Conditional<()>> {
-        let mut item = to_attrs(record);
-        item.insert(PK.to_owned(), s(user_pk(owner)));
-        item.insert(SK.to_owned(), s(kind.sk(id)));
-        item.insert("type".to_owned(), s(kind.name));
-        let put = Put::builder()
+        // The unkeyed update's own expression, on its version, in a transaction with the answer.
+        let change = Change::of(changes, Some(expected_version), now);
+        let update = Update::builder()
             .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_exists(#pk) AND #version = :expected")
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_names("#version", VERSION)
-            .expression_attribute_values(":expected", n(expected_version))
+            .set_key(Some(key(user_pk(owner), &kind.sk(id))))
+            .update_expression(change.expression)
+            .condition_expression(change.condition)
+            .set_expression_attribute_names(Some(change.names))
+            .set_expression_attribute_values(Some(change.values))
             .build()
             .map_err(build_error)?;
         let transaction =
-            Transaction::new(self).put_built(Step::Record, put).complete(Step::Completion, completion)?;
+            Transaction::new(self).update(Step::Record, update).complete(Step::Completion, completion)?;
         match self.commit(transaction).await? {
             Ok(()) => Ok(Conditional::Done(())),
             Err(refused) if refused.by(Step::Record) => {

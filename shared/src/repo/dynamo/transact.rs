@@ -55,12 +55,6 @@ impl<'a, L: Copy + PartialEq + std::fmt::Debug> Transaction<'a, L> {
         Ok(self)
     }
 
-    /// A put built by the caller, with a condition of its own.
-    pub(super) fn put_built(mut self, label: L, put: Put) -> Self {
-        self.actions.push((label, TransactWriteItem::builder().put(put).build()));
-        self
-    }
-
     /// An update, a delete or a condition check, built by the caller.
     pub(super) fn update(mut self, label: L, update: Update) -> Self {
         self.actions.push((label, TransactWriteItem::builder().update(update).build()));

@@ -103,23 +103,25 @@ impl ResourceStore for MemoryStore {
         Ok(Conditional::Done(fields))
     }
 
-    async fn replace_resource(
+    async fn update_resource_at(
         &self,
         kind: OwnedKind,
         owner: Uuid,
         id: Uuid,
-        record: &Fields,
+        changes: &Fields,
         expected_version: u64,
+        now: DateTime<Utc>,
         completion: Option<&Completion>,
     ) -> RepoResult<Conditional<()>> {
         let mut s = self.lock();
-        if let Err(outcome) = s.resource_at(kind, owner, id, Some(expected_version)) {
-            return Ok(outcome);
-        }
+        let current = match s.resource_at(kind, owner, id, Some(expected_version)) {
+            Ok(fields) => fields.clone(),
+            Err(outcome) => return Ok(outcome),
+        };
         if !s.may_complete(completion) {
             return Err(lock_passed());
         }
-        s.records.insert(key(user_pk(owner), kind.sk(id)), Entry::Resource(record.clone()));
+        s.records.insert(key(user_pk(owner), kind.sk(id)), Entry::Resource(changed(current, changes, now)));
         s.complete(completion);
         Ok(Conditional::Done(()))
     }

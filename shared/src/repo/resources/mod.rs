@@ -88,17 +88,19 @@ pub trait ResourceStore: Send + Sync + std::fmt::Debug {
         expected_version: Option<u64>,
         now: DateTime<Utc>,
     ) -> RepoResult<Conditional<Fields>>;
-    /// Writes `record` (the record as read at `expected_version`, changed and with the version
-    /// after it) in place of the stored one, only while that is still at `expected_version`, with
-    /// the request's idempotency `completion` in the same write. What an update with an
-    /// idempotency key does: its answer is known, and kept, before it commits.
-    async fn replace_resource(
+    /// As [`ResourceStore::update_resource`], only while the record is at `expected_version`,
+    /// with the request's idempotency `completion` in the same write. What an update with an
+    /// idempotency key does: having read the record, its answer is known before it commits
+    /// ([`changed`]), and is kept with it.
+    #[allow(clippy::too_many_arguments)]
+    async fn update_resource_at(
         &self,
         kind: OwnedKind,
         owner: Uuid,
         id: Uuid,
-        record: &Fields,
+        changes: &Fields,
         expected_version: u64,
+        now: DateTime<Utc>,
         completion: Option<&Completion>,
     ) -> RepoResult<Conditional<()>>;
     async fn delete_resource(
@@ -169,39 +171,29 @@ impl<'a, R: Resource> ResourceRepo<'a, R> {
         self.store.create_resource(kind, record.owner_id, record.id, &fields, completion).await
     }
 
-    /// The record as [`ResourceRepo::get`] reads it, and as it is stored: every attribute, those
-    /// `R` does not declare (yet, or any more) included, so that a replacement keeps them.
-    pub async fn get_stored(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<(Record<R>, Fields)>> {
-        let Some(stored) = self.store.get_resource(Self::kind()?, owner, id).await? else { return Ok(None) };
-        Ok(Some((from_fields(stored.clone())?, stored)))
-    }
-
-    /// `changes` applied at `now` to `stored` (a record as [`ResourceRepo::get_stored`] read
-    /// it): the record an update leaves, and its stored form for [`ResourceRepo::replace`].
-    pub fn after(
-        stored: Fields,
-        changes: &R::Changes,
-        now: DateTime<Utc>,
-    ) -> RepoResult<(Record<R>, Fields)> {
+    /// The record `current` (as read at its version) after `changes` at `now`: what
+    /// [`ResourceRepo::update_at`] writes, known before it does.
+    pub fn after(current: &Record<R>, changes: &R::Changes, now: DateTime<Utc>) -> RepoResult<Record<R>> {
         let changes = to_fields(changes)?;
         Self::check_names(&changes)?;
-        let next = changed(stored, &changes, now);
-        Ok((from_fields(next.clone())?, next))
+        from_fields(changed(to_fields(current)?, &changes, now))
     }
 
-    /// Writes `next` (from [`ResourceRepo::after`]) in place of the record, only while that is
-    /// still at `expected_version`, with the request's idempotency `completion` in the same write.
-    /// What an update with an idempotency key does: its answer is known before it commits, and
-    /// is kept with it.
-    pub async fn replace(
+    /// Applies `changes` only while the record is at `expected_version`, with the request's
+    /// idempotency `completion` in the same write.
+    pub async fn update_at(
         &self,
         owner: Uuid,
         id: Uuid,
-        next: &Fields,
+        changes: &R::Changes,
         expected_version: u64,
+        now: DateTime<Utc>,
         completion: Option<&Completion>,
     ) -> RepoResult<Conditional<()>> {
-        self.store.replace_resource(Self::kind()?, owner, id, next, expected_version, completion).await
+        let kind = Self::kind()?;
+        let changes = to_fields(changes)?;
+        Self::check_names(&changes)?;
+        self.store.update_resource_at(kind, owner, id, &changes, expected_version, now, completion).await
     }
 
     pub async fn get(&self, owner: Uuid, id: Uuid) -> RepoResult<Option<Record<R>>> {

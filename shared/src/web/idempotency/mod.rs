@@ -17,34 +17,31 @@
 //! lost on the way back can never do its work twice. A handler that writes otherwise needs
 //! nothing: its answer is kept after it returns.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
+use futures_util::FutureExt;
 
-use super::{MAX_BODY_BYTES, SourceAddress};
+use super::auth::Authenticated;
+use super::{MAX_BODY_BYTES, SourceAddress, TokenSubject, current_user, deadline};
 
 mod fingerprint;
+mod key_header;
+mod secret;
 use fingerprint::fingerprint;
-use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
-use utoipa::openapi::{ObjectBuilder, Required, Type};
+use key_header::parse_key;
+pub use key_header::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED, IdempotencyKeyHeader};
 
-use crate::error::{ApiError, FieldError};
+use crate::error::ApiError;
 use crate::repo::{Begin, Caller, Completion, IdempotencyKey, IdempotencyState, KeptAnswer};
 use crate::state::AppState;
-
-pub static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
-pub static IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
-
-/// How long a request holds its key when no Lambda deadline says otherwise (the local server).
-pub const LOCAL_DEADLINE: Duration = Duration::from_secs(30);
 
 tokio::task_local! {
     /// The key of the request being served, while a keyed route's handler runs.
@@ -70,6 +67,10 @@ impl Pending {
     /// `response` as this key's answer, to be written with the work ([`Completion`]), and the
     /// response back as it was.
     pub async fn completion(&self, response: Response) -> (Response, Option<Completion>) {
+        // One answer per key: a second write of the same request carries none.
+        if self.kept.load(Ordering::SeqCst) {
+            return (response, None);
+        }
         let (response, answer) = kept_answer(response).await;
         let completion = answer.map(|answer| Completion {
             key: self.key.clone(),
@@ -101,37 +102,6 @@ pub fn answer_kept(pending: Option<&Pending>, completion: Option<&Completion>) {
     }
 }
 
-/// The `Idempotency-Key` header in the OpenAPI document: `params(IdempotencyKeyHeader)` on an
-/// operation whose route is keyed.
-#[derive(Debug)]
-pub struct IdempotencyKeyHeader;
-
-impl utoipa::IntoParams for IdempotencyKeyHeader {
-    fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
-        vec![
-            ParameterBuilder::new()
-                .name("Idempotency-Key")
-                .parameter_in(ParameterIn::Header)
-                .required(Required::False)
-                .description(Some(
-                    "Makes a retry safe (draft-ietf-httpapi-idempotency-key-header): the first request with a key does \
-                     the work, and a retry with the same key and payload gets its answer again, with \
-                     `Idempotent-Replayed: true`, for 24 hours. The key is the caller's, for this method and path. \
-                     The same key with another payload is a 422; while the first is in progress, a 409 with \
-                     `Retry-After`. 5xx, 401, 403 and 429 are never kept.",
-                ))
-                .schema(Some(
-                    ObjectBuilder::new()
-                        .schema_type(Type::String)
-                        .min_length(Some(1))
-                        .max_length(Some(255))
-                        .pattern(Some("^[\\x20-\\x7E]+$")),
-                ))
-                .build(),
-        ]
-    }
-}
-
 /// What a route's requests are.
 #[derive(Debug, Clone, Copy)]
 struct Options {
@@ -157,112 +127,92 @@ pub async fn keyed_signup(State(state): State<AppState>, request: Request, next:
     run(&state, Options { anonymous: true, secrets: &["password"] }, request, next).await
 }
 
-/// The key a request names: 1–255 printable ASCII characters.
-fn parse_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(&IDEMPOTENCY_KEY) else { return Ok(None) };
-    let bytes = value.as_bytes();
-    if bytes.is_empty() || bytes.len() > 255 || !bytes.iter().all(|b| (0x20..=0x7e).contains(b)) {
-        return Err(ApiError::validation(FieldError::at(
-            "header",
-            "idempotency-key",
-            "string_pattern_mismatch",
-            "Idempotency-Key must be 1 to 255 printable ASCII characters",
-        )));
-    }
-    Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
-}
-
 async fn run(state: &AppState, options: Options, request: Request, next: Next) -> Response {
-    let key = match parse_key(request.headers()) {
-        Ok(Some(key)) => key,
-        Ok(None) => return next.run(request).await,
-        Err(refused) => return refused.into_response(),
-    };
-    let now = state.clock.now();
+    let (mut parts, body) = request.into_parts();
+    // Who is asking is settled first: a request the route refuses (401, 403) takes no key, and
+    // is answered by the route as if it had none.
     let caller = if options.anonymous {
-        let (mut parts, body) = request.into_parts();
-        let address = <SourceAddress as axum::extract::FromRequestParts<AppState>>::from_request_parts(
-            &mut parts, state,
-        )
-        .await
-        .unwrap_or_else(|never| match never {});
-        let caller = Caller::Address(address.as_str().to_owned());
-        return with_caller(state, options, caller, key, Request::from_parts(parts, body), next, now).await;
+        let address =
+            SourceAddress::from_request_parts(&mut parts, state).await.unwrap_or_else(|never| match never {});
+        // The shared bucket of requests whose address is unknown is nobody's: no key there.
+        if address.is_unknown() {
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+        Caller::Address(address.as_str().to_owned())
     } else {
-        match bearer_subject(state, request.headers(), now) {
-            Some(user) => Caller::User(user),
-            // Refused by the handler's own authentication: nothing is recorded.
-            None => return next.run(request).await,
+        let Ok(TokenSubject(subject)) = TokenSubject::from_request_parts(&mut parts, state).await else {
+            return next.run(Request::from_parts(parts, body)).await;
+        };
+        match current_user(&subject, state.repos.users.get_user(subject.user_id).await) {
+            Ok(user) => {
+                let caller = Caller::User(user.id);
+                // The route's own `CurrentUser` takes this user instead of reading it again.
+                parts.extensions.insert(Authenticated(user));
+                caller
+            }
+            Err(_) => return next.run(Request::from_parts(parts, body)).await,
         }
     };
-    with_caller(state, options, caller, key, request, next, now).await
-}
-
-/// The user of a valid bearer token, if the request has one.
-fn bearer_subject(state: &AppState, headers: &HeaderMap, now: DateTime<Utc>) -> Option<uuid::Uuid> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.trim().split_once(' ')?;
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return None;
-    }
-    state.jwt.verify(token.trim(), now).ok().map(|subject| subject.user_id)
-}
-
-async fn with_caller(
-    state: &AppState,
-    options: Options,
-    caller: Caller,
-    key: String,
-    request: Request,
-    next: Next,
-    now: DateTime<Utc>,
-) -> Response {
-    let (parts, body) = request.into_parts();
+    let key = match parse_key(&parts.headers) {
+        Ok(Some(key)) => key,
+        Ok(None) => return next.run(Request::from_parts(parts, body)).await,
+        Err(refused) => return refused.into_response(),
+    };
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return ApiError::PayloadTooLarge.into_response();
     };
-    let (fingerprint, secret) = fingerprint(&bytes, options.secrets);
+    let Some((fingerprint, secret)) = fingerprint(&bytes, options.secrets) else {
+        // A body the route refuses for want of a string password: no key, so no other shape of
+        // a password is ever fingerprinted.
+        return next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    };
     let idem = IdempotencyKey {
         caller,
         method: parts.method.as_str().to_owned(),
         path: parts.uri.path().to_owned(),
         key,
     };
-    let locked_until = now
-        + parts
-            .extensions
-            .get::<lambda_http::Context>()
-            .and_then(|ctx| remaining(ctx.deadline))
-            .unwrap_or_else(|| chrono::Duration::from_std(LOCAL_DEADLINE).unwrap_or_default());
-    let expires_at = now + chrono::Duration::seconds(state.config.idempotency_ttl_secs);
-    let begun = state.repos.idempotency.begin(&idem, &fingerprint, locked_until, expires_at, now).await;
-    match begun {
+    let now = state.clock.now();
+    let locked_until = now + deadline::remaining(&parts);
+    // Never expiring before its lock: a record taken over as expired must not be a live one.
+    let expires_at = (now + chrono::Duration::seconds(state.config.idempotency_ttl_secs)).max(locked_until);
+    match state.repos.idempotency.begin(&idem, &fingerprint, locked_until, expires_at, now).await {
         Err(error) => ApiError::from(error).into_response(),
-        Ok(Begin::Existing(record)) => {
-            if record.fingerprint != fingerprint {
-                return detail(StatusCode::UNPROCESSABLE_ENTITY, ANOTHER_PAYLOAD);
-            }
-            match record.state {
-                IdempotencyState::InProgress { locked_until } => {
-                    let mut response = detail(StatusCode::CONFLICT, IN_PROGRESS);
-                    let wait = (locked_until - now).num_seconds().max(1);
-                    if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-                        response.headers_mut().insert(header::RETRY_AFTER, value);
-                    }
-                    response
-                }
-                IdempotencyState::Complete(answer) => {
-                    if secret.is_some() && !same_secret(state, &answer, secret.as_deref()).await {
-                        return detail(StatusCode::UNPROCESSABLE_ENTITY, ANOTHER_PAYLOAD);
-                    }
-                    replay(&answer)
-                }
-            }
+        Ok(Begin::Existing(record)) if record.fingerprint != fingerprint => {
+            detail(StatusCode::UNPROCESSABLE_ENTITY, ANOTHER_PAYLOAD)
         }
+        Ok(Begin::Existing(record)) => match record.state {
+            IdempotencyState::InProgress { locked_until } => {
+                let mut response = detail(StatusCode::CONFLICT, IN_PROGRESS);
+                let wait = (locked_until - now).num_seconds().max(1);
+                if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
+                }
+                response
+            }
+            IdempotencyState::Complete(answer) => match &secret {
+                None => replay(&answer),
+                Some(password) => match secret::check(state, &mut parts, &bytes, &answer, password).await {
+                    secret::Verdict::Same => replay(&answer),
+                    secret::Verdict::Another => detail(StatusCode::UNPROCESSABLE_ENTITY, ANOTHER_PAYLOAD),
+                    secret::Verdict::Refused(response) => response,
+                },
+            },
+        },
         Ok(Begin::Started) => {
             let pending = Pending { key: idem.clone(), locked_until, kept: Arc::new(AtomicBool::new(false)) };
-            let response =
-                PENDING.scope(pending.clone(), next.run(Request::from_parts(parts, Body::from(bytes)))).await;
+            let work =
+                PENDING.scope(pending.clone(), next.run(Request::from_parts(parts, Body::from(bytes))));
+            // A panic (answered 500 by the catch-panic layer outside) frees the key as any 5xx does.
+            let response = match AssertUnwindSafe(work).catch_unwind().await {
+                Ok(response) => response,
+                Err(panic) => {
+                    if !pending.kept.load(Ordering::SeqCst) {
+                        release(state, &idem, locked_until).await;
+                    }
+                    std::panic::resume_unwind(panic);
+                }
+            };
             if pending.kept.load(Ordering::SeqCst) {
                 return response;
             }
@@ -276,31 +226,6 @@ const IN_PROGRESS: &str = "A request with this Idempotency-Key is still in progr
 
 fn detail(status: StatusCode, text: &str) -> Response {
     (status, axum::Json(serde_json::json!({"detail": text}))).into_response()
-}
-
-/// What is left of an invocation whose deadline is `deadline_ms` (milliseconds since the epoch).
-fn remaining(deadline_ms: u64) -> Option<chrono::Duration> {
-    let deadline = DateTime::<Utc>::from_timestamp_millis(i64::try_from(deadline_ms).ok()?)?;
-    let left = deadline - Utc::now();
-    (left > chrono::Duration::zero()).then_some(left)
-}
-
-/// Whether a retried password is the one the first request created its account with: checked
-/// against the account's own argon2 hash (the answer's `id`), never a fast hash of it.
-async fn same_secret(state: &AppState, answer: &KeptAnswer, secret: Option<&str>) -> bool {
-    let Some(secret) = secret else { return false };
-    let id = serde_json::from_slice::<Value>(&answer.body)
-        .ok()
-        .and_then(|body| body["id"].as_str().and_then(|id| id.parse().ok()));
-    let Some(id) = id else {
-        // No account to check against (an answer that created none): as another payload.
-        return false;
-    };
-    let hash = match state.repos.users.get_user(id).await {
-        Ok(Some(user)) => Some(user.password_hash),
-        _ => None,
-    };
-    matches!(state.hasher.verify(secrecy::SecretString::from(secret.to_owned()), hash).await, Ok(true))
 }
 
 fn replay(answer: &KeptAnswer) -> Response {
@@ -320,9 +245,21 @@ fn replay(answer: &KeptAnswer) -> Response {
     response
 }
 
+/// Frees a key (an answer that is not kept), if the request still holds it.
+async fn release(state: &AppState, idem: &IdempotencyKey, locked_until: DateTime<Utc>) {
+    if let Err(e) = state.repos.idempotency.release(idem, locked_until).await {
+        tracing::warn!(error = %e, "an idempotency key not freed: it frees itself when its lock passes");
+    }
+}
+
+/// The largest answer kept: DynamoDB's item limit is 400 KB, with the record's other attributes.
+pub const MAX_KEPT_BYTES: usize = 350 * 1024;
+
 /// Keeps a 2xx answer and the handler's own 4xx (400, 404, 409, 412, 422), and frees the key
-/// otherwise (401, 403, 429, 5xx: a retry does the work). A request whose body held a secret
-/// keeps only what a retry can be checked against: a creation (2xx) or a 409.
+/// otherwise (401, 403, 429, 5xx: a retry does the work). A request whose body held a password
+/// keeps only a creation, whose account a retry's password is checked against. An answer over
+/// [`MAX_KEPT_BYTES`] is not kept (the key is freed, and the reason logged): only a validation
+/// error of a huge body comes near it, and doing that again changes nothing.
 async fn keep_or_release(
     state: &AppState,
     idem: &IdempotencyKey,
@@ -331,19 +268,16 @@ async fn keep_or_release(
     secret: bool,
 ) -> Response {
     let status = response.status();
-    let kept = if secret {
-        status.is_success() || status == StatusCode::CONFLICT
-    } else {
-        status.is_success() || [400, 404, 409, 412, 422].contains(&status.as_u16())
-    };
+    let kept = status.is_success() || (!secret && [400, 404, 409, 412, 422].contains(&status.as_u16()));
     if !kept {
-        if let Err(e) = state.repos.idempotency.release(idem, locked_until).await {
-            tracing::warn!(error = %e, "an idempotency key not freed: it frees itself when its lock passes");
-        }
+        release(state, idem, locked_until).await;
         return response;
     }
     let (response, answer) = kept_answer(response).await;
-    let Some(answer) = answer else { return response };
+    let Some(answer) = answer else {
+        release(state, idem, locked_until).await;
+        return response;
+    };
     match state.repos.idempotency.complete(idem, locked_until, &answer).await {
         Ok(true) => {}
         Ok(false) => tracing::warn!("an idempotency lock passed before its answer was kept"),
@@ -365,6 +299,10 @@ async fn kept_answer(response: Response) -> (Response, Option<KeptAnswer>) {
             return ((parts, Body::empty()).into_response(), None);
         }
     };
+    if bytes.len() > MAX_KEPT_BYTES {
+        tracing::warn!(bytes = bytes.len(), "an answer too large to keep: its key is freed instead");
+        return ((parts, Body::from(bytes)).into_response(), None);
+    }
     let header =
         |name: header::HeaderName| parts.headers.get(&name).and_then(|v| v.to_str().ok()).map(str::to_owned);
     let answer = KeptAnswer {
