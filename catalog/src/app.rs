@@ -50,6 +50,9 @@ pub fn app(state: AppState, cors: &Cors) -> Result<Router, TemplateError> {
             app.route(&axum_path(&route.path), any_service(function))
         };
     }
+    // Each request gets 30 s, as a Lambda function gets its timeout (an idempotency key is locked
+    // until then); inside CORS and the access log, so a 504 has both.
+    let app = app.layer(middleware::from_fn(shared::web::deadline::local_deadline));
     let app = match cors.layer()? {
         Some(layer) => app.layer(layer),
         None => app,
@@ -94,6 +97,10 @@ fn as_received(request: Request) -> Request {
     *fresh.headers_mut() = parts.headers;
     if let Some(context) = parts.extensions.get::<shared::web::address::RequestContext>() {
         fresh.extensions_mut().insert(context.clone());
+    }
+    // And its deadline, as Lambda's context carries the invocation's.
+    if let Some(deadline) = parts.extensions.get::<shared::web::deadline::Deadline>() {
+        fresh.extensions_mut().insert(*deadline);
     }
     fresh
 }

@@ -118,12 +118,7 @@ async fn run(args: Args) -> Result<(), String> {
     });
     let superuser = first_superuser(&state).await?;
     let cors = Cors::from_env();
-    let app = catalog::app(state, &cors)
-        .map_err(|e| e.to_string())?
-        .layer(middleware::from_fn(peer_context))
-        // Each request gets 30 s, as a Lambda function's timeout gives it (and an idempotency
-        // key is locked until then).
-        .layer(middleware::from_fn(shared::web::deadline::local_deadline));
+    let app = catalog::app(state, &cors).map_err(|e| e.to_string())?.layer(middleware::from_fn(peer_context));
     let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
         .await
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;

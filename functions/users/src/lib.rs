@@ -119,7 +119,7 @@ async fn create(state: &AppState, new: NewUser) -> ApiResult<Response> {
     let verify = OutboxMail::verify(state.ids.new_id(now), user.id, &user.email, now);
     // A request with an idempotency key keeps its answer in the same write.
     let pending = Pending::current();
-    let (response, completion) = idempotency::answer(pending.as_ref(), created(&user)).await;
+    let (response, completion) = idempotency::answer(pending.as_ref(), created(&user)).await?;
     match state.repos.users.create_user_with(&user, &[verify], completion.as_ref()).await? {
         CreateUser::Created => {
             idempotency::answer_kept(pending.as_ref(), completion.as_ref());

@@ -1,6 +1,7 @@
 //! A request's deadline: on Lambda the invocation's own (`lambda_http`'s context); on the local
-//! server 30 s from its arrival, which [`local_deadline`] enforces as Lambda's timeout does. An
-//! idempotency key is locked until it (`web::idempotency`).
+//! server (and in-process, through `catalog::app`) 30 s from its arrival, which
+//! [`local_deadline`] enforces as a Lambda function's timeout does. An idempotency key is locked
+//! until it (`web::idempotency`).
 
 use std::time::Duration;
 
@@ -19,25 +20,23 @@ pub const LOCAL_DEADLINE: Duration = Duration::from_secs(30);
 pub struct Deadline(pub DateTime<Utc>);
 
 /// What is left of the request's time: until the Lambda invocation's deadline, or the local
-/// server's; 30 s where neither is known (in-process tests); nothing once it has passed.
-pub fn remaining(parts: &Parts) -> chrono::Duration {
-    let deadline = match (parts.extensions.get::<lambda_http::Context>(), parts.extensions.get::<Deadline>())
-    {
-        (Some(context), _) => {
-            i64::try_from(context.deadline).ok().and_then(DateTime::<Utc>::from_timestamp_millis)
-        }
-        (None, Some(Deadline(at))) => Some(*at),
-        (None, None) => None,
-    };
-    match deadline {
-        Some(at) => (at - Utc::now()).max(chrono::Duration::zero()),
-        None => chrono::Duration::from_std(LOCAL_DEADLINE).unwrap_or_default(),
+/// server's; 30 s where neither is known (a context without a deadline); `None` once it has
+/// passed.
+pub fn remaining(parts: &Parts) -> Option<chrono::Duration> {
+    let lambda = parts
+        .extensions
+        .get::<lambda_http::Context>()
+        .filter(|context| context.deadline > 0)
+        .and_then(|context| i64::try_from(context.deadline).ok())
+        .and_then(DateTime::<Utc>::from_timestamp_millis);
+    match lambda.or_else(|| parts.extensions.get::<Deadline>().map(|Deadline(at)| *at)) {
+        Some(at) => Some(at - Utc::now()).filter(|left| *left > chrono::Duration::zero()),
+        None => chrono::Duration::from_std(LOCAL_DEADLINE).ok(),
     }
 }
 
-/// The local server's deadline: each request gets 30 s, as a Lambda function's timeout gives
-/// it, and one that runs past them is stopped and answered 504 (API Gateway's answer to a
-/// function that timed out).
+/// The local server's deadline: each request gets 30 s, as a Lambda function gets its timeout,
+/// and one that runs past them is stopped and answered 504.
 pub async fn local_deadline(mut request: Request, next: Next) -> Response {
     let at = Utc::now() + chrono::Duration::from_std(LOCAL_DEADLINE).unwrap_or_default();
     request.extensions_mut().insert(Deadline(at));

@@ -68,7 +68,7 @@ pub async fn create<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
         updated_at: now,
     };
     let pending = Pending::current();
-    let (response, completion) = idempotency::answer(pending.as_ref(), created::<R, T>(&record)).await;
+    let (response, completion) = idempotency::answer(pending.as_ref(), created::<R, T>(&record)).await?;
     if !state.repos.resources::<R>().create(&record, completion.as_ref()).await? {
         // The caller was deleted while this request ran.
         return Err(ApiError::InvalidToken);
@@ -227,7 +227,7 @@ async fn update_keyed<R: Served, T: Serialize + for<'a> From<&'a Record<R>>>(
         }
         let now = state.clock.now();
         let next = ResourceRepo::<R>::after(&current, changes, now)?;
-        let (response, completion) = pending.completion(respond::<R, T>(StatusCode::OK, &next)).await;
+        let (response, completion) = pending.completion(respond::<R, T>(StatusCode::OK, &next)).await?;
         match records.update_at(owner, id, changes, current.version, now, completion.as_ref()).await? {
             Conditional::Done(()) => {
                 idempotency::answer_kept(Some(pending), completion.as_ref());

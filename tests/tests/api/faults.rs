@@ -370,3 +370,18 @@ async fn an_answer_that_could_not_be_kept_holds_its_key_until_its_lock_passes() 
     let later = rig.app.send(patch()).await;
     assert_eq!((later.status, later.header("idempotent-replayed")), (StatusCode::NOT_FOUND, None));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keyed_request_whose_caller_cannot_be_read_is_a_503_and_never_runs_unkeyed() {
+    let rig = rig().await;
+    let user = rig.app.user().await;
+    // The layer's read of the caller fails (every attempt of it); the route's own read after it
+    // would not. The request must not go on without its key.
+    rig.proxy.add(Rule { operation: "GetItem", fault: SERVER_ERROR, skip: 0, times: 8 });
+    unavailable(&keyed_item(&rig.app, &user.access, "f-5", "unread").await, "the caller unread");
+    rig.proxy.clear();
+    let after = records(&rig.direct).await;
+    assert_eq!((items_in(&after), keys_in(&after)), (0, 0), "no work, no key");
+    let retried = keyed_item(&rig.app, &user.access, "f-5", "unread").await;
+    assert_eq!((retried.status, retried.header("idempotent-replayed")), (StatusCode::CREATED, None));
+}

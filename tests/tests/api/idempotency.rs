@@ -60,6 +60,7 @@ on_both_stores!(
     two_keys_in_one_request_and_a_signup_from_nowhere_take_no_key,
     an_answer_too_large_to_keep_is_given_and_not_kept,
     a_handler_that_panics_frees_its_key,
+    a_keyed_update_changes_only_what_it_names,
 );
 
 /// A signup with `key`, from the source address `source_ip`.
@@ -348,11 +349,21 @@ async fn a_retry_without_its_password_or_with_wrong_ones_is_never_the_first_answ
             refused.text()
         );
     }
-    // Wrong passwords are password checks, throttled as logins are: 5, then 429.
+    // Wrong passwords are password checks, throttled as logins are: 5, then 429; the right one
+    // clears what the wrong ones counted, as a login does.
     let wrong = json!({"email": "pw@example.com", "password": "not the password at all", "full_name": "Pw"});
-    for n in 0..5 {
+    for n in 0..4 {
         let another = signup_keyed(&app, "198.51.100.3", "w-1", &wrong).await;
         assert_eq!(another.status, StatusCode::UNPROCESSABLE_ENTITY, "wrong password {n}");
+    }
+    replayed(&signup_keyed(&app, "198.51.100.3", "w-1", &body).await, &first, "the right password");
+    for n in 0..5 {
+        let another = signup_keyed(&app, "198.51.100.3", "w-1", &wrong).await;
+        assert_eq!(
+            another.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "wrong password {n} after the right one"
+        );
     }
     let throttled = signup_keyed(&app, "198.51.100.3", "w-1", &wrong).await;
     assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS, "{}", throttled.text());
@@ -455,4 +466,28 @@ async fn a_handler_that_panics_frees_its_key(backend: Backend) {
     let (lock, expiry) = (now + chrono::Duration::seconds(30), now + chrono::Duration::hours(1));
     let probe = app.state.repos.idempotency.begin(&key, "probe", lock, expiry, now).await.unwrap();
     assert_eq!(probe, Begin::Started, "the panic freed the key");
+}
+
+async fn a_keyed_update_changes_only_what_it_names(backend: Backend) {
+    let app = backend.app().await;
+    let user = app.user().await;
+    // A record with an attribute the resource does not declare (one of before, or of a later
+    // release): an update keeps it, keyed or not.
+    let id = uuid::Uuid::now_v7();
+    let now = shared::deps::format_timestamp(&shared::deps::Clock::now(app.clock.as_ref()));
+    let Value::Object(record) = json!({
+        "id": id, "owner_id": user.id, "title": "t", "version": 1,
+        "created_at": now, "updated_at": now, "legacy_note": "kept"
+    }) else {
+        unreachable!()
+    };
+    let kind = shared::repo::keys::ITEM;
+    assert!(app.state.repos.resources.create_resource(kind, user.id, id, &record, None).await.unwrap());
+    let path = format!("/v1/items/{id}");
+    let changed = keyed(&app, Method::PATCH, &path, &user.access, "u-1", json!({"title": "new"})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    assert_eq!(changed.header("etag"), Some("\"2\""));
+    let stored = app.state.repos.resources.get_resource(kind, user.id, id).await.unwrap().unwrap();
+    assert_eq!((stored["title"].clone(), stored["legacy_note"].clone()), (json!("new"), json!("kept")));
+    assert_eq!(stored["version"], json!(2));
 }

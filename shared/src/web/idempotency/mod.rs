@@ -65,19 +65,19 @@ impl Pending {
     }
 
     /// `response` as this key's answer, to be written with the work ([`Completion`]), and the
-    /// response back as it was.
-    pub async fn completion(&self, response: Response) -> (Response, Option<Completion>) {
+    /// response back as it was. An answer that cannot be kept (over [`MAX_KEPT_BYTES`]) is an
+    /// error before anything is written: the work is never done without its answer kept.
+    pub async fn completion(&self, response: Response) -> Result<(Response, Option<Completion>), ApiError> {
         // One answer per key: a second write of the same request carries none.
         if self.kept.load(Ordering::SeqCst) {
-            return (response, None);
+            return Ok((response, None));
         }
         let (response, answer) = kept_answer(response).await;
-        let completion = answer.map(|answer| Completion {
-            key: self.key.clone(),
-            locked_until: self.locked_until,
-            answer,
-        });
-        (response, completion)
+        let Some(answer) = answer else {
+            return Err(ApiError::Internal("an answer too large to keep with its work".into()));
+        };
+        let completion = Completion { key: self.key.clone(), locked_until: self.locked_until, answer };
+        Ok((response, Some(completion)))
     }
 
     /// Says that the answer was written with the work, which committed.
@@ -88,10 +88,13 @@ impl Pending {
 
 /// `response` as the answer of the request being served, if it is keyed (else `None`): what a
 /// write that is one transaction passes to its repository; then [`answer_kept`] once it committed.
-pub async fn answer(pending: Option<&Pending>, response: Response) -> (Response, Option<Completion>) {
+pub async fn answer(
+    pending: Option<&Pending>,
+    response: Response,
+) -> Result<(Response, Option<Completion>), ApiError> {
     match pending {
         Some(pending) => pending.completion(response).await,
-        None => (response, None),
+        None => Ok((response, None)),
     }
 }
 
@@ -107,6 +110,8 @@ pub fn answer_kept(pending: Option<&Pending>, completion: Option<&Completion>) {
 struct Options {
     /// Callers are anonymous: keys belong to the source address.
     anonymous: bool,
+    /// Only superusers may call the route: anyone else takes no key.
+    superuser: bool,
     /// Body fields that hold a secret: left out of the fingerprint.
     secrets: &'static [&'static str],
 }
@@ -114,17 +119,17 @@ struct Options {
 /// For routes of an authenticated caller whose bodies hold no secret (`POST /v1/items`,
 /// `PATCH /v1/items/{item_id}`).
 pub async fn keyed(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run(&state, Options { anonymous: false, secrets: &[] }, request, next).await
+    run(&state, Options { anonymous: false, superuser: false, secrets: &[] }, request, next).await
 }
 
 /// For a superuser's `POST /v1/users`: its body holds the new account's password.
 pub async fn keyed_with_password(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run(&state, Options { anonymous: false, secrets: &["password"] }, request, next).await
+    run(&state, Options { anonymous: false, superuser: true, secrets: &["password"] }, request, next).await
 }
 
 /// For signup: anonymous, and its body holds a password.
 pub async fn keyed_signup(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    run(&state, Options { anonymous: true, secrets: &["password"] }, request, next).await
+    run(&state, Options { anonymous: true, superuser: false, secrets: &["password"] }, request, next).await
 }
 
 async fn run(state: &AppState, options: Options, request: Request, next: Next) -> Response {
@@ -144,13 +149,19 @@ async fn run(state: &AppState, options: Options, request: Request, next: Next) -
             return next.run(Request::from_parts(parts, body)).await;
         };
         match current_user(&subject, state.repos.users.get_user(subject.user_id).await) {
+            // A route for superusers answers anyone else 403 itself, with no key taken.
+            Ok(user) if options.superuser && !user.is_superuser => {
+                return next.run(Request::from_parts(parts, body)).await;
+            }
             Ok(user) => {
                 let caller = Caller::User(user.id);
                 // The route's own `CurrentUser` takes this user instead of reading it again.
                 parts.extensions.insert(Authenticated(user));
                 caller
             }
-            Err(_) => return next.run(Request::from_parts(parts, body)).await,
+            // What the route would answer (401, 403), or the store down (503): never the route
+            // run without its key.
+            Err(refused) => return refused.into_response(),
         }
     };
     let key = match parse_key(&parts.headers) {
@@ -173,7 +184,11 @@ async fn run(state: &AppState, options: Options, request: Request, next: Next) -
         key,
     };
     let now = state.clock.now();
-    let locked_until = now + deadline::remaining(&parts);
+    let Some(left) = deadline::remaining(&parts) else {
+        // No time left to do the work in: nothing is begun.
+        return ApiError::Unavailable("the request's deadline has passed".into()).into_response();
+    };
+    let locked_until = now + left;
     // Never expiring before its lock: a record taken over as expired must not be a live one.
     let expires_at = (now + chrono::Duration::seconds(state.config.idempotency_ttl_secs)).max(locked_until);
     match state.repos.idempotency.begin(&idem, &fingerprint, locked_until, expires_at, now).await {
