@@ -29,7 +29,7 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         let config = Config::for_tests("fuzzing-secret-fuzzing-secret-0123456789");
         let state = AppState::in_memory(config).with_hasher(Arc::new(Argon2Hasher::with_params(8, 1, 1)));
         let app = catalog::app(state.clone(), &catalog::Cors::default()).expect("routes");

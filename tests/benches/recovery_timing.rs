@@ -12,36 +12,20 @@
 
 use std::time::{Duration, Instant};
 
-use api_tests::stats::{median, ms, percentile};
+use api_tests::stats::{arg, bench_state, median, ms, percentile};
 use api_tests::{PASSWORD, TestApp};
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use shared::AppState;
-use shared::repo::Repos;
-
-fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let rounds: usize = arg(&args, "--rounds").and_then(|n| n.parse().ok()).unwrap_or(200);
-    let store = arg(&args, "--store").unwrap_or_else(|| "memory".to_owned());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.block_on(async move {
         let mut config = api_tests::config();
         // One source address asks for every message here: its throttle must not answer instead.
         config.mail_max_requests_per_address = u32::MAX / 2;
-        let state = match store.as_str() {
-            "memory" => AppState::in_memory(config),
-            "dynamodb" => {
-                let mut config = config;
-                config.table_name = api_tests::dynamo::config().table_name;
-                config.dynamodb_endpoint = Some(api_tests::dynamo::endpoint());
-                AppState::new(config.clone(), Repos::from_store(api_tests::dynamo::store_with(&config).await))
-            }
-            other => panic!("--store memory|dynamodb, not {other}"),
-        };
+        let (store, state) = bench_state(&args, config).await;
         let app = TestApp::from_state(state.with_hasher(api_tests::fast_hasher()));
         let admin = app.superuser().await;
         let (mut active, mut inactive) = (Vec::new(), Vec::new());

@@ -342,3 +342,32 @@ impl TestApp {
         created.json()
     }
 }
+
+/// The store a test runs on; `on_both_stores!` runs each test on every one.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend {
+    Memory,
+    #[cfg(feature = "dynamodb")]
+    DynamoDb,
+}
+
+impl Backend {
+    /// A fresh store of this kind: in memory, or a new table in DynamoDB Local.
+    pub async fn repos(self) -> Repos {
+        match self {
+            Self::Memory => Repos::from_store(Arc::new(MemoryStore::new())),
+            #[cfg(feature = "dynamodb")]
+            Self::DynamoDb => Repos::from_store(dynamo::store().await),
+        }
+    }
+
+    /// The whole API with `config` over a fresh store of this kind, and `hasher`.
+    pub async fn app_with(self, config: Config, hasher: Arc<dyn shared::auth::PasswordHasher>) -> TestApp {
+        TestApp::from_state(AppState::new(config, self.repos().await).with_hasher(hasher))
+    }
+
+    /// The whole API with `config` over a fresh store of this kind, and the fast hasher.
+    pub async fn app(self, config: Config) -> TestApp {
+        self.app_with(config, fast_hasher()).await
+    }
+}

@@ -9,40 +9,16 @@
 // Test bodies: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-
 use api_tests::gated::GatedHasher;
-use api_tests::{PASSWORD, TestApp, TestResponse};
+use api_tests::{Backend, PASSWORD, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use serde_json::{Value, json};
-use shared::AppState;
 use shared::repo::{Begin, Caller, IdempotencyKey};
 use shared::web::address::context_with_source_ip;
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Memory,
-    #[cfg(feature = "dynamodb")]
-    DynamoDb,
-}
-
-impl Backend {
-    async fn app(self) -> TestApp {
-        self.app_with(api_tests::fast_hasher()).await
-    }
-
-    async fn app_with(self, hasher: Arc<dyn shared::auth::PasswordHasher>) -> TestApp {
-        let state = match self {
-            Self::Memory => AppState::new(
-                api_tests::config(),
-                shared::repo::Repos::from_store(Arc::new(shared::repo::memory::MemoryStore::new())),
-            ),
-            #[cfg(feature = "dynamodb")]
-            Self::DynamoDb => api_tests::dynamo::app_state().await,
-        };
-        TestApp::from_state(state.with_hasher(hasher))
-    }
+async fn app(backend: Backend) -> TestApp {
+    backend.app(api_tests::config()).await
 }
 
 on_both_stores!(
@@ -76,6 +52,19 @@ async fn signup_keyed(app: &TestApp, source_ip: &str, key: &str, body: &Value) -
     app.send(request).await
 }
 
+/// Whether `user`'s key `key` for `POST path` is free: taking it (as a probe) succeeds.
+async fn key_is_free(app: &TestApp, user: uuid::Uuid, path: &str, key: &str) -> bool {
+    let key = IdempotencyKey {
+        caller: Caller::User(user),
+        method: "POST".into(),
+        path: path.into(),
+        key: key.into(),
+    };
+    let now = shared::deps::Clock::now(app.clock.as_ref());
+    let (lock, expiry) = (now + chrono::Duration::seconds(30), now + chrono::Duration::hours(1));
+    app.state.repos.idempotency.begin(&key, "probe", lock, expiry, now).await.unwrap() == Begin::Started
+}
+
 fn replayed(response: &TestResponse, first: &TestResponse, what: &str) {
     assert_eq!(response.status, first.status, "{what}: {}", response.text());
     assert_eq!(response.header("idempotent-replayed"), Some("true"), "{what}");
@@ -105,7 +94,7 @@ async fn keyed(
 }
 
 async fn a_retried_create_does_its_work_once_and_replays_its_answer(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     let first = keyed(
         &app,
@@ -144,7 +133,7 @@ async fn a_retried_create_does_its_work_once_and_replays_its_answer(backend: Bac
 async fn the_same_key_with_another_payload_is_a_422_and_a_malformed_key_a_422_on_the_header(
     backend: Backend,
 ) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     keyed(&app, Method::POST, "/v1/items", &user.access, "k-2", json!({"title": "one"})).await;
     let other = keyed(&app, Method::POST, "/v1/items", &user.access, "k-2", json!({"title": "two"})).await;
@@ -158,7 +147,7 @@ async fn the_same_key_with_another_payload_is_a_422_and_a_malformed_key_a_422_on
 }
 
 async fn a_key_is_its_callers_own(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let (a, b) = (app.user().await, app.user().await);
     let one = keyed(&app, Method::POST, "/v1/items", &a.access, "shared", json!({"title": "a's"})).await;
     let two = keyed(&app, Method::POST, "/v1/items", &b.access, "shared", json!({"title": "b's"})).await;
@@ -171,7 +160,7 @@ async fn a_key_is_its_callers_own(backend: Backend) {
 }
 
 async fn a_retried_update_bumps_the_version_once_and_a_key_belongs_to_its_path(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     let (one, two) = (app.item(&user.access, "one").await, app.item(&user.access, "two").await);
     let path = format!("/v1/items/{}", one["id"].as_str().unwrap());
@@ -205,7 +194,7 @@ async fn a_retried_update_bumps_the_version_once_and_a_key_belongs_to_its_path(b
 }
 
 async fn a_handlers_own_4xx_is_kept_and_a_refused_caller_keeps_nothing(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     let missing = format!("/v1/items/{}", uuid::Uuid::new_v4());
     let first = keyed(&app, Method::PATCH, &missing, &user.access, "m-1", json!({"title": "x"})).await;
@@ -221,20 +210,11 @@ async fn a_handlers_own_4xx_is_kept_and_a_refused_caller_keeps_nothing(backend: 
     let new_user = json!({"email": "x@example.com", "password": PASSWORD});
     let refused = keyed(&app, Method::POST, "/v1/users", &user.access, "m-3", new_user).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
-    let key = IdempotencyKey {
-        caller: Caller::User(user.id),
-        method: "POST".into(),
-        path: "/v1/users".into(),
-        key: "m-3".into(),
-    };
-    let now = shared::deps::Clock::now(app.clock.as_ref());
-    let (lock, expiry) = (now + chrono::Duration::seconds(30), now + chrono::Duration::hours(1));
-    let probe = app.state.repos.idempotency.begin(&key, "probe", lock, expiry, now).await.unwrap();
-    assert_eq!(probe, Begin::Started, "the 403 kept nothing");
+    assert!(key_is_free(&app, user.id, "/v1/users", "m-3").await, "the 403 kept nothing");
 }
 
 async fn a_retried_signup_creates_one_account_and_another_password_is_another_payload(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let body = json!({"email": "once@example.com", "password": PASSWORD, "full_name": "Once"});
     let first = signup_keyed(&app, "198.51.100.1", "s-1", &body).await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
@@ -255,7 +235,7 @@ async fn a_retried_signup_creates_one_account_and_another_password_is_another_pa
 }
 
 async fn a_superusers_retried_create_creates_one_user(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let admin = app.superuser().await;
     let body = json!({"email": "made@example.com", "password": PASSWORD, "is_superuser": false});
     let first = keyed(&app, Method::POST, "/v1/users", &admin.access, "u-1", body.clone()).await;
@@ -274,7 +254,7 @@ async fn a_key_in_progress_is_a_409_until_its_lock_passes_and_a_late_request_wri
     backend: Backend,
 ) {
     let hasher = GatedHasher::new(true);
-    let app = backend.app_with(hasher.clone()).await;
+    let app = backend.app_with(api_tests::config(), hasher.clone()).await;
     let body = json!({"email": "held@example.com", "password": PASSWORD});
     let (arrived, release) = hasher.arm();
     let (first, taken_over) = tokio::join!(signup_keyed(&app, "198.51.100.7", "h-1", &body), async {
@@ -302,7 +282,7 @@ async fn a_key_in_progress_is_a_409_until_its_lock_passes_and_a_late_request_wri
 // What the race came to is printed for the record (`--nocapture`).
 #[allow(clippy::print_stdout)]
 async fn twenty_concurrent_requests_with_one_key_create_one_item(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     let mut requests = tokio::task::JoinSet::new();
     for _ in 0..20 {
@@ -330,7 +310,7 @@ async fn twenty_concurrent_requests_with_one_key_create_one_item(backend: Backen
 }
 
 async fn a_retry_without_its_password_or_with_wrong_ones_is_never_the_first_answer(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let body = json!({"email": "pw@example.com", "password": PASSWORD, "full_name": "Pw"});
     let first = signup_keyed(&app, "198.51.100.3", "w-1", &body).await;
     assert_eq!(first.status, StatusCode::CREATED);
@@ -371,7 +351,7 @@ async fn a_retry_without_its_password_or_with_wrong_ones_is_never_the_first_answ
 }
 
 async fn a_token_that_no_longer_holds_gets_no_replay(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     let body = json!({"title": "mine"});
     let first = keyed(&app, Method::POST, "/v1/items", &user.access, "t-1", body.clone()).await;
@@ -392,7 +372,7 @@ async fn a_token_that_no_longer_holds_gets_no_replay(backend: Backend) {
 }
 
 async fn two_keys_in_one_request_and_a_signup_from_nowhere_take_no_key(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     let two = Request::builder()
         .method(Method::POST)
@@ -414,7 +394,7 @@ async fn two_keys_in_one_request_and_a_signup_from_nowhere_take_no_key(backend: 
 }
 
 async fn an_answer_too_large_to_keep_is_given_and_not_kept(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     // Thousands of unknown fields: each is a validation error, and the answer is over 350 KB.
     let mut fields = serde_json::Map::new();
@@ -436,7 +416,7 @@ async fn an_answer_too_large_to_keep_is_given_and_not_kept(backend: Backend) {
 
 async fn a_handler_that_panics_frees_its_key(backend: Backend) {
     use axum::handler::Handler;
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     async fn panics() -> StatusCode {
         panic!("a bug in a handler")
@@ -456,20 +436,11 @@ async fn a_handler_that_panics_frees_its_key(backend: Backend) {
         .unwrap();
     let response = tower::ServiceExt::oneshot(router, request).await.unwrap();
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let key = IdempotencyKey {
-        caller: Caller::User(user.id),
-        method: "POST".into(),
-        path: "/v1/items".into(),
-        key: "boom".into(),
-    };
-    let now = shared::deps::Clock::now(app.clock.as_ref());
-    let (lock, expiry) = (now + chrono::Duration::seconds(30), now + chrono::Duration::hours(1));
-    let probe = app.state.repos.idempotency.begin(&key, "probe", lock, expiry, now).await.unwrap();
-    assert_eq!(probe, Begin::Started, "the panic freed the key");
+    assert!(key_is_free(&app, user.id, "/v1/items", "boom").await, "the panic freed the key");
 }
 
 async fn a_keyed_update_changes_only_what_it_names(backend: Backend) {
-    let app = backend.app().await;
+    let app = app(backend).await;
     let user = app.user().await;
     // A record with an attribute the resource does not declare (one of before, or of a later
     // release): an update keeps it, keyed or not.

@@ -9,25 +9,13 @@
 
 use std::sync::Arc;
 
+use api_tests::Backend;
 use chrono::{DateTime, Duration, Utc};
 use shared::repo::{Begin, Caller, IdempotencyKey, IdempotencyRepo, IdempotencyState, KeptAnswer};
 use uuid::Uuid;
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Memory,
-    #[cfg(feature = "dynamodb")]
-    DynamoDb,
-}
-
-impl Backend {
-    async fn store(self) -> Arc<dyn IdempotencyRepo> {
-        match self {
-            Self::Memory => Arc::new(shared::repo::memory::MemoryStore::new()),
-            #[cfg(feature = "dynamodb")]
-            Self::DynamoDb => api_tests::dynamo::store().await,
-        }
-    }
+async fn store(backend: Backend) -> Arc<dyn IdempotencyRepo> {
+    backend.repos().await.idempotency
 }
 
 on_both_stores!(
@@ -62,7 +50,7 @@ fn answer() -> KeptAnswer {
 }
 
 async fn a_free_key_is_taken_and_a_taken_one_returns_its_record(backend: Backend) {
-    let s = backend.store().await;
+    let s = store(backend).await;
     let (k, at) = (key(Caller::User(Uuid::now_v7())), now());
     let (lock, expiry) = (at + Duration::seconds(30), at + Duration::hours(24));
     assert_eq!(s.begin(&k, "fp-1", lock, expiry, at).await.unwrap(), Begin::Started);
@@ -75,7 +63,7 @@ async fn a_free_key_is_taken_and_a_taken_one_returns_its_record(backend: Backend
 }
 
 async fn an_answer_is_kept_only_by_the_request_that_holds_the_lock(backend: Backend) {
-    let s = backend.store().await;
+    let s = store(backend).await;
     let (k, at) = (key(Caller::User(Uuid::now_v7())), now());
     let (lock, expiry) = (at + Duration::seconds(30), at + Duration::hours(24));
     s.begin(&k, "fp", lock, expiry, at).await.unwrap();
@@ -101,7 +89,7 @@ async fn an_answer_is_kept_only_by_the_request_that_holds_the_lock(backend: Back
 }
 
 async fn a_lock_that_passed_or_a_record_that_expired_is_taken_over(backend: Backend) {
-    let s = backend.store().await;
+    let s = store(backend).await;
     let (k, at) = (key(Caller::User(Uuid::now_v7())), now());
     let (lock, expiry) = (at + Duration::seconds(30), at + Duration::hours(24));
     s.begin(&k, "fp-died", lock, expiry, at).await.unwrap();
@@ -118,7 +106,7 @@ async fn a_lock_that_passed_or_a_record_that_expired_is_taken_over(backend: Back
 }
 
 async fn a_released_key_is_free_and_only_its_holder_releases_it(backend: Backend) {
-    let s = backend.store().await;
+    let s = store(backend).await;
     let (k, at) = (key(Caller::Address("198.51.100.7".into())), now());
     let (lock, expiry) = (at + Duration::seconds(30), at + Duration::hours(24));
     s.begin(&k, "fp", lock, expiry, at).await.unwrap();
@@ -136,7 +124,7 @@ async fn a_released_key_is_free_and_only_its_holder_releases_it(backend: Backend
 }
 
 async fn a_key_belongs_to_its_caller_method_and_path(backend: Backend) {
-    let s = backend.store().await;
+    let s = store(backend).await;
     let at = now();
     let (lock, expiry) = (at + Duration::seconds(30), at + Duration::hours(24));
     let k = key(Caller::User(Uuid::now_v7()));
@@ -156,7 +144,7 @@ async fn a_key_belongs_to_its_caller_method_and_path(backend: Backend) {
 #[cfg(feature = "dynamodb")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_twenty_requests_taking_one_key_at_once_exactly_one_gets_it() {
-    let s = Backend::DynamoDb.store().await;
+    let s = store(Backend::DynamoDb).await;
     let (k, at) = (key(Caller::User(Uuid::now_v7())), now());
     let (lock, expiry) = (at + Duration::seconds(30), at + Duration::hours(24));
     let mut tasks = Vec::new();

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
 
-use api_tests::{PASSWORD, Session, TestApp, TestResponse};
+use api_tests::{Backend, PASSWORD, Session, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::Duration;
@@ -16,29 +16,12 @@ use serde_json::{Value, json};
 use shared::web::address::context_with_source_ip;
 use worker::mail::{MailKind, SendError};
 
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Memory,
-    #[cfg(feature = "dynamodb")]
-    DynamoDb,
-}
-
-impl Backend {
-    async fn app(self, vars: &[(&str, &str)]) -> TestApp {
-        let mut all: HashMap<String, String> =
-            HashMap::from([("JWT_SECRET".to_owned(), api_tests::SECRET.to_owned())]);
-        all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
-        let config = shared::Config::from_vars(&all).unwrap();
-        match self {
-            Self::Memory => TestApp::with_config(config),
-            #[cfg(feature = "dynamodb")]
-            Self::DynamoDb => {
-                let store = api_tests::dynamo::store().await;
-                let state = shared::AppState::new(config, shared::repo::Repos::from_store(store));
-                TestApp::from_state(state.with_hasher(api_tests::fast_hasher()))
-            }
-        }
-    }
+/// The API over `backend` with the test configuration and `vars` over it.
+async fn app(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
+    let mut all: HashMap<String, String> =
+        HashMap::from([("JWT_SECRET".to_owned(), api_tests::SECRET.to_owned())]);
+    all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    backend.app(shared::Config::from_vars(&all).unwrap()).await
 }
 
 on_both_stores!(
@@ -119,7 +102,7 @@ async fn user_with_mail(app: &TestApp) -> Session {
 }
 
 async fn a_recovery_link_resets_the_password_once_and_ends_every_session(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let asked = recover(&app, &user.email.to_uppercase()).await;
     assert_eq!(asked.status, StatusCode::ACCEPTED, "{}", asked.text());
@@ -146,7 +129,7 @@ async fn a_recovery_link_resets_the_password_once_and_ends_every_session(backend
 async fn known_unknown_and_inactive_addresses_get_the_same_answer_and_only_an_active_account_mail(
     backend: Backend,
 ) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let admin = app.superuser().await;
     let (known, inactive) = (user_with_mail(&app).await, user_with_mail(&app).await);
     deactivate(&app, &admin, &inactive).await;
@@ -171,7 +154,7 @@ async fn known_unknown_and_inactive_addresses_get_the_same_answer_and_only_an_ac
 }
 
 async fn a_reset_link_expires_after_30_minutes(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let token = reset_link(&app, &user.email).await;
     app.clock.advance(Duration::minutes(30) + Duration::seconds(1));
@@ -180,7 +163,7 @@ async fn a_reset_link_expires_after_30_minutes(backend: Backend) {
 }
 
 async fn a_newer_reset_link_supersedes_the_older(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let first = reset_link(&app, &user.email).await;
     let second = reset_link(&app, &user.email).await;
@@ -190,7 +173,7 @@ async fn a_newer_reset_link_supersedes_the_older(backend: Backend) {
 }
 
 async fn a_password_change_makes_an_outstanding_reset_link_worthless(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let token = reset_link(&app, &user.email).await;
     let body = json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD});
@@ -201,7 +184,7 @@ async fn a_password_change_makes_an_outstanding_reset_link_worthless(backend: Ba
 }
 
 async fn a_link_is_good_for_its_own_purpose_only(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let reset_token = reset_link(&app, &user.email).await;
     let verify_token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
@@ -244,7 +227,7 @@ async fn a_link_is_good_for_its_own_purpose_only(backend: Backend) {
 }
 
 async fn signup_sends_a_verification_whose_link_verifies_the_address_once(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = app.user().await;
     assert_eq!(me(&app, &user.access).await["email_verified"], false);
     assert!(app.mailbox.to(&user.email).is_empty(), "sent after the answer, by the worker");
@@ -258,7 +241,7 @@ async fn signup_sends_a_verification_whose_link_verifies_the_address_once(backen
 }
 
 async fn a_verification_link_expires_after_24_hours(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
     app.clock.advance(Duration::hours(24) + Duration::seconds(1));
@@ -266,7 +249,7 @@ async fn a_verification_link_expires_after_24_hours(backend: Backend) {
 }
 
 async fn an_email_change_is_verified_anew_and_told_to_the_address_of_before(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let old_token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
     let moved = format!("moved-{}", user.email);
@@ -301,7 +284,7 @@ async fn an_email_change_is_verified_anew_and_told_to_the_address_of_before(back
 }
 
 async fn a_superusers_new_account_gets_a_verification_too(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let admin = app.superuser().await;
     let email = format!("made-{}@example.com", uuid::Uuid::new_v4().simple());
     let body = json!({"email": email, "password": PASSWORD});
@@ -320,7 +303,7 @@ async fn a_superusers_new_account_gets_a_verification_too(backend: Backend) {
 async fn a_new_verification_message_supersedes_the_last_and_none_goes_to_a_verified_address(
     backend: Backend,
 ) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let first = app.mailbox.token(&user.email, MailKind::VerifyEmail);
     let again = app.call(Method::POST, "/v1/users/me/verification-email", Some(&user.access)).await;
@@ -340,7 +323,7 @@ async fn a_new_verification_message_supersedes_the_last_and_none_goes_to_a_verif
 }
 
 async fn with_verification_required_an_unverified_login_is_refused_and_says_why(backend: Backend) {
-    let app = backend.app(&[("REQUIRE_EMAIL_VERIFICATION", "true")]).await;
+    let app = app(backend, &[("REQUIRE_EMAIL_VERIFICATION", "true")]).await;
     let email = format!("strict-{}@example.com", uuid::Uuid::new_v4().simple());
     assert_eq!(app.signup(&email, PASSWORD).await.status, StatusCode::CREATED);
     let refused = app.login(&email, PASSWORD).await;
@@ -368,7 +351,7 @@ async fn with_verification_required_an_unverified_login_is_refused_and_says_why(
 }
 
 async fn at_most_three_messages_go_to_one_address_an_hour(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = app.user().await;
     // The signup's verification is the first of the hour's three.
     for _ in 0..4 {
@@ -397,7 +380,7 @@ async fn request_from(app: &TestApp, address: &str, email: &str) -> TestResponse
 }
 
 async fn requests_for_mail_from_one_source_address_are_throttled(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     for n in 0..20 {
         let response = request_from(&app, "198.51.100.7", &format!("nobody-{n}@example.com")).await;
         assert_eq!(response.status, StatusCode::ACCEPTED, "request {n}");
@@ -421,7 +404,7 @@ async fn requests_for_mail_from_one_source_address_are_throttled(backend: Backen
 }
 
 async fn a_send_that_fails_stays_in_the_outbox_until_it_goes(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = app.user().await;
     let throttled = || SendError::Transient("TooManyRequestsException".into());
     app.mailbox.fail_next([throttled(), throttled(), throttled()]);
@@ -450,7 +433,7 @@ async fn a_send_that_fails_stays_in_the_outbox_until_it_goes(backend: Backend) {
 }
 
 async fn a_send_that_fails_in_the_stream_is_left_to_the_sweep_and_holds_up_no_purge(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = app.user().await;
     let gone = app.user().await;
     assert_eq!(app.delete("/v1/users/me", &gone.access).await.status, StatusCode::NO_CONTENT);
@@ -480,7 +463,7 @@ async fn a_send_that_fails_in_the_stream_is_left_to_the_sweep_and_holds_up_no_pu
 }
 
 async fn the_notice_of_an_email_change_is_never_throttled(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let token = app.mailbox.token(&user.email, MailKind::VerifyEmail);
     assert_eq!(verify(&app, &token).await.status, StatusCode::NO_CONTENT);
@@ -505,7 +488,7 @@ async fn the_notice_of_an_email_change_is_never_throttled(backend: Backend) {
 }
 
 async fn a_deactivation_during_a_reset_wins(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let admin = app.superuser().await;
     let user = user_with_mail(&app).await;
     recover(&app, &user.email).await;
@@ -536,7 +519,7 @@ async fn a_deactivation_during_a_reset_wins(backend: Backend) {
 }
 
 async fn an_internationalised_domain_is_mailed_in_its_ascii_form(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let local = format!("idn-{}", uuid::Uuid::new_v4().simple());
     assert_eq!(app.signup(&format!("{local}@bücher.example"), PASSWORD).await.status, StatusCode::CREATED);
     app.deliver_mail().await;
@@ -547,7 +530,7 @@ async fn an_internationalised_domain_is_mailed_in_its_ascii_form(backend: Backen
 }
 
 async fn a_link_is_used_once_even_by_two_requests_at_once(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let token = reset_link(&app, &user.email).await;
     let (a, b) = tokio::join!(
@@ -563,7 +546,7 @@ async fn a_link_is_used_once_even_by_two_requests_at_once(backend: Backend) {
 }
 
 async fn an_email_change_or_a_deletion_makes_an_outstanding_reset_link_worthless(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = user_with_mail(&app).await;
     let token = reset_link(&app, &user.email).await;
     let body = json!({"email": format!("new-{}", user.email), "current_password": PASSWORD});
@@ -580,7 +563,7 @@ async fn an_email_change_or_a_deletion_makes_an_outstanding_reset_link_worthless
 }
 
 async fn an_email_change_counts_as_a_request_for_mail(backend: Backend) {
-    let app = backend.app(&[("MAIL_MAX_REQUESTS_PER_ADDRESS", "2")]).await;
+    let app = app(backend, &[("MAIL_MAX_REQUESTS_PER_ADDRESS", "2")]).await;
     let user = app.user().await;
     for n in 0..2 {
         let body = json!({"email": format!("move-{n}-{}", user.email), "current_password": PASSWORD});
@@ -598,7 +581,7 @@ async fn an_email_change_counts_as_a_request_for_mail(backend: Backend) {
 }
 
 async fn a_message_refused_for_good_is_dropped_and_one_never_sent_is_given_up_after_a_day(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = app.user().await;
     app.mailbox.fail_next([SendError::Permanent("MessageRejected".into())]);
     let swept = app.deliver_mail().await;
@@ -612,7 +595,7 @@ async fn a_message_refused_for_good_is_dropped_and_one_never_sent_is_given_up_af
 }
 
 async fn messages_name_the_product_link_to_the_app_and_hold_no_password(backend: Backend) {
-    let app = backend.app(&[("APP_URL", "https://app.example.com/"), ("PRODUCT_NAME", "Acme Notes")]).await;
+    let app = app(backend, &[("APP_URL", "https://app.example.com/"), ("PRODUCT_NAME", "Acme Notes")]).await;
     let user = app.user().await;
     recover(&app, &user.email).await;
     app.deliver_mail().await;
@@ -634,7 +617,7 @@ async fn messages_name_the_product_link_to_the_app_and_hold_no_password(backend:
 }
 
 async fn a_deactivated_account_cannot_use_a_reset_link(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let admin = app.superuser().await;
     let user = user_with_mail(&app).await;
     let token = reset_link(&app, &user.email).await;
@@ -643,7 +626,7 @@ async fn a_deactivated_account_cannot_use_a_reset_link(backend: Backend) {
 }
 
 async fn nothing_is_sent_for_a_deleted_account(backend: Backend) {
-    let app = backend.app(&[]).await;
+    let app = app(backend, &[]).await;
     let user = app.user().await;
     recover(&app, &user.email).await;
     assert_eq!(app.delete("/v1/users/me", &user.access).await.status, StatusCode::NO_CONTENT);

@@ -5,34 +5,12 @@
 // Test bodies and their helpers: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use api_tests::{PASSWORD, Session, TestApp, TestResponse};
+use api_tests::{Backend, PASSWORD, Session, TestApp, TestResponse};
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use chrono::Duration;
 use serde_json::json;
 use shared::web::address::context_with_source_ip;
-
-/// The store a test runs on: every test here runs on both.
-#[derive(Debug, Clone, Copy)]
-enum Backend {
-    Memory,
-    #[cfg(feature = "dynamodb")]
-    DynamoDb,
-}
-
-impl Backend {
-    async fn app(self, config: shared::Config) -> TestApp {
-        match self {
-            Self::Memory => TestApp::with_config(config),
-            #[cfg(feature = "dynamodb")]
-            Self::DynamoDb => {
-                let store = api_tests::dynamo::store().await;
-                let state = shared::AppState::new(config, shared::repo::Repos::from_store(store));
-                TestApp::from_state(state.with_hasher(api_tests::fast_hasher()))
-            }
-        }
-    }
-}
 
 on_both_stores!(
     failures_from_one_address_never_lock_the_owner_out_from_another,
