@@ -37,6 +37,10 @@ pub enum ApiError {
     /// 409.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// 409: a request with the same `Idempotency-Key` is still in progress; `Retry-After` is the
+    /// seconds until its lock passes.
+    #[error("idempotency key in progress")]
+    KeyInProgress { retry_after_secs: u64 },
     /// 412: `If-Match` does not match the current ETag.
     #[error("precondition failed")]
     PreconditionFailed,
@@ -46,6 +50,9 @@ pub enum ApiError {
     /// 415.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
+    /// 422 `{"detail": "..."}`: an `Idempotency-Key` used again with another payload.
+    #[error("idempotency key used with another payload")]
+    KeyReused,
     /// 422, FastAPI shape.
     #[error("validation failed")]
     Validation(Vec<FieldError>),
@@ -86,11 +93,11 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::KeyInProgress { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -121,6 +128,10 @@ impl IntoResponse for ApiError {
             Self::InvalidToken => detail(status, "Could not validate credentials"),
             Self::NotFound(what) => detail(status, what),
             Self::MethodNotAllowed(_) => detail(status, "Method Not Allowed"),
+            Self::KeyInProgress { .. } => {
+                detail(status, "A request with this Idempotency-Key is still in progress")
+            }
+            Self::KeyReused => detail(status, "This Idempotency-Key was used with another payload"),
             Self::PreconditionFailed => detail(status, "Precondition Failed: the resource has changed"),
             Self::PayloadTooLarge => detail(status, "Request body too large (limit 65536 bytes)"),
             Self::UnsupportedMediaType(expected) => {
@@ -157,7 +168,9 @@ impl IntoResponse for ApiError {
             Self::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, allow);
             }
-            Self::TooManyRequests { retry_after_secs, .. } => insert_retry_after(headers, retry_after_secs),
+            Self::TooManyRequests { retry_after_secs, .. } | Self::KeyInProgress { retry_after_secs } => {
+                insert_retry_after(headers, retry_after_secs)
+            }
             Self::Unavailable(_) => insert_retry_after(headers, UNAVAILABLE_RETRY_AFTER_SECS),
             Self::OAuth { .. } => {
                 // RFC 6749 §5.1/§5.2: token endpoint answers must not be cached.

@@ -60,9 +60,8 @@ struct CompletionWrite {
 }
 
 impl CompletionWrite {
-    fn of(completion: &Completion) -> Self {
-        let (pk, sk) = completion.key.location();
-        let answer = &completion.answer;
+    fn of(idem: &IdempotencyKey, locked_until: DateTime<Utc>, answer: &KeptAnswer) -> Self {
+        let (pk, sk) = idem.location();
         let mut sets =
             vec!["#state = :complete".to_owned(), "#status = :status".to_owned(), "#body = :body".to_owned()];
         let mut values: Attrs = HashMap::from([
@@ -70,7 +69,7 @@ impl CompletionWrite {
             (":status".to_owned(), n(answer.status)),
             (":body".to_owned(), AttributeValue::B(Blob::new(answer.body.clone()))),
             (":in_progress".to_owned(), s(IN_PROGRESS)),
-            (":locked".to_owned(), micros(&completion.locked_until)),
+            (":locked".to_owned(), micros(&locked_until)),
         ]);
         let mut names: HashMap<String, String> = HashMap::from([
             ("#state".to_owned(), "state".to_owned()),
@@ -103,7 +102,7 @@ impl CompletionWrite {
 /// `completion` as an action of an operation's own transaction (`Transaction::complete`): the
 /// transaction is refused by it when the request no longer holds its lock.
 pub(super) fn completion_update(table: &str, completion: &Completion) -> RepoResult<Update> {
-    let write = CompletionWrite::of(completion);
+    let write = CompletionWrite::of(&completion.key, completion.locked_until, &completion.answer);
     Update::builder()
         .table_name(table)
         .set_key(Some(write.key))
@@ -175,8 +174,7 @@ impl IdempotencyRepo for DynamoStore {
         locked_until: DateTime<Utc>,
         answer: &KeptAnswer,
     ) -> RepoResult<bool> {
-        let write =
-            CompletionWrite::of(&Completion { key: idem.clone(), locked_until, answer: answer.clone() });
+        let write = CompletionWrite::of(idem, locked_until, answer);
         let result = self
             .client
             .update_item()

@@ -194,22 +194,18 @@ async fn run(state: &AppState, options: Options, request: Request, next: Next) -
     match state.repos.idempotency.begin(&idem, &fingerprint, locked_until, expires_at, now).await {
         Err(error) => ApiError::from(error).into_response(),
         Ok(Begin::Existing(record)) if record.fingerprint != fingerprint => {
-            detail(StatusCode::UNPROCESSABLE_ENTITY, ANOTHER_PAYLOAD)
+            ApiError::KeyReused.into_response()
         }
         Ok(Begin::Existing(record)) => match record.state {
             IdempotencyState::InProgress { locked_until } => {
-                let mut response = detail(StatusCode::CONFLICT, IN_PROGRESS);
-                let wait = (locked_until - now).num_seconds().max(1);
-                if let Ok(value) = HeaderValue::from_str(&wait.to_string()) {
-                    response.headers_mut().insert(header::RETRY_AFTER, value);
-                }
-                response
+                let retry_after_secs = u64::try_from((locked_until - now).num_seconds()).unwrap_or(1);
+                ApiError::KeyInProgress { retry_after_secs }.into_response()
             }
             IdempotencyState::Complete(answer) => match &secret {
                 None => replay(&answer),
                 Some(password) => match secret::check(state, &mut parts, &bytes, &answer, password).await {
                     secret::Verdict::Same => replay(&answer),
-                    secret::Verdict::Another => detail(StatusCode::UNPROCESSABLE_ENTITY, ANOTHER_PAYLOAD),
+                    secret::Verdict::Another => ApiError::KeyReused.into_response(),
                     secret::Verdict::Refused(response) => response,
                 },
             },
@@ -234,13 +230,6 @@ async fn run(state: &AppState, options: Options, request: Request, next: Next) -
             keep_or_release(state, &idem, locked_until, response, secret.is_some()).await
         }
     }
-}
-
-const ANOTHER_PAYLOAD: &str = "This Idempotency-Key was used with another payload";
-const IN_PROGRESS: &str = "A request with this Idempotency-Key is still in progress";
-
-fn detail(status: StatusCode, text: &str) -> Response {
-    (status, axum::Json(serde_json::json!({"detail": text}))).into_response()
 }
 
 fn replay(answer: &KeptAnswer) -> Response {
