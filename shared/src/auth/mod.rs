@@ -3,6 +3,7 @@
 //! `web::auth`.)
 
 pub mod jwt;
+pub mod keys;
 pub mod password;
 pub mod refresh;
 

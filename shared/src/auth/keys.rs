@@ -1,0 +1,213 @@
+//! RS256 keys of access tokens (issue 17; not wired in yet): a signing key that only `auth`
+//! holds, the public keys every verifier holds, and the JWKS that publishes them.
+//!
+//! - A key's `kid` is its RFC 7638 thumbprint (SHA-256 of its public JWK): stable, and naming
+//!   nothing but the key.
+//! - [`Verifier`] pins RS256 per key: a token must name a `kid` it knows, and may carry none of
+//!   the headers that point elsewhere for a key (`jku`, `jwk`, `x5u`, `x5c`, `x5t`, `x5t#S256`)
+//!   or that ask for processing it does not do (`crit`). jsonwebtoken ignores those; here they are
+//!   refused.
+//! - [`PublicKey::from_jwk`] takes only RSA signing keys of at least 2048 bits, for RS256: a
+//!   JWKS entry of another type (`oct`, which jsonwebtoken would turn into an HMAC secret, or EC)
+//!   is refused, not trusted.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, CommonParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, RSAKeyParameters,
+    RSAKeyType, ThumbprintHash,
+};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, TokenData, Validation};
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::DecodePrivateKey;
+use rsa::traits::PublicKeyParts;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The smallest RSA modulus accepted, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    #[error("not an RSA private key in PKCS#8 or PKCS#1 PEM")]
+    NotAPrivateKey,
+    #[error("an RSA key of {0} bits: at least 2048 are needed")]
+    TooSmall(usize),
+    #[error("a JWK that is not an RSA signing key for RS256")]
+    NotAnRs256Key,
+    #[error("a JWK whose kid is not its thumbprint")]
+    KidMismatch,
+    #[error("the key could not be used: {0}")]
+    Unusable(String),
+}
+
+/// A public key as verifiers hold it and the JWKS publishes it: modulus and exponent,
+/// base64url without padding, and its thumbprint as `kid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    pub kid: String,
+    pub n: String,
+    pub e: String,
+}
+
+impl PublicKey {
+    fn of(key: &rsa::RsaPublicKey) -> Result<Self, KeyError> {
+        if key.size() * 8 < MIN_RSA_BITS {
+            return Err(KeyError::TooSmall(key.size() * 8));
+        }
+        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        let mut public = Self { kid: String::new(), n, e };
+        public.kid = public.jwk_without_kid().thumbprint(ThumbprintHash::SHA256);
+        Ok(public)
+    }
+
+    fn jwk_without_kid(&self) -> Jwk {
+        Jwk {
+            common: CommonParameters {
+                public_key_use: Some(PublicKeyUse::Signature),
+                key_algorithm: Some(KeyAlgorithm::RS256),
+                ..CommonParameters::default()
+            },
+            algorithm: AlgorithmParameters::RSA(RSAKeyParameters {
+                key_type: RSAKeyType::RSA,
+                n: self.n.clone(),
+                e: self.e.clone(),
+            }),
+        }
+    }
+
+    /// The key as a JWK: `kty` RSA, `use` sig, `alg` RS256, its `kid`.
+    pub fn jwk(&self) -> Jwk {
+        let mut jwk = self.jwk_without_kid();
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk
+    }
+
+    /// A published key back: only an RSA key for signing with RS256, of at least 2048 bits,
+    /// whose `kid` is its thumbprint.
+    pub fn from_jwk(jwk: &Jwk) -> Result<Self, KeyError> {
+        let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else { return Err(KeyError::NotAnRs256Key) };
+        let use_ok = matches!(jwk.common.public_key_use, None | Some(PublicKeyUse::Signature));
+        let alg_ok = matches!(jwk.common.key_algorithm, None | Some(KeyAlgorithm::RS256));
+        if !use_ok || !alg_ok {
+            return Err(KeyError::NotAnRs256Key);
+        }
+        let bytes = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyError::NotAnRs256Key);
+        let key = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&bytes(&rsa.n)?),
+            rsa::BigUint::from_bytes_be(&bytes(&rsa.e)?),
+        )
+        .map_err(|e| KeyError::Unusable(e.to_string()))?;
+        let public = Self::of(&key)?;
+        if jwk.common.key_id.as_deref() != Some(public.kid.as_str()) {
+            return Err(KeyError::KidMismatch);
+        }
+        Ok(public)
+    }
+}
+
+/// The JWKS of `keys` (`GET /.well-known/jwks.json`).
+pub fn jwks(keys: &[PublicKey]) -> JwkSet {
+    JwkSet { keys: keys.iter().map(PublicKey::jwk).collect() }
+}
+
+/// The private key that signs access tokens, with its public half.
+pub struct SigningKey {
+    encoding: EncodingKey,
+    public: PublicKey,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the key itself.
+        f.debug_struct("SigningKey").field("kid", &self.public.kid).finish_non_exhaustive()
+    }
+}
+
+impl SigningKey {
+    /// A key from PEM: PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`).
+    pub fn from_pem(pem: &str) -> Result<Self, KeyError> {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem)
+            .or_else(|_| rsa::RsaPrivateKey::from_pkcs1_pem(pem))
+            .map_err(|_| KeyError::NotAPrivateKey)?;
+        Self::of(&key)
+    }
+
+    fn of(key: &rsa::RsaPrivateKey) -> Result<Self, KeyError> {
+        let public = PublicKey::of(&key.to_public_key())?;
+        let der = key.to_pkcs1_der().map_err(|e| KeyError::Unusable(e.to_string()))?;
+        Ok(Self { encoding: EncodingKey::from_rsa_der(der.as_bytes()), public })
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.public.kid
+    }
+
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// `claims` as an RS256 JWT of type `typ`, naming this key.
+    pub fn sign<C: Serialize>(&self, claims: &C, typ: &str) -> Result<String, KeyError> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.typ = Some(typ.to_owned());
+        header.kid = Some(self.public.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| KeyError::Unusable(e.to_string()))
+    }
+}
+
+/// Verifies tokens against the public keys it holds, RS256 only, each by its `kid`.
+pub struct Verifier {
+    keys: HashMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    /// A verifier of `keys`, checking the claims as `validation` says (its algorithms are
+    /// replaced by RS256 alone).
+    pub fn new(keys: &[PublicKey], mut validation: Validation) -> Result<Self, KeyError> {
+        validation.algorithms = vec![Algorithm::RS256];
+        let keys = keys
+            .iter()
+            .map(|key| {
+                DecodingKey::from_rsa_components(&key.n, &key.e)
+                    .map(|decoding| (key.kid.clone(), decoding))
+                    .map_err(|e| KeyError::Unusable(e.to_string()))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { keys, validation })
+    }
+
+    /// The token's header and claims, if it is an RS256 token of a known key with no header that
+    /// points elsewhere; `None` for anything else (one answer: the caller's 401).
+    pub fn decode<C: DeserializeOwned>(&self, token: &str) -> Option<TokenData<C>> {
+        let header = jsonwebtoken::decode_header(token).ok()?;
+        let elsewhere = header.jku.is_some()
+            || header.jwk.is_some()
+            || header.x5u.is_some()
+            || header.x5c.is_some()
+            || header.x5t.is_some()
+            || header.x5t_s256.is_some()
+            || header.crit.is_some();
+        if elsewhere || header.alg != Algorithm::RS256 {
+            return None;
+        }
+        let key = self.keys.get(header.kid.as_deref()?)?;
+        jsonwebtoken::decode::<C>(token, key, &self.validation).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests;
