@@ -28,16 +28,19 @@ fn free_port() -> Result<u16, String> {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).map_err(|e| e.to_string())
 }
 
+/// The FastAPI peer's HS256 secret (it is the peer's; ours signs with the tests' RSA key).
+pub const PEER_SECRET: &str = "fastapi-peer-secret-for-the-benchmarks-0123456789";
+
 impl Peer {
     /// The local API server (`server`, in-memory store), its access log off.
-    pub async fn ours(server: &Path, secret: &str) -> Result<Self, String> {
+    pub async fn ours(server: &Path, signing_key: &str) -> Result<Self, String> {
         let port = free_port()?.to_string();
         let mut command = Command::new(server);
         for name in HOST_VARIABLES {
             command.env_remove(name);
         }
         command.args(["--port", &port]).envs([
-            ("JWT_SECRET", secret),
+            ("SIGNING_KEY", signing_key),
             ("FIRST_SUPERUSER_EMAIL", EMAIL),
             ("FIRST_SUPERUSER_PASSWORD", PASSWORD),
             ("RUST_LOG", "warn"),

@@ -136,7 +136,8 @@ async fn serve_function(name: &str, fixtures: &Path) -> Result<(), String> {
     let router = catalog::function(name).ok_or_else(|| format!("no function {name} in the catalog"))?.router;
     shared::telemetry::init();
     let config = Config::from_env().map_err(|e| e.to_string())?;
-    let state = AppState::in_memory(config);
+    // As `auth` would, with the tests' key (SIGNING_KEY names it too).
+    let state = AppState::in_memory(config).with_issuing(api_tests::keys::test_issuing());
     let setup = TestApp::from_state(state.clone());
     let user = setup.user().await;
     let item = setup.item(&user.access, "bench item").await;
@@ -177,9 +178,14 @@ fn token_event(email: &str, password: &str) -> Bytes {
 }
 
 /// A fresh access token for `user` (the setup's own clock stands still).
-fn token_for(state: &AppState, user: uuid::Uuid) -> Result<String, String> {
+async fn token_for(state: &AppState, user: uuid::Uuid) -> Result<String, String> {
     let subject = shared::auth::jwt::Subject { user_id: user, credential_version: 0 };
-    state.jwt.issue(subject, chrono::Utc::now()).map_err(|e| format!("issue a token: {e:?}"))
+    state.jwt.issue(subject, chrono::Utc::now()).await.map_err(|e| format!("issue a token: {e:?}"))
+}
+
+/// The signing key of every process the bench starts: the tests' fixed key, as a file.
+fn signing_key_var() -> String {
+    format!("file:{}", api_tests::keys::TEST_KEY_FILE)
 }
 
 async fn run(args: RunArgs) -> Result<(), String> {
@@ -223,9 +229,10 @@ async fn run(args: RunArgs) -> Result<(), String> {
     let item_id = catalog::events::fixture_id("item_id", &parameters);
     let endpoint = api_tests::dynamo::endpoint();
     let table = state.config.table_name.clone();
+    let signing_key = signing_key_var();
     let store_env = [
         ("TABLE_NAME", table.as_str()),
-        ("JWT_SECRET", api_tests::SECRET),
+        ("SIGNING_KEY", signing_key.as_str()),
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
     ];
 
@@ -273,7 +280,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
     // Warm invocations, in-memory store (the bench serving the function's router on Lambda) and
     // DynamoDB Local (the function's own binary).
     println!("==> warm invocations");
-    let token = token_for(&state, user_id)?;
+    let token = token_for(&state, user_id).await?;
     // The floor: the hello-world function's round trip through the same Runtime API.
     let hello = Launch::new(&bin("hello"), "hello", &[], &log("hello")).start().await?;
     let hello_event = Bytes::from_static(b"{}");
@@ -294,7 +301,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             let launch = Launch::new(
                 &exe,
                 name,
-                &[("JWT_SECRET", api_tests::SECRET)],
+                &[("SIGNING_KEY", signing_key.as_str())],
                 &log(&format!("{name}-memory")),
             )
             .arg("serve-function")
@@ -309,7 +316,7 @@ async fn run(args: RunArgs) -> Result<(), String> {
             let memory_user: uuid::Uuid =
                 f["user_id"].as_str().and_then(|s| s.parse().ok()).ok_or("fixture user")?;
             let memory_item = f["item_id"].as_str().unwrap_or_default();
-            let memory_token = token_for(&state, memory_user)?;
+            let memory_token = token_for(&state, memory_user).await?;
             match name {
                 "items" => (function, get_item_event(memory_item, &memory_token), "GET /v1/items/{item_id}"),
                 _ => (function, token_event(email, password), "POST /v1/auth/token"),
@@ -388,10 +395,9 @@ async fn run(args: RunArgs) -> Result<(), String> {
 
     // The local server and the FastAPI peer, one process and one worker each, interleaved.
     println!("==> wrk: local server and FastAPI peer");
-    let secret = api_tests::SECRET;
     let server = args.server.clone().unwrap_or_else(|| bin_dir.join("server"));
-    let mut ours = Peer::ours(&server, secret).await?;
-    let mut peer = Peer::fastapi(&python, &workspace, secret).await?;
+    let mut ours = Peer::ours(&server, &signing_key).await?;
+    let mut peer = Peer::fastapi(&python, &workspace, load::PEER_SECRET).await?;
     let secs = counts.wrk_seconds;
     let mut throughput = Throughput::default();
     for round in 0..counts.rounds {

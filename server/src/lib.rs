@@ -2,6 +2,7 @@
 //! (`catalog::app`: every function's router on the routes of `template.yaml`); what is theirs
 //! is the command line, and running the worker locally ([`stream`]).
 
+pub mod keys_admin;
 pub mod mail_sink;
 pub mod stream;
 
@@ -30,4 +31,15 @@ pub fn mail_locally(config: &mut shared::Config) {
 pub fn default_mail_dir() -> String {
     let here = std::env::current_dir().unwrap_or_else(|_| std::path::PathBuf::from("."));
     here.join("mail").display().to_string()
+}
+
+/// The local server's own URL, the issuer of its tokens when `PUBLIC_BASE_URL` is unset:
+/// `http://localhost:<port>` when it listens on loopback or every interface, else its address.
+pub fn own_url(address: std::net::SocketAddr) -> String {
+    let ip = address.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        format!("http://localhost:{}", address.port())
+    } else {
+        format!("http://{address}")
+    }
 }

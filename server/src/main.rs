@@ -26,7 +26,7 @@ use shared::{AppState, Config};
 /// Runs every function of the API in one process, on the paths of template.yaml.
 ///
 /// Configuration comes from the same environment variables as the Lambda functions (see the
-/// README); JWT_SECRET is optional here.
+/// README); SIGNING_KEY is optional here.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -60,7 +60,27 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let (mut config, random_secret) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+    let mut config = Config::from_env().map_err(|e| e.to_string())?;
+    // Bound first: the issuer of the tokens is the server's own URL, unless PUBLIC_BASE_URL
+    // names another (a proxy in front).
+    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
+        .await
+        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
+    let address = listener.local_addr().map_err(|e| e.to_string())?;
+    if std::env::var("PUBLIC_BASE_URL").is_ok_and(|v| !v.trim().is_empty()) {
+        tracing::info!(issuer = %config.jwt_issuer, "tokens are issued as PUBLIC_BASE_URL says");
+    } else {
+        config.jwt_issuer = server::own_url(address);
+    }
+    let key = match &config.signing_key {
+        None => "not set, so one was made for this run (tokens end when it stops)".to_owned(),
+        Some(source) => format!("{source:?}"),
+    };
+    let clients = shared::auth::signer::KeyClients::new(
+        &shared::state::sdk_config(&config).await,
+        config.keys_endpoint.as_deref(),
+    );
+    let issuing = shared::state::issuing(&config, clients).map_err(|e| e.to_string())?;
     // Mail is written into a folder unless an SES stand-in is named: nothing leaves the machine.
     server::mail_locally(&mut config);
     let mail = match (&config.mail.mail_dir, &config.mail.ses_endpoint) {
@@ -90,7 +110,10 @@ async fn run(args: Args) -> Result<(), String> {
             }
             let streams = aws_sdk_dynamodbstreams::Client::new(&shared::state::sdk_config(&config).await);
             let store = Arc::new(DynamoStore::new(client.clone(), table.clone()));
-            let state = AppState::new(config, Repos::from_store(store));
+            let state = AppState::new(config, Repos::from_store(store))
+                .signing(issuing)
+                .await
+                .map_err(|e| e.to_string())?;
             let sink = Sink::InProcess(Worker::new(&state, mailer.clone()));
             let worker: LocalWorker = Box::pin(stream::run_on_stream(client, streams, table.clone(), sink));
             (state, format!("DynamoDB table {table:?} at {endpoint}"), worker)
@@ -100,7 +123,10 @@ async fn run(args: Args) -> Result<(), String> {
         }
         None => {
             let store = Arc::new(MemoryStore::new());
-            let state = AppState::new(config, Repos::from_store(store.clone()));
+            let state = AppState::new(config, Repos::from_store(store.clone()))
+                .signing(issuing)
+                .await
+                .map_err(|e| e.to_string())?;
             let sink = Sink::InProcess(Worker::new(&state, mailer.clone()));
             let worker: LocalWorker = Box::pin(async move {
                 stream::run_on_memory(store, sink).await;
@@ -118,13 +144,10 @@ async fn run(args: Args) -> Result<(), String> {
     });
     let superuser = first_superuser(&state).await?;
     let cors = Cors::from_env();
+    let issuer = state.jwt.issuer().to_owned();
     let app = catalog::app(state, &cors).map_err(|e| e.to_string())?.layer(middleware::from_fn(peer_context));
-    let listener = tokio::net::TcpListener::bind(SocketAddr::new(args.host, args.port))
-        .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
-    let address = listener.local_addr().map_err(|e| e.to_string())?;
     let routes = catalog::routes().map_err(|e| e.to_string())?;
-    banner(address, &store, &mail, &routes, random_secret, superuser.as_deref(), &cors);
+    banner(address, &store, &mail, &routes, (&key, &issuer), superuser.as_deref(), &cors);
     axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown())
         .await
@@ -169,7 +192,7 @@ fn banner(
     store: &str,
     mail: &str,
     routes: &[Route],
-    random_secret: bool,
+    (key, issuer): (&str, &str),
     superuser: Option<&str>,
     cors: &Cors,
 ) {
@@ -187,9 +210,8 @@ fn banner(
     for route in routes {
         println!("  route:      {:<24} -> {}", route.path, route.binary);
     }
-    if random_secret {
-        println!("  JWT_SECRET: not set, so a random one was made for this run (tokens end when it stops)");
-    }
+    println!("  signing key: SIGNING_KEY {key}");
+    println!("  issuer:     {issuer} (keys at {issuer}/.well-known/jwks.json)");
     if let Some(superuser) = superuser {
         println!("  superuser:  {superuser}");
     }

@@ -50,13 +50,21 @@ pub async fn run_lambda(router: fn(AppState) -> axum::Router) -> Result<(), lamb
     lambda_http::run(router(state)).await
 }
 
+/// As [`run_lambda`], for the one function that signs access tokens (`auth`): see
+/// [`AppState::signing_from_env`].
+pub async fn run_signing_lambda(router: fn(AppState) -> axum::Router) -> Result<(), lambda_http::Error> {
+    telemetry::init();
+    let state = or_exit(AppState::signing_from_env().await);
+    lambda_http::run(router(state)).await
+}
+
 /// As [`run_lambda`], for a function that reads no data and checks no token (the docs): no
-/// DynamoDB client is built at cold start, and without `JWT_SECRET` a random one stands in.
+/// DynamoDB client is built at cold start, and no key ring read.
 pub async fn run_lambda_without_store(
     router: fn(AppState) -> axum::Router,
 ) -> Result<(), lambda_http::Error> {
     telemetry::init();
-    let (config, _) = or_exit(Config::from_env_or_random_secret());
+    let config = or_exit(Config::from_env());
     lambda_http::run(router(AppState::in_memory(config))).await
 }
 

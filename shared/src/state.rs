@@ -12,6 +12,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_dynamodb::Client;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 
+use crate::auth::jwt::Issuing;
+use crate::auth::keys::SigningKey;
+use crate::auth::signer::{KeyClients, KeySource};
 use crate::auth::{Argon2Hasher, JwtKeys, PasswordHasher};
 use crate::config::{Config, ConfigError};
 use crate::cursor::CursorCodec;
@@ -35,8 +38,8 @@ impl AppState {
     /// Production dependencies around the given repositories.
     pub fn new(config: Config, repos: Repos) -> Self {
         Self {
-            jwt: Arc::new(JwtKeys::new(&config)),
-            cursors: Arc::new(CursorCodec::new(config.jwt_secret_bytes())),
+            jwt: Arc::new(JwtKeys::new(&config, repos.key_ring.clone())),
+            cursors: Arc::new(CursorCodec),
             config: Arc::new(config),
             repos,
             clock: Arc::new(SystemClock),
@@ -67,10 +70,43 @@ impl AppState {
     pub async fn dynamodb_with(config: Config, sdk: &aws_config::SdkConfig) -> Self {
         let client = Client::new(sdk);
         let store = DynamoStore::new(client, config.table_name.clone());
-        if config.dynamodb_warm_up {
-            store.warm_up().await;
+        let ring = if config.dynamodb_warm_up { store.warm_up().await } else { None };
+        let state = Self::new(config, Repos::from_store(Arc::new(store)));
+        if let Some(ring) = ring
+            && let Err(e) = state.jwt.install(ring.unwrap_or_default(), state.clock.now())
+        {
+            tracing::error!(error = %e, "the key ring read at warm-up is unusable");
         }
-        Self::new(config, Repos::from_store(Arc::new(store)))
+        state
+    }
+
+    /// The cold start of a function that signs tokens (`auth`): as [`AppState::from_env`], and
+    /// the key `SIGNING_KEY` names, put in the ring if it has none yet, and its signer made
+    /// ready (a secret is read now, not in the first login). Without `SIGNING_KEY` (a local run
+    /// only: the template always gives one) a key is made here, and the ring takes it at once.
+    pub async fn signing_from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let sdk = sdk_config(&config).await;
+        let clients = KeyClients::new(&sdk, config.keys_endpoint.as_deref());
+        let issuing = issuing(&config, clients)?;
+        Self::dynamodb_with(config, &sdk).await.signing(issuing).await
+    }
+
+    /// This state, signing tokens as `issuing` says, made ready as [`JwtKeys::prepare`] says.
+    pub async fn signing(self, issuing: Issuing) -> Result<Self, ConfigError> {
+        let state = self.with_issuing(issuing);
+        if let Err(e) = state.jwt.prepare(state.clock.now()).await {
+            // The first login tries again, and answers 503 if it cannot either.
+            tracing::warn!(error = %e, "the signing key is not ready yet");
+        }
+        Ok(state)
+    }
+
+    /// This state, signing tokens as `issuing` says (only `auth` and the local server sign).
+    pub fn with_issuing(mut self, issuing: Issuing) -> Self {
+        let keys = JwtKeys::new(&self.config, self.repos.key_ring.clone()).with_issuing(issuing);
+        self.jwt = Arc::new(keys);
+        self
     }
 
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
@@ -87,6 +123,29 @@ impl AppState {
         self.ids = ids;
         self
     }
+}
+
+/// How a process signs, from `config.signing_key`: a key it holds (a PEM file, or under `sam
+/// local` a PEM), one it reaches through `clients` (KMS, Secrets Manager), or, unset, one it makes
+/// now (local runs: a process whose key is not the ring's makes it the ring's at once).
+pub fn issuing(config: &Config, clients: KeyClients) -> Result<Issuing, ConfigError> {
+    Ok(match config.signing_key.clone() {
+        Some(KeySource::File(path)) => {
+            let key =
+                crate::auth::signer::read_pem_file(&path).map_err(|e| ConfigError::Key(e.to_string()))?;
+            Issuing::held(Arc::new(key), KeySource::File(path), true).with_clients(clients)
+        }
+        Some(KeySource::Pem(pem)) => {
+            let key = SigningKey::from_pem(&pem).map_err(|e| ConfigError::Key(e.to_string()))?;
+            Issuing::held(Arc::new(key), KeySource::Pem(pem), true).with_clients(clients)
+        }
+        Some(source) => Issuing::remote(source, clients),
+        None => {
+            tracing::warn!("SIGNING_KEY is not set: a key was made for this process; its tokens end with it");
+            let key = SigningKey::generate().map_err(|e| ConfigError::Key(e.to_string()))?;
+            Issuing::held(Arc::new(key), KeySource::Generated, true).with_clients(clients)
+        }
+    })
 }
 
 /// Attempts of one DynamoDB call, the first included.

@@ -128,7 +128,7 @@ pub async fn store_with(config: &Config) -> Arc<DynamoStore> {
 pub async fn app_state() -> AppState {
     let config = config();
     let store = store_with(&config).await;
-    AppState::new(config, shared::repo::Repos::from_store(store))
+    AppState::new(config, shared::repo::Repos::from_store(store)).with_issuing(crate::keys::test_issuing())
 }
 
 /// Waits until no key of `store`'s table names `user` (the worker has purged the account), for

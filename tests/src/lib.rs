@@ -9,6 +9,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod gated;
 pub mod item_store;
+pub mod keys;
 pub mod mailbox;
 pub mod process;
 pub mod records;
@@ -33,8 +34,6 @@ use shared::{AppState, Config};
 use tower::ServiceExt;
 use uuid::Uuid;
 
-/// A JWT secret for tests: long enough, and recognisable if it ever leaked.
-pub const SECRET: &str = "test-secret-for-the-in-process-tests-0123456789";
 pub const PASSWORD: &str = "correct horse battery";
 /// The source address of the in-process tests' requests, unless a test names another.
 pub const SOURCE_IP: &str = "192.0.2.10";
@@ -91,7 +90,7 @@ fn contract_routes() -> Vec<(String, String, String, u16)> {
 
 /// A configuration for tests.
 pub fn config() -> Config {
-    Config::for_tests(SECRET)
+    Config::for_tests()
 }
 
 /// Argon2id at a tiny cost: in-process tests hash hundreds of passwords. The real parameters are
@@ -176,7 +175,7 @@ impl TestApp {
     /// Builds the routers over `state`, replacing its clock with a [`TestClock`].
     pub fn from_state(state: AppState) -> Self {
         let clock = Arc::new(TestClock::default());
-        let state = state.with_clock(clock.clone());
+        let state = state.with_clock(clock.clone()).with_issuing(keys::test_issuing());
         let app = catalog::app(state.clone(), &catalog::Cors::default()).expect("the template's routes");
         Self { app, state, clock, mailbox: Arc::default() }
     }
@@ -264,7 +263,7 @@ impl TestApp {
     pub async fn token_of(&self, user_id: Uuid) -> String {
         let user = self.state.repos.users.get_user(user_id).await.expect("read the user").expect("the user");
         let subject = Subject { user_id, credential_version: user.credential_version };
-        self.state.jwt.issue(subject, self.state.clock.now()).expect("issue a token")
+        self.state.jwt.issue(subject, self.state.clock.now()).await.expect("issue a token")
     }
 
     pub async fn refresh(&self, refresh_token: &str) -> TestResponse {

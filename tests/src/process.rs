@@ -70,7 +70,10 @@ pub fn build_server() -> PathBuf {
 
 /// Environment variables of the developer's shell that would change what a test starts.
 pub const HOST_VARIABLES: &[&str] = &[
-    "JWT_SECRET",
+    "SIGNING_KEY",
+    "SIGNING_KEY_FILE",
+    "PUBLIC_BASE_URL",
+    "KEYS_ENDPOINT",
     "DYNAMODB_ENDPOINT",
     "TABLE_NAME",
     "PORT",

@@ -113,7 +113,15 @@ fn assert_clean(secrets: &[String]) {
     for secret in secrets {
         assert!(!all.contains(secret.as_str()), "a secret reached the log: {secret}");
     }
-    for marker in ["Bearer", "authorization", "Authorization", "$argon2id$", "sn-7", api_tests::SECRET] {
+    for marker in [
+        "Bearer",
+        "authorization",
+        "Authorization",
+        "$argon2id$",
+        "sn-7",
+        "PRIVATE KEY",
+        &api_tests::keys::TEST_KEY_PEM[28..90],
+    ] {
         assert!(
             !all.contains(marker),
             "{marker:?} reached the log: {}",

@@ -3,12 +3,13 @@
 //! endpoints are RFC 6749 §5.2 bodies, except 413 and the login throttle's 429.
 
 mod recovery;
+mod well_known;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use shared::auth::jwt::Subject;
@@ -25,7 +26,10 @@ use uuid::Uuid;
 /// This function's part of the OpenAPI document (the catalog joins the parts).
 #[derive(Debug, utoipa::OpenApi)]
 #[openapi(
-    paths(token, revoke, recovery::password_recovery, recovery::reset_password, recovery::verify_email),
+    paths(
+        token, revoke, recovery::password_recovery, recovery::reset_password, recovery::verify_email,
+        well_known::jwks, well_known::openid_configuration,
+    ),
     tags((name = "auth", description = "OAuth2 password login, refresh-token rotation, revocation, password recovery, email verification"))
 )]
 pub struct Api;
@@ -95,7 +99,7 @@ impl std::fmt::Debug for RevokeRequest {
 /// The token response (RFC 6749 §5.1).
 #[derive(Clone, Serialize, ToSchema)]
 pub struct Token {
-    /// An HS256 JWT for `Authorization: Bearer`.
+    /// An RS256 JWT for `Authorization: Bearer`, naming its key (`kid`) in the JWKS.
     pub access_token: String,
     #[schema(value_type = String, pattern = "^bearer$", example = "bearer")]
     pub token_type: &'static str,
@@ -126,7 +130,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/auth/revoke", post(revoke))
         .route("/v1/auth/password-recovery", post(recovery::password_recovery))
         .route("/v1/auth/reset-password", post(recovery::reset_password))
-        .route("/v1/auth/verify-email", post(recovery::verify_email));
+        .route("/v1/auth/verify-email", post(recovery::verify_email))
+        .route("/.well-known/jwks.json", get(well_known::jwks))
+        .route("/.well-known/openid-configuration", get(well_known::openid_configuration));
     shared::web::finish(routes, state)
 }
 
@@ -206,7 +212,7 @@ async fn password_grant(
         family_id: state.ids.new_id(now),
         ends_at: now + Duration::seconds(state.config.session_max_age_secs),
     };
-    let (token, first) = issue(state, &session, now)?;
+    let (token, first) = issue(state, &session, now).await?;
     // Recorded only while the user still has the credentials just checked: a password change
     // that landed while the hash was being verified ends this login too.
     match state.repos.tokens.create_family(&first).await? {
@@ -250,7 +256,7 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Respo
         family_id: old.family_id,
         ends_at: old.family_ends_at,
     };
-    let (token, new) = issue(state, &session, now)?;
+    let (token, new) = issue(state, &session, now).await?;
     match tokens.rotate_refresh(&old, &new, now).await? {
         Rotation::Rotated => Ok(token_response(token)),
         // Another request exchanged the same token first: that is reuse too.
@@ -306,7 +312,7 @@ struct Session {
 
 /// A new access token and refresh token of `session`; the refresh token lives its lifetime or
 /// until the session ends, whichever comes first.
-fn issue(state: &AppState, session: &Session, now: DateTime<Utc>) -> ApiResult<(Token, RefreshRecord)> {
+async fn issue(state: &AppState, session: &Session, now: DateTime<Utc>) -> ApiResult<(Token, RefreshRecord)> {
     let user_id = session.subject.user_id;
     let refresh_token = refresh::generate(user_id);
     let record = RefreshRecord {
@@ -320,7 +326,7 @@ fn issue(state: &AppState, session: &Session, now: DateTime<Utc>) -> ApiResult<(
         family_ends_at: session.ends_at,
     };
     let token = Token {
-        access_token: state.jwt.issue(session.subject, now)?,
+        access_token: state.jwt.issue(session.subject, now).await?,
         token_type: "bearer",
         expires_in: state.jwt.access_ttl_secs(),
         refresh_token,

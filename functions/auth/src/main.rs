@@ -3,5 +3,5 @@
 // One thread, as every function: see `shared::run_lambda`.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_http::Error> {
-    shared::run_lambda(auth::router).await
+    shared::run_signing_lambda(auth::router).await
 }

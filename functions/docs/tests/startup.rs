@@ -1,5 +1,5 @@
-//! The docs function needs no JWT secret and no table: without `JWT_SECRET` it gets past its
-//! configuration (and on to the Lambda runtime API, absent here), where the data functions stop.
+//! The docs function needs no key and no table: with nothing configured it gets past its
+//! configuration (and on to the Lambda runtime API, absent here).
 
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
@@ -18,7 +18,7 @@ fn start(env: &[(&str, &str)]) -> String {
 }
 
 #[test]
-fn the_docs_function_starts_without_a_jwt_secret() {
+fn the_docs_function_starts_with_nothing_configured() {
     let out = start(&[]);
     assert!(!out.contains("configuration error"), "{out}");
     // lambda_runtime's own settings are what it misses next.

@@ -7,10 +7,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init();
-    // The worker checks and issues no token: without JWT_SECRET (it is given none) a random
-    // one stands in for the state's unused token keys.
-    let config = match shared::Config::from_env_or_random_secret() {
-        Ok((config, _)) => config,
+    // The worker checks and issues no token: it holds no key and is given none.
+    let config = match shared::Config::from_env() {
+        Ok(config) => config,
         Err(e) => {
             tracing::error!("configuration error: {e}");
             std::process::exit(1);

@@ -1,8 +1,8 @@
 //! The admin command, against a deployed table or a local one, through the same repositories as
 //! the API: `create-superuser` (the counterpart of FastAPI's `initial_data.py`), `migrate` (of
 //! Alembic, for data: the table itself lives in `template.yaml`), `purge` (every pending purge
-//! of a deleted user, now) and `worker` (the stream worker, for `cargo lambda watch` on DynamoDB
-//! Local).
+//! of a deleted user, now), `keys` (the key ring of access tokens: list, rotate, withdraw,
+//! generate) and `worker` (the stream worker, for `cargo lambda watch` on DynamoDB Local).
 //!
 //! The table is `TABLE_NAME`; `DYNAMODB_ENDPOINT` points at DynamoDB Local, otherwise the AWS
 //! account of the usual credential chain (`AWS_PROFILE`, `AWS_REGION`, ...) is used.
@@ -67,6 +67,11 @@ enum Command {
         #[arg(long)]
         invoke_url: Option<String>,
     },
+    /// The keys that sign and verify access tokens: see docs/signing-keys.md.
+    Keys {
+        #[command(subcommand)]
+        command: server::keys_admin::KeysCommand,
+    },
     /// Serve a stand-in for Amazon SES v2 that writes each message it is sent (SendEmail, a raw
     /// message) as an .eml file into MAIL_DIR (default: mail/ here): what a worker function
     /// under `sam local` sends to (SES_ENDPOINT), so that no mail leaves the machine. Needs no
@@ -94,8 +99,7 @@ async fn state(create_table: bool) -> Result<(AppState, Arc<DynamoStore>), Strin
                     or DYNAMODB_ENDPOINT for DynamoDB Local"
             .into());
     }
-    // The JWT secret signs nothing here.
-    let (config, _) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+    let config = Config::from_env().map_err(|e| e.to_string())?;
     let client = shared::state::dynamodb_client(&config).await;
     if create_table {
         if config.dynamodb_endpoint.is_none() {
@@ -142,8 +146,17 @@ async fn run(args: Args) -> Result<(), String> {
         println!("SES stand-in on http://{address}, writing each message into {dir}");
         return axum::serve(listener, server::mail_sink::router(dir.into())).await.map_err(|e| e.to_string());
     }
+    if let Command::Keys { command: server::keys_admin::KeysCommand::Generate } = args.command {
+        print!("{}", server::keys_admin::generate()?);
+        return Ok(());
+    }
     let (state, store) = state(args.create_table).await?;
     match args.command {
+        Command::Keys { command } => {
+            let sdk = shared::state::sdk_config(&state.config).await;
+            let clients = shared::auth::signer::KeyClients::new(&sdk, state.config.keys_endpoint.as_deref());
+            println!("{}", server::keys_admin::run(command, &state, &clients).await?);
+        }
         Command::CreateSuperuser { email, promote_existing } => {
             let if_exists = if promote_existing { IfExists::PromoteExisting } else { IfExists::Refuse };
             // A password is asked for only when one is going to be set: not for an account
@@ -212,7 +225,7 @@ async fn run(args: Args) -> Result<(), String> {
             }
         }
         Command::Worker { invoke_url } => {
-            let (mut config, _) = Config::from_env_or_random_secret().map_err(|e| e.to_string())?;
+            let mut config = Config::from_env().map_err(|e| e.to_string())?;
             let sink = match invoke_url {
                 Some(url) => Sink::Invoke(url),
                 None => {

@@ -1,5 +1,5 @@
-//! RS256 keys of access tokens (issue 17; not wired in yet): a signing key that only `auth`
-//! holds, the public keys every verifier holds, and the JWKS that publishes them.
+//! RS256 keys of access tokens: a signing key that only `auth` can use, the public keys every
+//! verifier holds (from the key ring, `super::ring`), and the JWKS that publishes them.
 //!
 //! - A key's `kid` is its RFC 7638 thumbprint (SHA-256 of its public JWK): stable, and naming
 //!   nothing but the key.
@@ -41,6 +41,8 @@ pub enum KeyError {
     KidMismatch,
     #[error("the key could not be used: {0}")]
     Unusable(String),
+    #[error("the key could not be reached: {0}")]
+    Unavailable(String),
 }
 
 /// A public key as verifiers hold it and the JWKS publishes it: modulus and exponent,
@@ -53,7 +55,8 @@ pub struct PublicKey {
 }
 
 impl PublicKey {
-    fn of(key: &rsa::RsaPublicKey) -> Result<Self, KeyError> {
+    /// The key's JWK parameters and thumbprint, if it is big enough.
+    pub fn of(key: &rsa::RsaPublicKey) -> Result<Self, KeyError> {
         if key.size() * 8 < MIN_RSA_BITS {
             return Err(KeyError::TooSmall(key.size() * 8));
         }
@@ -77,6 +80,18 @@ impl PublicKey {
                 e: self.e.clone(),
             }),
         }
+    }
+
+    /// The key as SubjectPublicKeyInfo PEM (`BEGIN PUBLIC KEY`), for verifiers that take PEM.
+    pub fn to_pem(&self) -> Result<String, KeyError> {
+        use rsa::pkcs8::EncodePublicKey;
+        let bytes = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|_| KeyError::NotAnRs256Key);
+        let key = rsa::RsaPublicKey::new(
+            rsa::BigUint::from_bytes_be(&bytes(&self.n)?),
+            rsa::BigUint::from_bytes_be(&bytes(&self.e)?),
+        )
+        .map_err(|e| KeyError::Unusable(e.to_string()))?;
+        key.to_public_key_pem(rsa::pkcs8::LineEnding::LF).map_err(|e| KeyError::Unusable(e.to_string()))
     }
 
     /// The key as a JWK: `kty` RSA, `use` sig, `alg` RS256, its `kid`.
@@ -114,6 +129,20 @@ pub fn jwks(keys: &[PublicKey]) -> JwkSet {
     JwkSet { keys: keys.iter().map(PublicKey::jwk).collect() }
 }
 
+fn new_rsa_key() -> Result<rsa::RsaPrivateKey, KeyError> {
+    rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, MIN_RSA_BITS)
+        .map_err(|e| KeyError::Unusable(e.to_string()))
+}
+
+/// A new key of 2048 bits as PKCS#8 PEM (`admin keys generate`, for a `file:` key).
+pub fn generate_pem() -> Result<String, KeyError> {
+    use rsa::pkcs8::EncodePrivateKey;
+    let pem = new_rsa_key()?
+        .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+        .map_err(|e| KeyError::Unusable(e.to_string()))?;
+    Ok(pem.as_str().to_owned())
+}
+
 /// The private key that signs access tokens, with its public half.
 pub struct SigningKey {
     encoding: EncodingKey,
@@ -143,8 +172,19 @@ impl SigningKey {
         Ok(Self { encoding: EncodingKey::from_rsa_der(der.as_bytes()), public })
     }
 
+    /// A new key of 2048 bits (a local run's, when none is configured).
+    pub fn generate() -> Result<Self, KeyError> {
+        Self::of(&new_rsa_key()?)
+    }
+
     pub fn kid(&self) -> &str {
         &self.public.kid
+    }
+
+    /// The base64url RS256 signature of a JWS signing input.
+    pub fn sign_input(&self, input: &[u8]) -> Result<String, KeyError> {
+        jsonwebtoken::crypto::sign(input, &self.encoding, Algorithm::RS256)
+            .map_err(|e| KeyError::Unusable(e.to_string()))
     }
 
     pub fn public(&self) -> &PublicKey {
@@ -156,13 +196,19 @@ impl SigningKey {
         let mut header = Header::new(Algorithm::RS256);
         header.typ = Some(typ.to_owned());
         header.kid = Some(self.public.kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(|e| KeyError::Unusable(e.to_string()))
+        self.encode(&header, claims)
+    }
+
+    /// `claims` under exactly `header`, signed with this key (tests forge tokens with it).
+    pub fn encode<C: Serialize>(&self, header: &Header, claims: &C) -> Result<String, KeyError> {
+        jsonwebtoken::encode(header, claims, &self.encoding).map_err(|e| KeyError::Unusable(e.to_string()))
     }
 }
 
 /// Verifies tokens against the public keys it holds, RS256 only, each by its `kid`.
 pub struct Verifier {
-    keys: HashMap<String, DecodingKey>,
+    /// By kid: the key, and when it is withdrawn (seconds since the epoch).
+    keys: HashMap<String, (DecodingKey, Option<i64>)>,
     validation: Validation,
 }
 
@@ -177,22 +223,35 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// A verifier of `keys`, checking the claims as `validation` says (its algorithms are
     /// replaced by RS256 alone).
-    pub fn new(keys: &[PublicKey], mut validation: Validation) -> Result<Self, KeyError> {
+    pub fn new(keys: &[PublicKey], validation: Validation) -> Result<Self, KeyError> {
+        Self::until(keys.iter().map(|key| (key.clone(), None)), validation)
+    }
+
+    /// As [`Verifier::new`], each key verifying only before its withdrawal time, if it has one.
+    pub fn until(
+        keys: impl IntoIterator<Item = (PublicKey, Option<i64>)>,
+        mut validation: Validation,
+    ) -> Result<Self, KeyError> {
         validation.algorithms = vec![Algorithm::RS256];
         let keys = keys
-            .iter()
-            .map(|key| {
+            .into_iter()
+            .map(|(key, until)| {
                 DecodingKey::from_rsa_components(&key.n, &key.e)
-                    .map(|decoding| (key.kid.clone(), decoding))
+                    .map(|decoding| (key.kid.clone(), (decoding, until)))
                     .map_err(|e| KeyError::Unusable(e.to_string()))
             })
             .collect::<Result<_, _>>()?;
         Ok(Self { keys, validation })
     }
 
+    /// Whether a token naming `kid` could verify at `now` (false: read the ring again).
+    pub fn knows(&self, kid: &str, now: i64) -> bool {
+        self.keys.get(kid).is_some_and(|(_, until)| until.is_none_or(|at| now < at))
+    }
+
     /// The token's header and claims, if it is an RS256 token of a known key with no header that
     /// points elsewhere; `None` for anything else (one answer: the caller's 401).
-    pub fn decode<C: DeserializeOwned>(&self, token: &str) -> Option<TokenData<C>> {
+    pub fn decode<C: DeserializeOwned>(&self, token: &str, now: i64) -> Option<TokenData<C>> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let elsewhere = header.jku.is_some()
             || header.jwk.is_some()
@@ -204,7 +263,10 @@ impl Verifier {
         if elsewhere || header.alg != Algorithm::RS256 {
             return None;
         }
-        let key = self.keys.get(header.kid.as_deref()?)?;
+        let (key, until) = self.keys.get(header.kid.as_deref()?)?;
+        if until.is_some_and(|at| now >= at) {
+            return None;
+        }
         jsonwebtoken::decode::<C>(token, key, &self.validation).ok()
     }
 }

@@ -164,9 +164,9 @@ pub fn idempotency_sk(request_hash: &str) -> String {
     IDEMPOTENCY.sk(request_hash)
 }
 
-/// The key the DynamoDB warm-up reads: no record has it (every partition key above has a prefix
-/// or is a fixed word other than this one).
-pub const WARM_UP_KEY: &str = "WARMUP";
+/// The key ring's one record (`auth::ring`), partition and sort key: what the warm-up reads.
+pub const KEY_RING_KEY: &str = "KEYS";
+pub const KEY_RING_TYPE: &str = "key_ring";
 
 /// A kind of record that a user owns. It lives in its owner's partition, `USER#<owner>`, under
 /// `<prefix><id>`, and is deleted with its owner.
@@ -264,6 +264,7 @@ pub enum Kind {
     Outbox,
     /// An anonymous caller's idempotency record: it expires by TTL.
     CallerIdempotency,
+    KeyRing,
 }
 
 /// The kind of the record at (`pk`, `sk`), or `None` for a key this schema does not declare.
@@ -282,6 +283,7 @@ pub fn classify(pk: &str, sk: &str) -> Option<Kind> {
         (pk, EMAIL_SK) if pk.starts_with("EMAIL#") => Some(Kind::EmailReservation),
         (pk, ATTEMPTS_SK) if pk.starts_with("LOGIN#") => Some(Kind::LoginAttempts),
         (MIGRATIONS_PK, LEASE_SK) => Some(Kind::MigrationLease),
+        (KEY_RING_KEY, KEY_RING_KEY) => Some(Kind::KeyRing),
         (MIGRATIONS_PK, sk) if sk.starts_with(MIGRATION_PREFIX) => Some(Kind::Migration),
         (pk, sk)
             if sk
@@ -336,7 +338,7 @@ mod tests {
                 PURGES_PREFIX,
                 OUTBOX_PREFIX,
                 CALLER_PREFIX,
-                WARM_UP_KEY,
+                KEY_RING_KEY,
             ] {
                 assert!(
                     !taken.starts_with(kind.prefix) && !kind.prefix.starts_with(taken),
@@ -393,6 +395,6 @@ mod tests {
             assert_eq!(pointer, kind.pointer.then_some(Kind::Pointer(*kind)));
         }
         assert_eq!(classify(&user_pk(user), "UNDECLARED#1"), None, "an undeclared kind");
-        assert_eq!(classify(WARM_UP_KEY, WARM_UP_KEY), None);
+        assert_eq!(classify(KEY_RING_KEY, KEY_RING_KEY), Some(Kind::KeyRing));
     }
 }

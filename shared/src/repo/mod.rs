@@ -11,6 +11,7 @@
 
 pub mod dynamo;
 mod idempotency;
+pub mod key_ring;
 pub mod keys;
 mod mail;
 pub mod memory;
@@ -27,6 +28,7 @@ pub use idempotency::{
     Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState,
     KeptAnswer, lock_passed,
 };
+pub use key_ring::KeyRingRepo;
 pub use mail::{MailKind, MailRepo, MailToken, OutboxMail, TokenPurpose};
 pub use migrations::{MigrationRecord, MigrationRepo};
 pub use purge::{PurgePage, PurgeRecord, PurgeRepo};
@@ -85,12 +87,28 @@ pub enum Conditional<T> {
 /// what the tests' own store bounds start from. A repository added to [`Repos`] is added here,
 /// once.
 pub trait AllRepos:
-    UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + IdempotencyRepo + 'static
+    UserRepo
+    + ResourceStore
+    + TokenRepo
+    + ThrottleRepo
+    + PurgeRepo
+    + MailRepo
+    + IdempotencyRepo
+    + KeyRingRepo
+    + 'static
 {
 }
 
 impl<S> AllRepos for S where
-    S: UserRepo + ResourceStore + TokenRepo + ThrottleRepo + PurgeRepo + MailRepo + IdempotencyRepo + 'static
+    S: UserRepo
+        + ResourceStore
+        + TokenRepo
+        + ThrottleRepo
+        + PurgeRepo
+        + MailRepo
+        + IdempotencyRepo
+        + KeyRingRepo
+        + 'static
 {
 }
 
@@ -105,6 +123,7 @@ pub struct Repos {
     pub purges: Arc<dyn PurgeRepo>,
     pub mail: Arc<dyn MailRepo>,
     pub idempotency: Arc<dyn IdempotencyRepo>,
+    pub key_ring: Arc<dyn KeyRingRepo>,
 }
 
 impl Repos {
@@ -117,7 +136,8 @@ impl Repos {
             throttle: store.clone(),
             purges: store.clone(),
             mail: store.clone(),
-            idempotency: store,
+            idempotency: store.clone(),
+            key_ring: store,
         }
     }
 

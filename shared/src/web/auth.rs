@@ -48,7 +48,7 @@ impl FromRequestParts<AppState> for TokenSubject {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        Ok(Self(state.jwt.verify(bearer(parts)?, state.clock.now())?))
+        Ok(Self(state.jwt.verify(bearer(parts)?, state.clock.now()).await?))
     }
 }
 

@@ -5,7 +5,8 @@
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use api_tests::{PASSWORD, SECRET, TestApp};
+use api_tests::keys::{header_of, other_key, signed_by, test_key};
+use api_tests::{PASSWORD, TestApp};
 use axum::http::{Method, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -43,10 +44,12 @@ async fn password_login_returns_an_uncacheable_bearer_token_pair() {
     assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() >= 43));
     let access = body["access_token"].as_str().expect("access token");
     let (header, claims) = claims_of(access);
-    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("HS256"), Some("at+jwt")));
+    assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("RS256"), Some("at+jwt")));
+    assert_eq!(header["kid"].as_str(), Some(test_key().kid()), "named by its key's thumbprint");
     assert_eq!(claims["sub"], user.id.to_string());
     assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 900);
-    assert!(claims["iss"].is_string() && claims["aud"].is_string() && claims["jti"].is_string());
+    assert_eq!(claims["iss"], app.state.jwt.issuer(), "the issuer is PUBLIC_BASE_URL");
+    assert!(claims["aud"].is_string() && claims["jti"].is_string());
     let me = app.get("/v1/users/me", access).await;
     assert_eq!(me.status, StatusCode::OK);
     assert_eq!(me.json()["email"], user.email);
@@ -315,18 +318,20 @@ async fn forged_and_foreign_tokens_are_401() {
     let app = TestApp::memory();
     let user = app.user().await;
     let (_, claims) = claims_of(&user.access);
-    let typed = |alg| {
-        let mut h = Header::new(alg);
-        h.typ = Some("at+jwt".into());
-        h
+    let key = test_key();
+    let rs = |c: &Value| signed_by(&key, &header_of(&key), c);
+    let hs = |alg, secret: &[u8]| {
+        let mut h = header_of(&key);
+        h.alg = alg;
+        sign(h, &claims, secret)
     };
+    let public_pem = key.public().to_pem().unwrap();
     let with = |key: &str, value: Value| {
         let mut c = claims.clone();
         c[key] = value;
         c
     };
     let now = claims["iat"].as_i64().unwrap();
-    let secret = SECRET.as_bytes();
     let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt"}"#);
     let body = URL_SAFE_NO_PAD.encode(claims.to_string());
     let mut tampered = user.access.clone();
@@ -334,15 +339,21 @@ async fn forged_and_foreign_tokens_are_401() {
     tampered.push(if user.access.ends_with('A') { 'B' } else { 'A' });
     let forged = [
         ("alg none", format!("{none_header}.{body}.")),
-        ("HS512", sign(typed(Algorithm::HS512), &claims, secret)),
-        ("another secret", sign(typed(Algorithm::HS256), &claims, b"another-secret-another-secret-32")),
-        ("no typ", sign(Header::new(Algorithm::HS256), &claims, secret)),
-        ("wrong iss", sign(typed(Algorithm::HS256), &with("iss", json!("someone-else")), secret)),
-        ("wrong aud", sign(typed(Algorithm::HS256), &with("aud", json!("another-api")), secret)),
-        ("expired", sign(typed(Algorithm::HS256), &with("exp", json!(now - 1)), secret)),
-        ("not yet valid", sign(typed(Algorithm::HS256), &with("nbf", json!(now + 60)), secret)),
-        ("sub not a uuid", sign(typed(Algorithm::HS256), &with("sub", json!("admin")), secret)),
-        ("unknown user", sign(typed(Algorithm::HS256), &with("sub", json!(uuid::Uuid::now_v7())), secret)),
+        ("HS256 keyed with the public key's PEM", hs(Algorithm::HS256, public_pem.as_bytes())),
+        ("HS512 keyed with the public key's PEM", hs(Algorithm::HS512, public_pem.as_bytes())),
+        ("another key, naming itself", signed_by(&other_key(), &header_of(&other_key()), &claims)),
+        ("another key, naming ours", signed_by(&other_key(), &header_of(&key), &claims)),
+        ("no typ", {
+            let mut h = header_of(&key);
+            h.typ = None;
+            signed_by(&key, &h, &claims)
+        }),
+        ("wrong iss", rs(&with("iss", json!("someone-else")))),
+        ("wrong aud", rs(&with("aud", json!("another-api")))),
+        ("expired", rs(&with("exp", json!(now - 1)))),
+        ("not yet valid", rs(&with("nbf", json!(now + 60)))),
+        ("sub not a uuid", rs(&with("sub", json!("admin")))),
+        ("unknown user", rs(&with("sub", json!(uuid::Uuid::now_v7())))),
         ("tampered signature", tampered),
         ("garbage", "not.a.jwt".into()),
         ("oversized", "a".repeat(10_000)),
@@ -353,10 +364,7 @@ async fn forged_and_foreign_tokens_are_401() {
         assert_eq!(response.header("www-authenticate"), Some(r#"Bearer error="invalid_token""#), "{what}");
     }
     // The same claims, correctly signed, pass: the corpus fails for the reason it names.
-    assert_eq!(
-        app.get("/v1/users/me", &sign(typed(Algorithm::HS256), &claims, secret)).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(app.get("/v1/users/me", &rs(&claims)).await.status, StatusCode::OK);
 }
 
 #[tokio::test]

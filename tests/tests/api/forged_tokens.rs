@@ -1,15 +1,19 @@
-//! The forged-token corpus (RFC 8725, OWASP ASVS 5.0 §9): more than fifty tokens that are not a
-//! valid access token of an active user — wrong algorithms and `alg: none`, stripped, altered or
-//! foreign signatures, edited and missing claims, expiry by one second, `nbf` in the future,
-//! wrong issuer, audience and type, a refresh token, the token of a deleted user, oversized and
-//! non-base64 strings — each sent to every kind of protected route. Every one is a 401 with an
+//! The forged-token corpus (RFC 8725, OWASP ASVS 5.0 §9): more than sixty tokens that are not a
+//! valid access token of an active user — wrong algorithms and `alg: none`, HMAC tokens keyed
+//! with our public key (key confusion), a key we do not hold (naming itself, or naming ours), no
+//! `kid`, headers that point elsewhere for a key (`jku`, `x5u`, `jwk` with the attacker's RSA key
+//! or an `oct` key, `x5c`), stripped, altered or foreign signatures, edited and missing claims
+//! (signed with our own key, so only the claim is wrong), expiry by one second, `nbf` in the
+//! future, wrong issuer, audience and type, a refresh token, the token of a deleted user,
+//! oversized and non-base64 strings — each sent to every kind of protected route. Every one is a 401 with an
 //! RFC 6750 `WWW-Authenticate` challenge, and nothing it asked for happens; the valid token of a
 //! deactivated user is a 403.
 
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use api_tests::{SECRET, TestApp};
+use api_tests::TestApp;
+use api_tests::keys::{header_of, other_key, signed_by, test_key};
 use axum::http::{Method, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -36,17 +40,37 @@ fn raw_signed(header: &Value, claims: &Value, secret: &[u8]) -> String {
     format!("{input}.{}", b64(mac.finalize().into_bytes()))
 }
 
+/// An HMAC token naming our key, keyed with `secret`.
 fn signed(alg: Algorithm, typ: Option<&str>, claims: &Value, secret: &[u8]) -> String {
     let mut header = Header::new(alg);
     header.typ = typ.map(str::to_owned);
+    header.kid = Some(test_key().kid().to_owned());
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
 }
 
 /// Every forged token, named, built around a genuine token's claims.
 fn corpus(genuine: &str, claims: &Value, now: i64, refresh: &str, deleted: &str) -> Vec<(String, String)> {
-    let secret = SECRET.as_bytes();
+    // HMAC forgeries are keyed with our public key, which anyone can fetch: key confusion.
+    let key = test_key();
+    let public_pem = key.public().to_pem().unwrap();
+    let secret = public_pem.as_bytes();
     let at = Some("at+jwt");
-    let hs = |c: &Value| signed(Algorithm::HS256, at, c, secret);
+    // Claims edited and signed with our own key: only the claim is wrong.
+    let rs = |c: &Value| signed_by(&key, &header_of(&key), c);
+    let typed = |typ: Option<&str>| {
+        let mut h = header_of(&key);
+        h.typ = typ.map(str::to_owned);
+        signed_by(&key, &h, claims)
+    };
+    // Our own key's genuine signature under a header that also says this.
+    let also = |field: &str, value: Value| {
+        let mut h = serde_json::to_value(header_of(&key)).unwrap();
+        h[field] = value;
+        let input = format!("{}.{}", b64(h.to_string()), b64(claims.to_string()));
+        format!("{input}.{}", key.sign_input(input.as_bytes()).unwrap())
+    };
+    let other = other_key();
+    let other_jwk = serde_json::to_value(other.public().jwk()).unwrap();
     let with = |key: &str, value: Value| {
         let mut c = claims.clone();
         c[key] = value;
@@ -57,7 +81,13 @@ fn corpus(genuine: &str, claims: &Value, now: i64, refresh: &str, deleted: &str)
         c.as_object_mut().unwrap().remove(key);
         c
     };
-    let header = |value: Value| raw_signed(&value, claims, secret);
+    let kid = key.kid().to_owned();
+    let header = |mut value: Value| {
+        if let Some(fields) = value.as_object_mut() {
+            fields.entry("kid").or_insert(json!(kid));
+        }
+        raw_signed(&value, claims, secret)
+    };
     let (h, p, s) = segments(genuine);
     let mut flipped = s.clone().into_bytes();
     flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
@@ -88,16 +118,51 @@ fn corpus(genuine: &str, claims: &Value, now: i64, refresh: &str, deleted: &str)
         ("header not JSON", format!("{}.{p}.{s}", b64("{alg: HS256"))),
         ("header a JSON array", format!("{}.{p}.{s}", b64(r#"["HS256"]"#))),
         // The type.
-        ("no typ", signed(Algorithm::HS256, None, claims, secret)),
-        ("typ JWT", signed(Algorithm::HS256, Some("JWT"), claims, secret)),
-        ("typ of a refresh token", signed(Algorithm::HS256, Some("rt+jwt"), claims, secret)),
-        ("typ of an ID token", signed(Algorithm::HS256, Some("id+jwt"), claims, secret)),
-        // The key and the signature.
+        ("no typ", typed(None)),
+        ("typ JWT", typed(Some("JWT"))),
+        ("typ of a refresh token", typed(Some("rt+jwt"))),
+        ("typ of an ID token", typed(Some("id+jwt"))),
+        // The key: ours only, named, and nowhere else.
+        ("HS256 keyed with our public key's PEM", signed(Algorithm::HS256, at, claims, secret)),
+        (
+            "HS256 keyed with our public key's modulus",
+            signed(Algorithm::HS256, at, claims, &URL_SAFE_NO_PAD.decode(&key.public().n).unwrap()),
+        ),
+        ("a key we do not hold, naming itself", signed_by(&other, &header_of(&other), claims)),
+        ("a key we do not hold, naming ours", signed_by(&other, &header_of(&key), claims)),
+        ("an unknown kid", header(json!({"alg": "RS256", "typ": "at+jwt", "kid": "not-a-key-of-ours"}))),
+        ("no kid", {
+            let mut h = header_of(&key);
+            h.kid = None;
+            signed_by(&key, &h, claims)
+        }),
+        ("jku: keys at the attacker's URL", also("jku", json!("https://attacker.example/jwks.json"))),
+        ("x5u: a certificate at the attacker's URL", also("x5u", json!("https://attacker.example/cert.pem"))),
+        (
+            "x5c: a certificate chain inline",
+            also("x5c", json!(["MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"])),
+        ),
+        ("jwk: the attacker's RSA key inline", {
+            let mut h = header_of(&other);
+            h.kid = Some(key.kid().to_owned());
+            h.jwk = Some(serde_json::from_value(other_jwk.clone()).unwrap());
+            signed_by(&other, &h, claims)
+        }),
+        (
+            "jwk: an oct key inline (a JWKS key of the wrong type)",
+            raw_signed(
+                &json!({"alg": "HS256", "typ": "at+jwt", "kid": kid,
+                        "jwk": {"kty": "oct", "kid": kid, "k": b64("attacker-secret")}}),
+                claims,
+                b"attacker-secret",
+            ),
+        ),
+        // The signature.
         ("another secret", signed(Algorithm::HS256, at, claims, b"another-secret-another-secret-32")),
         ("an empty secret", signed(Algorithm::HS256, at, claims, b"")),
         (
             "the secret with a byte more",
-            signed(Algorithm::HS256, at, claims, format!("{SECRET}x").as_bytes()),
+            signed(Algorithm::HS256, at, claims, format!("{public_pem}x").as_bytes()),
         ),
         ("the secret's prefix", signed(Algorithm::HS256, at, claims, &secret[..secret.len() - 1])),
         ("signature stripped", format!("{h}.{p}.")),
@@ -111,41 +176,38 @@ fn corpus(genuine: &str, claims: &Value, now: i64, refresh: &str, deleted: &str)
             format!("{h}.{p}.{}", STANDARD.encode(URL_SAFE_NO_PAD.decode(&s).unwrap())),
         ),
         // Time.
-        ("expired by one second", hs(&with("exp", json!(now - 1)))),
-        ("expiring now", hs(&with("exp", json!(now)))),
-        ("nbf in the future", hs(&with("nbf", json!(now + 1)))),
-        ("exp a string", hs(&with("exp", json!((now + 600).to_string())))),
-        ("exp null", hs(&with("exp", Value::Null))),
-        ("exp beyond i64", hs(&with("exp", json!(u64::MAX)))),
-        ("exp negative", hs(&with("exp", json!(-1)))),
+        ("expired by one second", rs(&with("exp", json!(now - 1)))),
+        ("expiring now", rs(&with("exp", json!(now)))),
+        ("nbf in the future", rs(&with("nbf", json!(now + 1)))),
+        ("exp a string", rs(&with("exp", json!((now + 600).to_string())))),
+        ("exp null", rs(&with("exp", Value::Null))),
+        ("exp beyond i64", rs(&with("exp", json!(u64::MAX)))),
+        ("exp negative", rs(&with("exp", json!(-1)))),
         // Missing claims.
-        ("missing exp", hs(&without("exp"))),
-        ("missing sub", hs(&without("sub"))),
-        ("missing iat", hs(&without("iat"))),
-        ("missing iss", hs(&without("iss"))),
-        ("missing aud", hs(&without("aud"))),
-        ("missing jti", hs(&without("jti"))),
-        ("empty jti", hs(&with("jti", json!("")))),
+        ("missing exp", rs(&without("exp"))),
+        ("missing sub", rs(&without("sub"))),
+        ("missing iat", rs(&without("iat"))),
+        ("missing iss", rs(&without("iss"))),
+        ("missing aud", rs(&without("aud"))),
+        ("missing jti", rs(&without("jti"))),
+        ("empty jti", rs(&with("jti", json!("")))),
         // Whom it is for, and about whom.
-        ("wrong iss", hs(&with("iss", json!("https://attacker.example")))),
-        ("wrong aud", hs(&with("aud", json!("another-api")))),
-        ("aud a list without ours", hs(&with("aud", json!(["another-api", "a-third"])))),
+        ("wrong iss", rs(&with("iss", json!("https://attacker.example")))),
+        ("wrong aud", rs(&with("aud", json!("another-api")))),
+        ("aud a list without ours", rs(&with("aud", json!(["another-api", "a-third"])))),
         (
             "iss with a trailing space",
-            hs(&with("iss", json!(format!("{} ", claims["iss"].as_str().unwrap())))),
+            rs(&with("iss", json!(format!("{} ", claims["iss"].as_str().unwrap())))),
         ),
-        ("sub not a uuid", hs(&with("sub", json!("admin")))),
-        ("sub a number", hs(&with("sub", json!(1)))),
-        ("sub of nobody", hs(&with("sub", json!(Uuid::now_v7().to_string())))),
-        ("sub the nil uuid", hs(&with("sub", json!(Uuid::nil().to_string())))),
+        ("sub not a uuid", rs(&with("sub", json!("admin")))),
+        ("sub a number", rs(&with("sub", json!(1)))),
+        ("sub of nobody", rs(&with("sub", json!(Uuid::now_v7().to_string())))),
+        ("sub the nil uuid", rs(&with("sub", json!(Uuid::nil().to_string())))),
         ("a deleted user's genuine token", deleted.to_owned()),
         // Not an access token at all.
         ("a refresh token", refresh.to_owned()),
         ("claims not JSON", format!("{h}.{}.{s}", b64("not json"))),
-        (
-            "claims a JSON array",
-            raw_signed(&json!({"alg": "HS256", "typ": "at+jwt"}), &json!([claims]), secret),
-        ),
+        ("claims a JSON array", signed_by(&key, &header_of(&key), &json!([claims]))),
         ("five segments, as a JWE", format!("{h}.{p}.{s}.{s}.{s}")),
         ("four segments", format!("{genuine}.{s}")),
         ("not base64", "!!!.@@@.###".to_owned()),
@@ -174,7 +236,7 @@ async fn every_forged_token_is_refused_on_every_kind_of_protected_route() {
     let claims: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
     let now = app.clock.now().timestamp();
     let corpus = corpus(&admin.access, &claims, now, &admin.refresh, &gone.access);
-    assert!(corpus.len() >= 50, "{} tokens", corpus.len());
+    assert!(corpus.len() >= 60, "{} tokens", corpus.len());
 
     let routes = [
         (Method::GET, "/v1/users/me".to_owned(), None),
@@ -208,10 +270,9 @@ async fn every_forged_token_is_refused_on_every_kind_of_protected_route() {
     assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK);
     // And the genuine token, through the same code, passes: each forgery fails for its own reason.
     assert_eq!(app.get("/v1/users", &admin.access).await.status, StatusCode::OK);
+    let key = test_key();
     assert_eq!(
-        app.get("/v1/users", &signed(Algorithm::HS256, Some("at+jwt"), &claims, SECRET.as_bytes()))
-            .await
-            .status,
+        app.get("/v1/users", &signed_by(&key, &header_of(&key), &claims)).await.status,
         StatusCode::OK
     );
 }

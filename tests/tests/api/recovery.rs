@@ -18,8 +18,7 @@ use worker::mail::{MailKind, SendError};
 
 /// The API over `backend` with the test configuration and `vars` over it.
 async fn app(backend: Backend, vars: &[(&str, &str)]) -> TestApp {
-    let mut all: HashMap<String, String> =
-        HashMap::from([("JWT_SECRET".to_owned(), api_tests::SECRET.to_owned())]);
+    let mut all: HashMap<String, String> = HashMap::new();
     all.extend(vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     backend.app(shared::Config::from_vars(&all).unwrap()).await
 }

@@ -8,11 +8,11 @@
 use std::sync::Arc;
 
 use api_tests::gated::GatedHasher;
+use api_tests::keys::{header_of, signed_by, test_key};
 use api_tests::records::Keys;
-use api_tests::{PASSWORD, SECRET, Session, TestApp, TestResponse};
+use api_tests::{PASSWORD, Session, TestApp, TestResponse};
 use axum::http::{Method, StatusCode};
 use chrono::Duration;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use shared::repo::Repos;
 use shared::repo::keys::user_pk;
@@ -102,18 +102,17 @@ async fn an_access_token_without_a_credential_version_is_refused() {
     let user = app.user().await;
     let now = chrono::Utc::now().timestamp();
     let claims = json!({
-        "sub": user.id.to_string(), "iat": now, "exp": now + 600, "iss": "lambda-api",
+        "sub": user.id.to_string(), "iat": now, "exp": now + 600, "iss": app.state.jwt.issuer(),
         "aud": "lambda-api", "jti": "a-jti",
     });
-    let mut header = Header::new(Algorithm::HS256);
-    header.typ = Some("at+jwt".into());
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    let key = test_key();
+    let header = header_of(&key);
+    let token = signed_by(&key, &header, &claims);
     assert_ended(&app.get("/v1/users/me", &token).await, "a token from before the claim existed");
     // The same claims with the user's version pass: only the claim was missing.
     let mut with_version: Value = claims.clone();
     with_version["cv"] = json!(0);
-    let token =
-        jsonwebtoken::encode(&header, &with_version, &EncodingKey::from_secret(SECRET.as_bytes())).unwrap();
+    let token = signed_by(&key, &header, &with_version);
     assert_eq!(app.get("/v1/users/me", &token).await.status, StatusCode::OK);
 }
 

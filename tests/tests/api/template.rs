@@ -53,29 +53,150 @@ fn the_table_in_the_template_is_the_one_the_code_creates() {
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
 }
 
-#[test]
-fn the_jwt_secret_is_never_in_plain_text_and_only_where_tokens_are_checked() {
-    let t = template();
-    assert!(
-        t["Globals"]["Function"]["Environment"]["Variables"].get("JWT_SECRET").is_none(),
-        "not in every function's environment"
-    );
-    for (name, resource) in t["Resources"].as_mapping().unwrap() {
-        if resource["Type"] != "AWS::Serverless::Function" {
-            continue;
-        }
-        let binary = resource["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap();
-        let secret = &resource["Properties"]["Environment"]["Variables"]["JWT_SECRET"];
-        if binary == "docs" || binary == "worker" {
-            // The docs function and the worker check no token and issue none: neither may hold
-            // the key.
-            assert!(secret.is_null(), "{name:?} holds JWT_SECRET");
-            continue;
-        }
-        let text = serde_norway::to_string(secret).unwrap();
-        assert!(text.contains("resolve:secretsmanager"), "{name:?}: {text}");
+/// The functions of the template: (logical id, binary, resource).
+fn functions(t: &Value) -> Vec<(String, String, Value)> {
+    t["Resources"]
+        .as_mapping()
+        .unwrap()
+        .iter()
+        .filter(|(_, r)| r["Type"] == "AWS::Serverless::Function")
+        .map(|(name, r)| {
+            let binary = r["Metadata"]["BuildProperties"]["Binary"].as_str().unwrap().to_owned();
+            (name.as_str().unwrap().to_owned(), binary, r.clone())
+        })
+        .collect()
+}
+
+fn text(value: &Value) -> String {
+    serde_norway::to_string(value).unwrap()
+}
+
+/// Whether an IAM `StringLike` pattern (`*` and `?`) matches `value`.
+fn like(pattern: &str, value: &str) -> bool {
+    match (pattern.chars().next(), value.chars().next()) {
+        (None, None) => true,
+        (Some('*'), _) => like(&pattern[1..], value) || (!value.is_empty() && like(pattern, &value[1..])),
+        (Some(p), Some(v)) if p == '?' || p == v => like(&pattern[p.len_utf8()..], &value[v.len_utf8()..]),
+        _ => false,
     }
+}
+
+#[test]
+fn no_environment_holds_key_material_and_only_auth_may_sign_or_write_the_key_ring() {
+    let t = template();
+    let globals = text(&t["Globals"]["Function"]["Environment"]);
+    let material =
+        ["resolve:secretsmanager", "resolve:ssm", "PRIVATE KEY", "pem:", "JWT_SECRET", "SIGNING_KEY"];
+    for marker in material {
+        assert!(!globals.contains(marker), "every function's environment holds {marker}");
+    }
+    for (name, binary, function) in functions(&t) {
+        let env = &function["Properties"]["Environment"]["Variables"];
+        for marker in &material[..5] {
+            assert!(!text(env).contains(marker), "{name}'s environment holds {marker}");
+        }
+        let signing_key = text(&env["SIGNING_KEY"]);
+        if binary == "auth" {
+            // Which key, never the key: the ARN of the KMS key.
+            assert_eq!(signing_key.trim(), "!Sub kms:${SigningKey.Arn}", "{name}");
+        } else {
+            assert_eq!(signing_key.trim(), "null", "{name} names a signing key");
+        }
+        let policies = function["Properties"]["Policies"].as_sequence().cloned().unwrap_or_default();
+        let statements =
+            policies.iter().flat_map(|p| p["Statement"].as_sequence().cloned().unwrap_or_default());
+        for statement in statements {
+            let actions: Vec<&str> = match &statement["Action"] {
+                Value::Sequence(actions) => actions.iter().map(|a| a.as_str().unwrap()).collect(),
+                action => vec![action.as_str().unwrap()],
+            };
+            assert!(!actions.iter().any(|a| a.starts_with("secretsmanager:")), "{name}: {actions:?}");
+            if actions.contains(&"kms:Sign") {
+                assert_eq!(binary, "auth", "{name} may sign tokens");
+                let tag = &statement["Condition"]["StringEquals"]["aws:ResourceTag/signing-key-of"];
+                assert_eq!(text(tag).trim(), "!Ref AWS::StackName", "{name}: only this stack's keys");
+            }
+            assert!(
+                actions.iter().all(|a| !a.starts_with("kms:") || binary == "auth"),
+                "{name}: {actions:?}"
+            );
+            let writes = actions.iter().any(|a| {
+                ["PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"].iter().any(|w| a.ends_with(w))
+            });
+            if !writes || !actions.iter().any(|a| a.starts_with("dynamodb:")) {
+                continue;
+            }
+            let leading = &statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+            let patterns: Vec<&str> = leading
+                .as_sequence()
+                .map(|p| p.iter().map(|p| p.as_str().unwrap()).collect())
+                .unwrap_or_default();
+            assert!(!patterns.is_empty(), "{name} writes without LeadingKeys: {actions:?}");
+            let writes_ring = patterns.iter().any(|p| like(p, "KEYS"));
+            assert!(!writes_ring || binary == "auth", "{name} may write the key ring: {patterns:?}");
+        }
+    }
+    // The key: RSA in KMS, kept on stack deletion, and signing for auth's role alone.
+    let key = &t["Resources"]["SigningKey"];
+    assert_eq!(
+        (key["Type"].as_str(), key["DeletionPolicy"].as_str()),
+        (Some("AWS::KMS::Key"), Some("Retain"))
+    );
+    assert_eq!(
+        (key["Properties"]["KeySpec"].as_str(), key["Properties"]["KeyUsage"].as_str()),
+        (Some("RSA_2048"), Some("SIGN_VERIFY"))
+    );
+    let deny = key["Properties"]["KeyPolicy"]["Statement"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|s| s["Effect"] == "Deny" && s["Action"] == "kms:Sign")
+        .expect("a statement denying kms:Sign");
+    assert_eq!(deny["Principal"], "*");
+    assert_eq!(
+        text(&deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]).trim(),
+        "!GetAtt AuthFunctionRole.Arn"
+    );
+    assert!(
+        t["Resources"].as_mapping().unwrap().values().all(|r| r["Type"] != "AWS::SecretsManager::Secret")
+    );
     assert!(t["Parameters"].as_mapping().unwrap().keys().all(|k| !k.as_str().unwrap().contains("Secret")));
+}
+
+#[test]
+fn api_gateways_jwt_authorizer_is_optional_and_guards_exactly_the_protected_routes() {
+    let t = template();
+    assert_eq!(t["Parameters"]["GatewayJwtAuthorizer"]["Default"], "off");
+    let transforms = text(&t["Transform"]);
+    assert!(transforms.find("AWS::LanguageExtensions") < transforms.find("AWS::Serverless"), "{transforms}");
+    let auth = text(&t["Resources"]["Api"]["Properties"]["Auth"]);
+    for part in ["GatewayJwtAuthorizerOn", "issuer: !Ref PublicBaseUrl", "!Ref JwtAudience", "AWS::NoValue"] {
+        assert!(auth.contains(part), "{part}: {auth}");
+    }
+    let protected: BTreeSet<&str> = [
+        "/v1/users/me",
+        "/v1/users/me/password",
+        "/v1/users/me/verification-email",
+        "/v1/users",
+        "/v1/users/{user_id}",
+        "/v1/items",
+        "/v1/items/{item_id}",
+    ]
+    .into();
+    for (_, _, function) in functions(&t) {
+        for (_, event) in function["Properties"]["Events"].as_mapping().into_iter().flatten() {
+            let Some(path) = event["Properties"]["Path"].as_str() else { continue };
+            let guarded = text(&event["Properties"]["Auth"]);
+            if protected.contains(path) {
+                assert!(
+                    guarded.contains("GatewayJwtAuthorizerOn") && guarded.contains("JwtAuthorizer"),
+                    "{path}"
+                );
+            } else {
+                assert_eq!(guarded.trim(), "null", "{path} is public");
+            }
+        }
+    }
 }
 
 /// (function binary, path) of every HttpApi event; every event must route `ANY`.
@@ -124,7 +245,8 @@ async fn every_function_serves_exactly_the_methods_of_api_md() {
             .collect::<Vec<_>>()
             .join("/");
         let prefix = if function == "docs" { "/".to_owned() } else { format!("/v1/{function}") };
-        assert!(concrete.starts_with(&prefix), "{function} serves {path}");
+        let published = function == "auth" && concrete.starts_with("/.well-known/");
+        assert!(concrete.starts_with(&prefix) || published, "{function} serves {path}");
         for method in &methods {
             let response = app.call(Method::from_bytes(method.as_bytes()).unwrap(), &concrete, None).await;
             // Unauthenticated and bodiless, a served route answers 400/401/415, never 404/405.

@@ -252,8 +252,12 @@ async fn failed_logins_count_under_the_tcp_peer_not_a_header_the_client_sets() {
 async fn a_table_needs_an_endpoint_before_it_is_created() {
     let (ok, out) = run("server", &["--create-table", "--port", "0"], &[], None);
     assert!(!ok && out.contains("--create-table needs DYNAMODB_ENDPOINT"), "{out}");
-    let (ok, out) = run("server", &["--port", "0"], &[("JWT_SECRET", "short")], None);
-    assert!(!ok && out.contains("JWT_SECRET is 5 bytes long"), "{out}");
+    // A key in the environment is refused (outside `sam local`), and not repeated.
+    let pem = format!("pem:{}", api_tests::keys::TEST_KEY_PEM.replace('\n', "\\n"));
+    let (ok, out) = run("server", &["--port", "0"], &[("SIGNING_KEY", &pem)], None);
+    assert!(!ok && out.contains("for `sam local` only") && !out.contains("MII"), "{out}");
+    let (ok, out) = run("server", &["--port", "0"], &[("SIGNING_KEY", "file:/nonexistent/key.pem")], None);
+    assert!(!ok && out.contains("/nonexistent/key.pem"), "{out}");
     let (ok, out) = run("server", &["--port", "0"], &[("FIRST_SUPERUSER_EMAIL", "a@example.com")], None);
     assert!(!ok && out.contains("set both FIRST_SUPERUSER_EMAIL and FIRST_SUPERUSER_PASSWORD"), "{out}");
     let (ok, out) = run("admin", &["migrate", "--status"], &[], None);
@@ -274,10 +278,11 @@ async fn a_table_needs_an_endpoint_before_it_is_created() {
 async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
     let endpoint = api_tests::dynamo::endpoint();
     let table = format!("local-{}", Uuid::new_v4().simple());
+    let key = format!("file:{}", api_tests::keys::TEST_KEY_FILE);
     let env = [
         ("DYNAMODB_ENDPOINT", endpoint.as_str()),
         ("TABLE_NAME", table.as_str()),
-        ("JWT_SECRET", api_tests::SECRET),
+        ("SIGNING_KEY", key.as_str()),
         ("FIRST_SUPERUSER_EMAIL", "root@example.com"),
         ("FIRST_SUPERUSER_PASSWORD", PASSWORD),
     ];
@@ -285,7 +290,7 @@ async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
     let banner = server.process.output().join("\n");
     assert!(banner.contains(&format!("store:      DynamoDB table {table:?} at {endpoint}")), "{banner}");
     assert!(banner.contains("root@example.com (created)"), "{banner}");
-    assert!(!banner.contains("random"), "{banner}");
+    assert!(banner.contains(&format!("SIGNING_KEY file:{}", api_tests::keys::TEST_KEY_FILE)), "{banner}");
     assert_eq!(signup(&server.url, "kept@example.com").await.status, StatusCode::CREATED);
     drop(server);
 

@@ -150,11 +150,11 @@ async fn invoke(banner: &Banner, dir: &Path, function: &str, table: &str, event:
     let event_file = dir.join(format!("{table}.json"));
     std::fs::write(&event_file, event).unwrap();
     let env_file = dir.join(format!("{table}.env.json"));
-    let parameters = json!({"Parameters": {
-        "DYNAMODB_ENDPOINT": banner.dynamodb_from_containers,
-        "TABLE_NAME": table,
-        "JWT_SECRET": api_tests::SECRET,
-    }});
+    let parameters = json!({
+        "Parameters": {"DYNAMODB_ENDPOINT": banner.dynamodb_from_containers, "TABLE_NAME": table},
+        // The tests' key, which signed the fixtures' tokens into this table's ring.
+        "AuthFunction": {"SIGNING_KEY": format!("pem:{}", api_tests::keys::TEST_KEY_PEM)},
+    });
     std::fs::write(&env_file, parameters.to_string()).unwrap();
     let mut options = banner.invoke_options.clone();
     let at = options.iter().position(|o| o == "--env-vars").unwrap();
@@ -212,7 +212,7 @@ async fn under_sam_local_the_whole_api_keeps_its_contract_and_every_event_answer
         .env("PORT", port.to_string())
         .env("FIRST_SUPERUSER_EMAIL", admin)
         .env("FIRST_SUPERUSER_PASSWORD", admin_password)
-        .env("JWT_SECRET", api_tests::SECRET);
+        .env("SIGNING_KEY_FILE", api_tests::keys::TEST_KEY_FILE);
     let mail_dir =
         workspace().join("target/test-artifacts/sam-local-mail").join(uuid::Uuid::new_v4().to_string());
     command.env("MAIL_DIR", &mail_dir);

@@ -37,7 +37,7 @@ fn verifier_of(keys: &[&SigningKey]) -> Verifier {
 fn a_token_verifies_under_its_own_key_and_names_it() {
     let key = SigningKey::from_pem(TEST_KEY).unwrap();
     let token = key.sign(&claims(), "at+jwt").unwrap();
-    let data = verifier_of(&[&key]).decode::<Claims>(&token).unwrap();
+    let data = verifier_of(&[&key]).decode::<Claims>(&token, 0).unwrap();
     assert_eq!(data.claims, claims());
     assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
     assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
@@ -46,8 +46,8 @@ fn a_token_verifies_under_its_own_key_and_names_it() {
     // During a rotation's overlap, a verifier of both keys takes tokens of either.
     let other = SigningKey::from_pem(OTHER_KEY).unwrap();
     let both = verifier_of(&[&key, &other]);
-    assert!(both.decode::<Claims>(&token).is_some());
-    assert!(both.decode::<Claims>(&other.sign(&claims(), "at+jwt").unwrap()).is_some());
+    assert!(both.decode::<Claims>(&token, 0).is_some());
+    assert!(both.decode::<Claims>(&other.sign(&claims(), "at+jwt").unwrap(), 0).is_some());
     // The debug form never shows the key.
     assert!(!format!("{key:?}").contains("PRIVATE"));
 }
@@ -56,7 +56,7 @@ fn a_token_verifies_under_its_own_key_and_names_it() {
 fn a_token_of_an_unknown_or_missing_kid_is_refused() {
     let (key, other) = (SigningKey::from_pem(TEST_KEY).unwrap(), SigningKey::from_pem(OTHER_KEY).unwrap());
     let verifier = verifier_of(&[&key]);
-    assert!(verifier.decode::<Claims>(&other.sign(&claims(), "at+jwt").unwrap()).is_none(), "unknown kid");
+    assert!(verifier.decode::<Claims>(&other.sign(&claims(), "at+jwt").unwrap(), 0).is_none(), "unknown kid");
     // A token signed by the key, its kid taken out.
     let mut header = Header::new(Algorithm::RS256);
     header.typ = Some("at+jwt".into());
@@ -67,7 +67,7 @@ fn a_token_of_an_unknown_or_missing_kid_is_refused() {
     };
     let without_kid =
         jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_rsa_der(der.as_bytes())).unwrap();
-    assert!(verifier.decode::<Claims>(&without_kid).is_none(), "no kid");
+    assert!(verifier.decode::<Claims>(&without_kid, 0).is_none(), "no kid");
     // Another key's token relabelled with this key's kid fails its signature.
     header.kid = Some(key.kid().to_owned());
     let other_der = {
@@ -77,7 +77,7 @@ fn a_token_of_an_unknown_or_missing_kid_is_refused() {
     };
     let relabelled =
         jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_rsa_der(other_der.as_bytes())).unwrap();
-    assert!(verifier.decode::<Claims>(&relabelled).is_none(), "relabelled");
+    assert!(verifier.decode::<Claims>(&relabelled, 0).is_none(), "relabelled");
 }
 
 #[test]
@@ -99,7 +99,7 @@ fn an_hs256_token_keyed_with_the_public_key_is_refused() {
         header.typ = Some("at+jwt".into());
         header.kid = Some(key.kid().to_owned());
         let forged = jsonwebtoken::encode(&header, &claims(), &EncodingKey::from_secret(secret)).unwrap();
-        assert!(verifier.decode::<Claims>(&forged).is_none());
+        assert!(verifier.decode::<Claims>(&forged, 0).is_none());
     }
 }
 
@@ -136,11 +136,11 @@ fn a_header_that_points_elsewhere_for_a_key_is_refused_even_with_a_good_signatur
     cases.push(("crit", h));
     for (what, header) in cases {
         let token = jsonwebtoken::encode(&header, &claims(), &encoding).unwrap();
-        assert!(verifier.decode::<Claims>(&token).is_none(), "{what}");
+        assert!(verifier.decode::<Claims>(&token, 0).is_none(), "{what}");
     }
     // The same token without them verifies: the refusal is the header's.
     assert!(
-        verifier.decode::<Claims>(&jsonwebtoken::encode(&base(), &claims(), &encoding).unwrap()).is_some()
+        verifier.decode::<Claims>(&jsonwebtoken::encode(&base(), &claims(), &encoding).unwrap(), 0).is_some()
     );
 }
 

@@ -9,6 +9,7 @@
 
 mod attrs;
 mod idempotency;
+mod key_ring;
 mod mail;
 mod migrations;
 mod paging;
@@ -31,7 +32,8 @@ use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use self::attrs::{Attrs, key};
 use self::retry::sdk_error;
 use super::RepoResult;
-use super::keys::WARM_UP_KEY;
+use super::key_ring::KeyRing;
+use super::keys::KEY_RING_KEY;
 
 /// The most a cold start waits for its warm-up read.
 pub const WARM_UP_TIMEOUT: StdDuration = StdDuration::from_secs(1);
@@ -68,31 +70,40 @@ impl DynamoStore {
 
     /// Opens the way to DynamoDB before the first request needs it: credentials, endpoint
     /// resolution, DNS, TCP and TLS, paid once during a Lambda cold start (whose init phase runs
-    /// at full CPU) instead of inside the first request. One read of a key that never exists,
-    /// bounded by [`WARM_UP_TIMEOUT`]; a failure is logged and the start goes on (the request
-    /// that follows will say 503 if DynamoDB is really down). Returns whether it answered.
-    pub async fn warm_up(&self) -> bool {
+    /// at full CPU) instead of inside the first request. The one read is of the key ring
+    /// (`shared::auth::ring`), which every function needs anyway, bounded by
+    /// [`WARM_UP_TIMEOUT`]; a failure is logged and the start goes on (the request that follows
+    /// reads the ring again, or says 503 if DynamoDB is really down). Returns the ring read:
+    /// `Some(None)` when there is none yet, `None` when the read failed.
+    pub async fn warm_up(&self) -> Option<Option<KeyRing>> {
         let started = std::time::Instant::now();
         let read = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(WARM_UP_KEY.into(), WARM_UP_KEY)));
+            .consistent_read(true)
+            .set_key(Some(key(KEY_RING_KEY.into(), KEY_RING_KEY)));
         match tokio::time::timeout(WARM_UP_TIMEOUT, read.send()).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(read)) => {
                 tracing::debug!(
                     elapsed_ms = started.elapsed().as_millis() as u64,
                     "DynamoDB connection warmed"
                 );
-                true
+                match read.item.as_ref().map(key_ring::ring_from_item).transpose() {
+                    Ok(ring) => Some(ring),
+                    Err(e) => {
+                        tracing::error!(error = %e, "the key ring read at warm-up is malformed");
+                        None
+                    }
+                }
             }
             Ok(Err(e)) => {
                 tracing::warn!(error = %DisplayErrorContext(&e), "DynamoDB warm-up failed; starting anyway");
-                false
+                None
             }
             Err(_) => {
                 tracing::warn!("DynamoDB warm-up took over {WARM_UP_TIMEOUT:?}; starting anyway");
-                false
+                None
             }
         }
     }

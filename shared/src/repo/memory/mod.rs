@@ -9,6 +9,7 @@
 //! [`purge`].
 
 mod idempotency;
+mod key_ring;
 mod mail;
 mod migrations;
 mod purge;
@@ -64,6 +65,7 @@ enum Entry {
     /// A message to send, and until when a sender has claimed it.
     Outbox(OutboxMail, Option<DateTime<Utc>>),
     Idempotency(IdempotencyRecord),
+    KeyRing(super::key_ring::KeyRing),
 }
 
 #[derive(Debug, Default)]

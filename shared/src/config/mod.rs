@@ -1,18 +1,24 @@
 //! Typed configuration read once from the environment at cold start. It fails fast, with a
-//! message that says what to set, and wraps the JWT secret so it cannot reach a log line.
+//! message that says what to set. It holds no secret: the key that signs access tokens is named
+//! (`SIGNING_KEY`, a KMS key id or a secret's id), never given.
 
 use std::collections::HashMap;
 
-use secrecy::{ExposeSecret, SecretString};
+mod key_source;
 
-/// The smallest JWT secret we accept: HS256 wants a key of at least its 256-bit output.
-pub const MIN_JWT_SECRET_BYTES: usize = 32;
+pub use key_source::{KeySource, SourceError};
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub table_name: String,
-    pub jwt_secret: SecretString,
+    /// Where `auth` finds the key that signs access tokens (`SIGNING_KEY`); unset in every
+    /// other function. See [`KeySource`].
+    pub signing_key: Option<KeySource>,
+    /// Every access token's `iss`, and the OpenID issuer: the API's public base URL
+    /// (`PUBLIC_BASE_URL`, without a trailing `/`). Never taken from a request's `Host`.
     pub jwt_issuer: String,
+    /// For a KMS and Secrets Manager stand-in on loopback (`KEYS_ENDPOINT`); unset in AWS.
+    pub keys_endpoint: Option<String>,
     pub jwt_audience: String,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
@@ -69,14 +75,12 @@ pub struct MailConfig {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
-    #[error(
-        "JWT_SECRET is not set: set it to a random secret of at least {MIN_JWT_SECRET_BYTES} bytes, e.g. `export JWT_SECRET=$(openssl rand -base64 48)`"
-    )]
-    MissingSecret,
-    #[error(
-        "JWT_SECRET is {0} bytes long: it must be at least {MIN_JWT_SECRET_BYTES} bytes, e.g. `export JWT_SECRET=$(openssl rand -base64 48)`"
-    )]
-    ShortSecret(usize),
+    /// The value is not repeated: it might be a key.
+    #[error("{0}")]
+    SigningKey(#[from] SourceError),
+    /// The key `SIGNING_KEY` names cannot be used (the reason, never the key).
+    #[error("SIGNING_KEY: {0}")]
+    Key(String),
     #[error("{name} is {value:?}: {expected}")]
     Invalid { name: &'static str, value: String, expected: &'static str },
 }
@@ -89,14 +93,15 @@ impl Config {
     /// Reads the configuration from a map of variables (the environment, or a test's own).
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
         let get = |name: &str| vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty());
-        let secret = get("JWT_SECRET").ok_or(ConfigError::MissingSecret)?;
-        if secret.len() < MIN_JWT_SECRET_BYTES {
-            return Err(ConfigError::ShortSecret(secret.len()));
-        }
+        let sam_local = get("AWS_SAM_LOCAL").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         let config = Self {
             table_name: get("TABLE_NAME").unwrap_or("api").to_owned(),
-            jwt_secret: SecretString::from(secret.to_owned()),
-            jwt_issuer: get("JWT_ISSUER").unwrap_or("lambda-api").to_owned(),
+            signing_key: get("SIGNING_KEY").map(|v| KeySource::parse(v, sam_local)).transpose()?,
+            jwt_issuer: base_url(
+                "PUBLIC_BASE_URL",
+                get("PUBLIC_BASE_URL").unwrap_or(DEFAULT_PUBLIC_BASE_URL),
+            )?,
+            keys_endpoint: get("KEYS_ENDPOINT").map(str::to_owned),
             jwt_audience: get("JWT_AUDIENCE").unwrap_or("lambda-api").to_owned(),
             access_token_ttl_secs: number(get, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60, DAY)?,
             refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * DAY, 365 * DAY)?,
@@ -110,7 +115,7 @@ impl Config {
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT").map(str::to_owned),
             dynamodb_warm_up: flag(get, "DYNAMODB_WARM_UP", true)?,
             mail: MailConfig {
-                app_url: app_url(get("APP_URL").unwrap_or("http://localhost:5173"))?,
+                app_url: base_url("APP_URL", get("APP_URL").unwrap_or("http://localhost:5173"))?,
                 product_name: get("PRODUCT_NAME").unwrap_or("Lambda API").to_owned(),
                 from: get("MAIL_FROM").map(str::to_owned),
                 configuration_set: get("MAIL_CONFIGURATION_SET").map(str::to_owned),
@@ -127,27 +132,14 @@ impl Config {
         Ok(config)
     }
 
-    /// For local runs: the environment as [`Config::from_env`] reads it, but when `JWT_SECRET` is
-    /// unset, a random one for this process (tokens then die with it). Returns whether it made one.
-    pub fn from_env_or_random_secret() -> Result<(Self, bool), ConfigError> {
-        let mut vars: HashMap<String, String> = std::env::vars().collect();
-        let generate = vars.get("JWT_SECRET").is_none_or(|v| v.trim().is_empty());
-        if generate {
-            vars.insert("JWT_SECRET".to_owned(), random_secret());
-        }
-        Ok((Self::from_vars(&vars)?, generate))
-    }
-
-    /// A configuration for tests and tools: everything default, the given secret.
-    pub fn for_tests(secret: &str) -> Self {
-        let vars = HashMap::from([("JWT_SECRET".to_owned(), secret.to_owned())]);
-        Self::from_vars(&vars).unwrap_or_else(|e| panic!("test configuration: {e}"))
-    }
-
-    pub fn jwt_secret_bytes(&self) -> &[u8] {
-        self.jwt_secret.expose_secret().as_bytes()
+    /// A configuration for tests and tools: everything default.
+    pub fn for_tests() -> Self {
+        Self::from_vars(&HashMap::new()).unwrap_or_else(|e| panic!("test configuration: {e}"))
     }
 }
+
+/// The issuer when `PUBLIC_BASE_URL` is unset: the local server's default address.
+pub const DEFAULT_PUBLIC_BASE_URL: &str = "http://localhost:8000";
 
 const DAY: i64 = 24 * 3600;
 
@@ -166,24 +158,16 @@ fn flag<'a>(
     }
 }
 
-/// 384 random bits, base64url: as `openssl rand -base64 48` would make.
-fn random_secret() -> String {
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
-    use base64::Engine;
-    let mut bytes = [0u8; 48];
-    OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The front end's base URL: http(s), no query or fragment, kept without its trailing `/`.
-fn app_url(v: &str) -> Result<String, ConfigError> {
+/// A base URL (the front end's, the API's): http(s), no query or fragment, kept without its
+/// trailing `/`.
+pub fn base_url(name: &'static str, v: &str) -> Result<String, ConfigError> {
     let rest = v.strip_prefix("https://").or_else(|| v.strip_prefix("http://"));
     let host = rest.map(|r| r.split('/').next().unwrap_or_default()).unwrap_or_default();
     if host.is_empty() || v.chars().any(|c| c.is_whitespace() || matches!(c, '?' | '#' | '"' | '<' | '>')) {
         return Err(ConfigError::Invalid {
-            name: "APP_URL",
+            name,
             value: v.to_owned(),
-            expected: "expected the front end's base URL, such as https://app.example.com",
+            expected: "expected a base URL, such as https://api.example.com",
         });
     }
     Ok(v.trim_end_matches('/').to_owned())
@@ -247,22 +231,35 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_secret_says_what_to_set() {
-        let err = Config::from_vars(&vars(&[])).unwrap_err();
-        assert_eq!(err, ConfigError::MissingSecret);
-        assert!(err.to_string().contains("JWT_SECRET"));
+    fn the_signing_key_is_named_never_given_outside_sam_local() {
+        let c = Config::from_vars(&vars(&[("SIGNING_KEY", "kms:alias/api-signing")])).expect("valid");
+        assert_eq!(c.signing_key, Some(KeySource::Kms("alias/api-signing".into())));
+        assert_eq!(Config::from_vars(&vars(&[])).expect("valid").signing_key, None);
+        let pem = "pem:-----BEGIN PRIVATE KEY-----\\nMIIEv...";
+        let err = Config::from_vars(&vars(&[("SIGNING_KEY", pem)])).unwrap_err();
+        assert_eq!(err, ConfigError::SigningKey(SourceError::PemOutsideSamLocal));
+        assert!(!err.to_string().contains("MIIE"), "the value is never repeated");
+        let local = Config::from_vars(&vars(&[("SIGNING_KEY", pem), ("AWS_SAM_LOCAL", "true")]));
+        assert!(matches!(local.expect("sam local").signing_key, Some(KeySource::Pem(_))));
+        for bad in ["hs256:secret", "kms:", "just-a-secret-value"] {
+            let err = Config::from_vars(&vars(&[("SIGNING_KEY", bad)])).unwrap_err();
+            assert!(err.to_string().contains("SIGNING_KEY"), "{bad}");
+            assert!(bad == "kms:" || !err.to_string().contains(bad), "the value is not repeated: {bad}");
+        }
     }
 
     #[test]
-    fn a_short_secret_is_refused() {
-        let err = Config::from_vars(&vars(&[("JWT_SECRET", "too-short")])).unwrap_err();
-        assert_eq!(err, ConfigError::ShortSecret(9));
-        assert!(err.to_string().contains("at least 32 bytes"));
+    fn the_issuer_is_the_public_base_url() {
+        assert_eq!(Config::for_tests().jwt_issuer, DEFAULT_PUBLIC_BASE_URL);
+        let c = Config::from_vars(&vars(&[("PUBLIC_BASE_URL", "https://api.example.com/")]));
+        assert_eq!(c.expect("valid").jwt_issuer, "https://api.example.com");
+        let bad = Config::from_vars(&vars(&[("PUBLIC_BASE_URL", "api.example.com")]));
+        assert!(bad.is_err_and(|e| e.to_string().contains("PUBLIC_BASE_URL")));
     }
 
     #[test]
     fn defaults_follow_the_contract() {
-        let c = Config::from_vars(&vars(&[("JWT_SECRET", &"s".repeat(32))])).expect("valid");
+        let c = Config::from_vars(&vars(&[])).expect("valid");
         assert_eq!(c.access_token_ttl_secs, 900);
         assert_eq!(c.refresh_token_ttl_secs, 604_800);
         assert_eq!((c.login_max_failures, c.login_window_secs), (5, 900));
@@ -280,54 +277,44 @@ mod tests {
 
     #[test]
     fn the_app_url_is_a_base_url() {
-        let s = "s".repeat(32);
-        let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("APP_URL", "https://app.example.com/")]));
+        let c = Config::from_vars(&vars(&[("APP_URL", "https://app.example.com/")]));
         assert_eq!(c.expect("valid").mail.app_url, "https://app.example.com");
         for bad in ["app.example.com", "https://", "https://x.io/?a=1", "https://x.io/#f", "ftp://x.io"] {
-            let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("APP_URL", bad)]));
+            let c = Config::from_vars(&vars(&[("APP_URL", bad)]));
             assert!(c.is_err_and(|e| e.to_string().contains("APP_URL")), "{bad}");
         }
     }
 
     #[test]
     fn trusted_proxies_are_cidrs_or_addresses() {
-        let s = "s".repeat(32);
-        let c = Config::from_vars(&vars(&[
-            ("JWT_SECRET", &s),
-            ("TRUSTED_PROXY_CIDRS", " 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,"),
-        ]))
-        .expect("valid");
+        let c =
+            Config::from_vars(&vars(&[("TRUSTED_PROXY_CIDRS", " 10.0.0.0/8, 192.0.2.7 ,2001:db8::/32,")]))
+                .expect("valid");
         let nets: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
         assert_eq!(nets, ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::/32"]);
-        let bad = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("TRUSTED_PROXY_CIDRS", "10.0.0.0/33")]));
+        let bad = Config::from_vars(&vars(&[("TRUSTED_PROXY_CIDRS", "10.0.0.0/33")]));
         assert!(bad.is_err_and(|e| e.to_string().contains("TRUSTED_PROXY_CIDRS")));
     }
 
     #[test]
-    fn the_secret_never_shows_in_debug_output() {
-        let secret = "a-very-secret-value-that-is-long-enough";
-        let c = Config::from_vars(&vars(&[("JWT_SECRET", secret)])).expect("valid");
-        assert!(!format!("{c:?}").contains(secret));
+    fn a_sam_local_key_never_shows_in_debug_output() {
+        let pem = "pem:a-key-that-must-not-be-logged";
+        let c = Config::from_vars(&vars(&[("SIGNING_KEY", pem), ("AWS_SAM_LOCAL", "true")])).expect("valid");
+        assert!(!format!("{c:?}").contains("a-key-that"));
     }
 
     #[test]
     fn bad_numbers_and_flags_are_refused() {
-        let s = "s".repeat(32);
-        assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("LOGIN_MAX_FAILURES", "0")])).is_err());
+        assert!(Config::from_vars(&vars(&[("LOGIN_MAX_FAILURES", "0")])).is_err());
         let huge = i64::MAX.to_string();
-        assert!(
-            Config::from_vars(&vars(&[("JWT_SECRET", &s), ("REFRESH_TOKEN_TTL_SECONDS", &huge)])).is_err()
-        );
-        assert!(
-            Config::from_vars(&vars(&[("JWT_SECRET", &s), ("ACCESS_TOKEN_TTL_SECONDS", "86401")])).is_err()
-        );
-        assert!(Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "maybe")])).is_err());
-        let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("OPEN_REGISTRATION", "false")])).expect("ok");
+        assert!(Config::from_vars(&vars(&[("REFRESH_TOKEN_TTL_SECONDS", &huge)])).is_err());
+        assert!(Config::from_vars(&vars(&[("ACCESS_TOKEN_TTL_SECONDS", "86401")])).is_err());
+        assert!(Config::from_vars(&vars(&[("OPEN_REGISTRATION", "maybe")])).is_err());
+        let c = Config::from_vars(&vars(&[("OPEN_REGISTRATION", "false")])).expect("ok");
         assert!(!c.open_registration);
-        let err = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("DYNAMODB_WARM_UP", "sometimes")]))
-            .expect_err("not a flag");
+        let err = Config::from_vars(&vars(&[("DYNAMODB_WARM_UP", "sometimes")])).expect_err("not a flag");
         assert!(err.to_string().contains("DYNAMODB_WARM_UP"), "{err}");
-        let c = Config::from_vars(&vars(&[("JWT_SECRET", &s), ("DYNAMODB_WARM_UP", "off")])).expect("ok");
+        let c = Config::from_vars(&vars(&[("DYNAMODB_WARM_UP", "off")])).expect("ok");
         assert!(!c.dynamodb_warm_up);
     }
 }

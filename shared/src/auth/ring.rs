@@ -1,0 +1,163 @@
+//! The key ring: which public keys verify access tokens, which one signs them, and when each
+//! starts and stops. One record in the table (`KEYS`), written by `auth` (its first key) and by
+//! the admin command (`admin keys rotate`), read by every function at cold start.
+//!
+//! A rotation is a schedule, not an event, so that no process has to hear of it at once:
+//! the new key is published at once, signs from [`PROPAGATION`] later (by then every process
+//! has re-read the ring, [`REFRESH`]), and the keys it replaces are withdrawn once the last
+//! token they signed has expired. Every decision is a function of the ring and the clock, so
+//! a test moves the clock through a whole rotation.
+
+use chrono::Duration;
+
+use super::keys::PublicKey;
+pub use crate::repo::key_ring::{KeyEntry, KeyRing};
+
+/// How long a process keeps the ring it read before it reads it again (the next request after
+/// that re-reads it; a failed re-read keeps the old one).
+pub const REFRESH: Duration = Duration::minutes(5);
+/// How long after a rotation the new key starts to sign: twice [`REFRESH`], so every process
+/// knows the key before any token names it.
+pub const PROPAGATION: Duration = Duration::minutes(10);
+/// Slack for clocks that disagree, added before a key is withdrawn.
+pub const CLOCK_SKEW: Duration = Duration::minutes(1);
+/// `Cache-Control: max-age` of the published keys: under [`PROPAGATION`], so a cached JWKS
+/// has the new key before the first token it signs.
+pub const JWKS_MAX_AGE_SECS: i64 = 300;
+
+impl KeyEntry {
+    pub fn new(public: &PublicKey, source: &str, sign_from: i64) -> Self {
+        Self {
+            kid: public.kid.clone(),
+            n: public.n.clone(),
+            e: public.e.clone(),
+            source: source.to_owned(),
+            sign_from,
+            retire_at: None,
+        }
+    }
+
+    pub fn public(&self) -> PublicKey {
+        PublicKey { kid: self.kid.clone(), n: self.n.clone(), e: self.e.clone() }
+    }
+
+    /// Not yet withdrawn at `now`.
+    pub fn verifies_at(&self, now: i64) -> bool {
+        self.retire_at.is_none_or(|at| now < at)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RingError {
+    #[error("key {0} is already in the ring")]
+    AlreadyThere(String),
+    #[error("the ring has no key {0}")]
+    Unknown(String),
+    #[error("{0} is the only key that signs: rotate to another with --at-once first")]
+    LastSigningKey(String),
+}
+
+impl KeyRing {
+    /// The keys that verify at `now`: the signing one, those being withdrawn, and any next one.
+    pub fn verifying(&self, now: i64) -> impl Iterator<Item = &KeyEntry> {
+        self.keys.iter().filter(move |k| k.verifies_at(now))
+    }
+
+    /// The key that signs at `now`: of those already signing and not withdrawn, the newest.
+    pub fn signing(&self, now: i64) -> Option<&KeyEntry> {
+        self.verifying(now).filter(|k| k.sign_from <= now).max_by_key(|k| k.sign_from)
+    }
+
+    /// The public keys that verify at `now`, to publish.
+    pub fn published(&self, now: i64) -> Vec<PublicKey> {
+        self.verifying(now).map(KeyEntry::public).collect()
+    }
+
+    /// The ring after rotating to `next` at `now`, and the time it starts to sign.
+    ///
+    /// Normally (`at_once` false) `next` is published now and signs from [`PROPAGATION`] later;
+    /// every key it replaces keeps verifying until the last token it can still sign has expired
+    /// (`access_ttl` after the switch, plus [`CLOCK_SKEW`]): nobody is logged out. With `at_once`
+    /// (a key that leaked), `next` signs now and the others are withdrawn now: every token
+    /// they signed ends. An empty ring takes its first key at once. Keys already withdrawn are
+    /// dropped from the record.
+    pub fn rotate(
+        &self,
+        next: &PublicKey,
+        source: &str,
+        now: i64,
+        access_ttl_secs: i64,
+        at_once: bool,
+    ) -> Result<(Self, i64), RingError> {
+        if self.keys.iter().any(|k| k.kid == next.kid && k.verifies_at(now)) {
+            return Err(RingError::AlreadyThere(next.kid.clone()));
+        }
+        let first = self.verifying(now).next().is_none();
+        let sign_from = if at_once || first { now } else { now + PROPAGATION.num_seconds() };
+        let retire_at = if at_once { now } else { sign_from + access_ttl_secs + CLOCK_SKEW.num_seconds() };
+        let mut keys: Vec<KeyEntry> =
+            self.keys.iter().filter(|k| k.verifies_at(now) && k.kid != next.kid).cloned().collect();
+        for key in &mut keys {
+            key.retire_at = Some(key.retire_at.map_or(retire_at, |at| at.min(retire_at)));
+        }
+        keys.push(KeyEntry::new(next, source, sign_from));
+        Ok((Self { keys, version: self.version }, sign_from))
+    }
+
+    /// The ring without `kid`, at once: every token it signed ends. For a key that leaked,
+    /// after a rotation to its successor.
+    pub fn withdraw(&self, kid: &str, now: i64) -> Result<Self, RingError> {
+        if !self.verifying(now).any(|k| k.kid == kid) {
+            return Err(RingError::Unknown(kid.to_owned()));
+        }
+        let keys = self.keys.iter().filter(|k| k.kid != kid && k.verifies_at(now)).cloned().collect();
+        let next = Self { keys, version: self.version };
+        if next.signing(now).is_none() {
+            return Err(RingError::LastSigningKey(kid.to_owned()));
+        }
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(kid: &str) -> PublicKey {
+        PublicKey { kid: kid.to_owned(), n: "n".to_owned(), e: "AQAB".to_owned() }
+    }
+
+    #[test]
+    fn a_rotation_publishes_first_switches_later_and_withdraws_after_the_last_token_expires() {
+        let ttl = 900;
+        let (ring, from) = KeyRing::default().rotate(&key("a"), "file:a", 1_000, ttl, false).expect("first");
+        assert_eq!(from, 1_000, "the first key signs at once");
+        assert_eq!(ring.signing(1_000).map(|k| k.kid.as_str()), Some("a"));
+
+        let t = 5_000;
+        let (ring, from) = ring.rotate(&key("b"), "kms:b", t, ttl, false).expect("rotate");
+        assert_eq!(from, t + PROPAGATION.num_seconds());
+        let kids = |now| ring.published(now).into_iter().map(|k| k.kid).collect::<Vec<_>>();
+        assert_eq!(kids(t), ["a", "b"], "the next key is published at once");
+        assert_eq!(ring.signing(from - 1).map(|k| k.kid.as_str()), Some("a"));
+        assert_eq!(ring.signing(from).map(|k| k.kid.as_str()), Some("b"));
+        let last_old_token_expires = from + ttl;
+        assert_eq!(kids(last_old_token_expires), ["a", "b"]);
+        assert_eq!(kids(last_old_token_expires + CLOCK_SKEW.num_seconds()), ["b"]);
+        assert!(ring.rotate(&key("b"), "kms:b", t, ttl, false).is_err(), "the same key twice");
+    }
+
+    #[test]
+    fn a_rotation_at_once_withdraws_the_old_key_now() {
+        let (ring, _) = KeyRing::default().rotate(&key("a"), "file:a", 0, 900, false).expect("first");
+        let (ring, from) = ring.rotate(&key("b"), "file:b", 100, 900, true).expect("rotate");
+        assert_eq!(from, 100);
+        assert_eq!(ring.published(100).into_iter().map(|k| k.kid).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(ring.withdraw("b", 100), Err(RingError::LastSigningKey("b".into())));
+        assert_eq!(ring.withdraw("a", 100), Err(RingError::Unknown("a".into())), "already withdrawn");
+        let (ring, _) = ring.rotate(&key("c"), "file:c", 200, 900, true).expect("rotate");
+        let (ring, _) = ring.rotate(&key("d"), "file:d", 300, 900, false).expect("rotate");
+        let ring = ring.withdraw("d", 300).expect("the next key, before it signs");
+        assert_eq!(ring.signing(300 + PROPAGATION.num_seconds()).map(|k| k.kid.as_str()), Some("c"));
+    }
+}

@@ -1,0 +1,176 @@
+//! Where the private key of access tokens lives, and signing with it. Only `auth` (and the
+//! admin command, for public keys) builds these; no other function has the permission to.
+//!
+//! - `kms:<key id or ARN>`: a KMS asymmetric key (RSA_2048, SIGN_VERIFY). The key never leaves
+//!   KMS; each token is one `kms:Sign` call (docs/signing-keys.md has the measurements).
+//! - `secretsmanager:<secret id>`: PEM in Secrets Manager, read once per cold start.
+//! - `file:<path>`: a PEM file (local runs).
+//! - `pem:<PEM>`: the key itself, accepted only under `sam local` (whose functions can be given
+//!   nothing but variables, by the env-vars file `scripts/sam-local` writes); refused anywhere
+//!   else, so a deployed function can never be configured with a key in its environment.
+//! - unset: locally, a key made at start (`generated`).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rsa::pkcs8::DecodePublicKey;
+
+use super::keys::{KeyError, PublicKey, SigningKey};
+pub use crate::config::{KeySource, SourceError};
+
+/// Signs the JWS signing input of a token with one key, RS256.
+#[async_trait]
+pub trait TokenSigner: Send + Sync + std::fmt::Debug {
+    fn kid(&self) -> &str;
+    /// The base64url signature of `input`.
+    async fn sign(&self, input: &[u8]) -> Result<String, KeyError>;
+}
+
+#[async_trait]
+impl TokenSigner for SigningKey {
+    fn kid(&self) -> &str {
+        SigningKey::kid(self)
+    }
+
+    async fn sign(&self, input: &[u8]) -> Result<String, KeyError> {
+        self.sign_input(input)
+    }
+}
+
+/// A KMS key: `kms:Sign`, RSASSA-PKCS1-v1_5 with SHA-256 (RS256).
+#[derive(Debug)]
+pub struct KmsSigner {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+    kid: String,
+}
+
+impl KmsSigner {
+    pub fn new(client: aws_sdk_kms::Client, key_id: &str, kid: &str) -> Self {
+        Self { client, key_id: key_id.to_owned(), kid: kid.to_owned() }
+    }
+}
+
+#[async_trait]
+impl TokenSigner for KmsSigner {
+    fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    async fn sign(&self, input: &[u8]) -> Result<String, KeyError> {
+        let signed = self
+            .client
+            .sign()
+            .key_id(&self.key_id)
+            .message(Blob::new(input))
+            .message_type(MessageType::Raw)
+            .signing_algorithm(SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
+            .send()
+            .await
+            .map_err(|e| {
+                KeyError::Unavailable(format!("kms:Sign: {}", aws_sdk_kms::error::DisplayErrorContext(e)))
+            })?;
+        let signature =
+            signed.signature.ok_or_else(|| KeyError::Unavailable("kms:Sign: no signature".into()))?;
+        Ok(URL_SAFE_NO_PAD.encode(signature.as_ref()))
+    }
+}
+
+/// The public half of a KMS key (`kms:GetPublicKey`, DER SubjectPublicKeyInfo).
+pub async fn kms_public_key(client: &aws_sdk_kms::Client, key_id: &str) -> Result<PublicKey, KeyError> {
+    let got = client.get_public_key().key_id(key_id).send().await.map_err(|e| {
+        KeyError::Unavailable(format!("kms:GetPublicKey: {}", aws_sdk_kms::error::DisplayErrorContext(e)))
+    })?;
+    let der = got.public_key.ok_or(KeyError::NotAnRs256Key)?;
+    let key = rsa::RsaPublicKey::from_public_key_der(der.as_ref()).map_err(|_| KeyError::NotAnRs256Key)?;
+    PublicKey::of(&key)
+}
+
+/// The PEM of a Secrets Manager secret (its `SecretString`).
+pub async fn secret_pem(
+    client: &aws_sdk_secretsmanager::Client,
+    secret_id: &str,
+) -> Result<SigningKey, KeyError> {
+    let got = client.get_secret_value().secret_id(secret_id).send().await.map_err(|e| {
+        KeyError::Unavailable(format!(
+            "secretsmanager:GetSecretValue: {}",
+            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+        ))
+    })?;
+    SigningKey::from_pem(got.secret_string().ok_or(KeyError::NotAPrivateKey)?)
+}
+
+/// The clients a key source may need, built from the process's SDK configuration.
+#[derive(Debug, Clone)]
+pub struct KeyClients {
+    pub kms: aws_sdk_kms::Client,
+    pub secrets: aws_sdk_secretsmanager::Client,
+}
+
+impl KeyClients {
+    /// The clients, from the process's SDK configuration (its HTTPS client, retries and
+    /// timeouts), at `endpoint` if one is given (`KEYS_ENDPOINT`: a stand-in on loopback) and
+    /// otherwise at AWS's own, whatever endpoint DynamoDB has.
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: Option<&str>) -> Self {
+        let has_region = sdk.region().is_some();
+        let mut sdk = sdk.clone().into_builder();
+        if endpoint.is_some() {
+            let local = aws_sdk_kms::config::Credentials::new("local", "local", None, None, "keys-stand-in");
+            sdk.set_credentials_provider(Some(aws_sdk_kms::config::SharedCredentialsProvider::new(local)));
+            if !has_region {
+                sdk.set_region(Some(aws_config::Region::new("us-east-1")));
+            }
+        }
+        let sdk = sdk.build();
+        let mut kms = aws_sdk_kms::config::Builder::from(&sdk);
+        kms.set_endpoint_url(endpoint.map(str::to_owned));
+        let mut secrets = aws_sdk_secretsmanager::config::Builder::from(&sdk);
+        secrets.set_endpoint_url(endpoint.map(str::to_owned));
+        Self {
+            kms: aws_sdk_kms::Client::from_conf(kms.build()),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets.build()),
+        }
+    }
+
+    /// A signer for `source`, expected to be the key `kid` (a PEM that is another key is
+    /// refused). KMS costs nothing here; a secret is read now.
+    pub async fn signer(&self, source: &KeySource, kid: &str) -> Result<Arc<dyn TokenSigner>, KeyError> {
+        let key = match source {
+            KeySource::Kms(id) => return Ok(Arc::new(KmsSigner::new(self.kms.clone(), id, kid))),
+            KeySource::SecretsManager(id) => secret_pem(&self.secrets, id).await?,
+            KeySource::File(path) => read_pem_file(path)?,
+            KeySource::Pem(_) | KeySource::Generated => {
+                return Err(KeyError::Unavailable(format!(
+                    "{source:?} keys are held by the process that made them"
+                )));
+            }
+        };
+        if key.kid() != kid {
+            return Err(KeyError::KidMismatch);
+        }
+        Ok(Arc::new(key))
+    }
+
+    /// The public key of `source` (for the ring).
+    pub async fn public_key(&self, source: &KeySource) -> Result<PublicKey, KeyError> {
+        match source {
+            KeySource::Kms(id) => kms_public_key(&self.kms, id).await,
+            KeySource::SecretsManager(id) => Ok(secret_pem(&self.secrets, id).await?.public().clone()),
+            KeySource::File(path) => Ok(read_pem_file(path)?.public().clone()),
+            KeySource::Pem(pem) => Ok(SigningKey::from_pem(pem)?.public().clone()),
+            KeySource::Generated => {
+                Err(KeyError::Unavailable("a generated key has no source to read".into()))
+            }
+        }
+    }
+}
+
+/// A PEM file's key.
+pub fn read_pem_file(path: &str) -> Result<SigningKey, KeyError> {
+    let pem = std::fs::read_to_string(path).map_err(|e| KeyError::Unavailable(format!("{path}: {e}")))?;
+    SigningKey::from_pem(&pem)
+}

@@ -1,0 +1,68 @@
+//! Where the key that signs access tokens is: what `SIGNING_KEY` and the key ring's `source`
+//! name (an identifier, never key material, but under `sam local`). The configuration reads
+//! it; `auth::signer` reaches the key it names.
+
+/// Where a key is, as `SIGNING_KEY` and the key ring's `source` name it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Kms(String),
+    SecretsManager(String),
+    File(String),
+    /// The PEM itself (`sam local` only); its ring source is `local`.
+    Pem(String),
+    /// Made by this process at start; its ring source is `generated`.
+    Generated,
+}
+
+impl std::fmt::Debug for KeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.ring_source())
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SourceError {
+    #[error(
+        "SIGNING_KEY must be kms:<key id or ARN>, secretsmanager:<secret id> or file:<PEM file> \
+         (or unset locally, for a key made at start)"
+    )]
+    Unknown,
+    #[error("SIGNING_KEY=pem:... is for `sam local` only: a deployed function takes a key id, never a key")]
+    PemOutsideSamLocal,
+}
+
+impl KeySource {
+    /// `SIGNING_KEY` as given; `sam_local` says whether the process runs under `sam local`.
+    pub fn parse(value: &str, sam_local: bool) -> Result<Self, SourceError> {
+        let (scheme, rest) = value.split_once(':').ok_or(SourceError::Unknown)?;
+        let rest = rest.trim();
+        if rest.is_empty() {
+            return Err(SourceError::Unknown);
+        }
+        match scheme {
+            "kms" => Ok(Self::Kms(rest.to_owned())),
+            "secretsmanager" => Ok(Self::SecretsManager(rest.to_owned())),
+            "file" => Ok(Self::File(rest.to_owned())),
+            "pem" if sam_local => Ok(Self::Pem(rest.replace("\\n", "\n"))),
+            "pem" => Err(SourceError::PemOutsideSamLocal),
+            _ => Err(SourceError::Unknown),
+        }
+    }
+
+    /// How the key ring names it: never the key.
+    pub fn ring_source(&self) -> String {
+        match self {
+            Self::Kms(id) => format!("kms:{id}"),
+            Self::SecretsManager(id) => format!("secretsmanager:{id}"),
+            Self::File(path) => format!("file:{path}"),
+            Self::Pem(_) => "local".to_owned(),
+            Self::Generated => "generated".to_owned(),
+        }
+    }
+
+    /// A ring source back; `local` and `generated` name keys only the process that made the
+    /// ring entry holds, so they are `None` here.
+    pub fn from_ring(source: &str) -> Option<Self> {
+        Self::parse(source, false).ok()
+    }
+}

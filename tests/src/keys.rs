@@ -1,0 +1,53 @@
+//! The fixed signing key of the tests (`shared/src/auth/testdata/`), and tokens made with it:
+//! genuine-looking tokens whose claims a test chooses, for the forged-token corpus.
+
+use std::sync::{Arc, OnceLock};
+
+use jsonwebtoken::{Algorithm, Header};
+use serde_json::Value;
+use shared::auth::jwt::Issuing;
+use shared::auth::keys::SigningKey;
+use shared::auth::signer::KeySource;
+
+/// The test key's PEM file, for processes given `SIGNING_KEY=file:<it>`.
+pub const TEST_KEY_FILE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/auth/testdata/test_signing_key.pem");
+/// Another key, never in any ring the tests make (unless a test puts it there).
+pub const OTHER_KEY_FILE: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/src/auth/testdata/other_signing_key.pem");
+pub const TEST_KEY_PEM: &str = include_str!("../../shared/src/auth/testdata/test_signing_key.pem");
+pub const OTHER_KEY_PEM: &str = include_str!("../../shared/src/auth/testdata/other_signing_key.pem");
+
+fn parsed(cell: &'static OnceLock<Arc<SigningKey>>, pem: &str) -> Arc<SigningKey> {
+    cell.get_or_init(|| Arc::new(SigningKey::from_pem(pem).expect("a test key"))).clone()
+}
+
+/// The tests' signing key.
+pub fn test_key() -> Arc<SigningKey> {
+    static KEY: OnceLock<Arc<SigningKey>> = OnceLock::new();
+    parsed(&KEY, TEST_KEY_PEM)
+}
+
+/// A key the tests' rings do not hold.
+pub fn other_key() -> Arc<SigningKey> {
+    static KEY: OnceLock<Arc<SigningKey>> = OnceLock::new();
+    parsed(&KEY, OTHER_KEY_PEM)
+}
+
+/// Signing as the local server does, with the test key: it becomes the ring's key at once.
+pub fn test_issuing() -> Issuing {
+    Issuing::held(test_key(), KeySource::File(TEST_KEY_FILE.to_owned()), true)
+}
+
+/// A token of `claims` signed by `key`, under exactly `header` (nothing is added to it).
+pub fn signed_by(key: &SigningKey, header: &Header, claims: &Value) -> String {
+    key.encode(header, claims).expect("sign")
+}
+
+/// A header as our tokens have: RS256, `at+jwt`, the key's `kid`.
+pub fn header_of(key: &SigningKey) -> Header {
+    let mut header = Header::new(Algorithm::RS256);
+    header.typ = Some("at+jwt".to_owned());
+    header.kid = Some(key.kid().to_owned());
+    header
+}
