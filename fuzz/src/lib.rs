@@ -10,6 +10,9 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use shared::admin::{IfExists, Outcome, ensure_superuser};
 use shared::auth::Argon2Hasher;
+use shared::auth::jwt::Issuing;
+use shared::auth::keys::SigningKey;
+use shared::auth::signer::KeySource;
 use shared::{AppState, Config};
 use tower::ServiceExt;
 
@@ -30,8 +33,14 @@ pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let config = Config::for_tests("fuzzing-secret-fuzzing-secret-0123456789");
-        let state = AppState::in_memory(config).with_hasher(Arc::new(Argon2Hasher::with_params(8, 1, 1)));
+        let config = Config::for_tests();
+        // The tests' fixed signing key, held as the local server holds its own.
+        let pem = include_str!("../../shared/src/auth/testdata/test_signing_key.pem");
+        let key = Arc::new(SigningKey::from_pem(pem).expect("the test key"));
+        let issuing = Issuing::held(key, KeySource::Generated, true);
+        let state = AppState::in_memory(config)
+            .with_hasher(Arc::new(Argon2Hasher::with_params(8, 1, 1)))
+            .with_issuing(issuing);
         let app = catalog::app(state.clone(), &catalog::Cors::default()).expect("routes");
         let fixture = runtime.block_on(async {
             let body = r#"{"email":"fuzz@example.com","password":"correct horse battery"}"#;

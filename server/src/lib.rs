@@ -33,11 +33,11 @@ pub fn default_mail_dir() -> String {
     here.join("mail").display().to_string()
 }
 
-/// The local server's own URL, the issuer of its tokens when `PUBLIC_BASE_URL` is unset:
-/// `http://localhost:<port>` when it listens on loopback or every interface, else its address.
+/// The local server's own URL, the issuer of its tokens when `PUBLIC_BASE_URL` is unset: the
+/// address it listens on, as the banner prints it (`http://localhost:<port>` when that is every
+/// interface).
 pub fn own_url(address: std::net::SocketAddr) -> String {
-    let ip = address.ip();
-    if ip.is_loopback() || ip.is_unspecified() {
+    if address.ip().is_unspecified() {
         format!("http://localhost:{}", address.port())
     } else {
         format!("http://{address}")

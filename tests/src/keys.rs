@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::Value;
 use shared::auth::jwt::Issuing;
 use shared::auth::keys::SigningKey;
-use shared::auth::signer::KeySource;
+use shared::auth::signer::{KeyClients, KeySource};
 
 /// The test key's PEM file, for processes given `SIGNING_KEY=file:<it>`.
 pub const TEST_KEY_FILE: &str =
@@ -32,6 +32,17 @@ pub fn test_key() -> Arc<SigningKey> {
 pub fn other_key() -> Arc<SigningKey> {
     static KEY: OnceLock<Arc<SigningKey>> = OnceLock::new();
     parsed(&KEY, OTHER_KEY_PEM)
+}
+
+/// The key services' clients, reaching nothing: enough for `file:` keys.
+pub fn offline_clients() -> KeyClients {
+    KeyClients::new(&aws_config::SdkConfig::builder().build(), None)
+}
+
+/// Signing as a deployed `auth` does, whose SIGNING_KEY names the test key's file: the first
+/// key of an empty ring, then whichever key the ring says signs.
+pub fn deployed_issuing() -> Issuing {
+    Issuing::remote(KeySource::File(TEST_KEY_FILE.to_owned()), offline_clients())
 }
 
 /// Signing as the local server does, with the test key: it becomes the ring's key at once.

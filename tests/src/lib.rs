@@ -9,6 +9,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod gated;
 pub mod item_store;
+pub mod key_service;
 pub mod keys;
 pub mod mailbox;
 pub mod process;
@@ -172,10 +173,16 @@ impl TestApp {
         Self::from_state(state)
     }
 
-    /// Builds the routers over `state`, replacing its clock with a [`TestClock`].
+    /// Builds the routers over `state`, replacing its clock with a [`TestClock`]; tokens are
+    /// signed with the tests' key, as the local server signs with its own.
     pub fn from_state(state: AppState) -> Self {
+        Self::signing(state, keys::test_issuing())
+    }
+
+    /// As [`TestApp::from_state`], signing as `issuing` says.
+    pub fn signing(state: AppState, issuing: shared::auth::jwt::Issuing) -> Self {
         let clock = Arc::new(TestClock::default());
-        let state = state.with_clock(clock.clone()).with_issuing(keys::test_issuing());
+        let state = state.with_clock(clock.clone()).with_issuing(issuing);
         let app = catalog::app(state.clone(), &catalog::Cors::default()).expect("the template's routes");
         Self { app, state, clock, mailbox: Arc::default() }
     }

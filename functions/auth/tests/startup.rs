@@ -32,7 +32,10 @@ fn a_key_in_the_environment_stops_the_function_and_is_not_printed() {
     let (code, stderr) = start(&format!("pem:{key}"));
     assert_eq!(code, Some(1));
     assert!(stderr.contains("for `sam local` only"), "{stderr}");
-    assert!(!stderr.contains("PRIVATE KEY") && !stderr.contains(&key[28..80]), "the key never reaches the log");
+    assert!(
+        !stderr.contains("PRIVATE KEY") && !stderr.contains(&key[28..80]),
+        "the key never reaches the log"
+    );
 }
 
 /// Runs the binary with a SIGNING_KEY that names no key, so its one log line is the

@@ -47,6 +47,7 @@ mod repo_contract;
 mod resources;
 mod ses_mailer;
 mod sessions;
+mod signing_keys;
 mod structure;
 mod table_design;
 mod template;

@@ -50,7 +50,21 @@ async fn with_no_configuration_at_all_the_whole_api_runs_in_memory() {
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     let banner = server.process.output().join("\n");
     assert!(banner.contains("store:      in memory"), "{banner}");
-    assert!(banner.contains("a random one was made for this run"), "{banner}");
+    assert!(banner.contains("SIGNING_KEY not set, so one was made for this run"), "{banner}");
+    assert!(banner.contains(&format!("issuer:     {url} (keys at {url}/.well-known/jwks.json)")), "{banner}");
+    // The issuer is the server's own URL, whatever Host a request names.
+    let discovery = http(
+        Method::GET,
+        &format!("{url}/.well-known/openid-configuration"),
+        &[("host", "attacker.example")],
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(discovery["issuer"], url.as_str());
+    assert_eq!(discovery["jwks_uri"], format!("{url}/.well-known/jwks.json"));
+    let jwks = http(Method::GET, &format!("{url}/.well-known/jwks.json"), &[], "").await.json();
+    assert_eq!(jwks["keys"].as_array().map(Vec::len), Some(1), "the key made at start");
     assert!(banner.contains("superuser:  root@example.com (created)"), "{banner}");
     assert!(banner.contains(&format!("docs:       {url}/docs")), "{banner}");
 
@@ -317,6 +331,30 @@ async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
     let store = shared::repo::dynamo::DynamoStore::new(client, config.table_name.clone());
     let user = shared::repo::UserRepo::find_user_by_email(&store, "kept@example.com").await.unwrap();
     assert!(user.is_some(), "the signup is in the DynamoDB table");
+
+    // The key ring, through the admin command: the server's key signs; a rotation schedules the
+    // next; the only key that signs is never withdrawn.
+    let admin_env = [
+        ("DYNAMODB_ENDPOINT", config.dynamodb_endpoint.as_deref().unwrap()),
+        ("TABLE_NAME", &config.table_name),
+    ];
+    let test_kid = api_tests::keys::test_key().kid().to_owned();
+    let (ok, out) = run("admin", &["keys", "list"], &admin_env, None);
+    assert!(ok && out.contains(&format!("signing   {test_kid} file:")), "{out}");
+    let to = format!("file:{}", api_tests::keys::OTHER_KEY_FILE);
+    let (ok, out) = run("admin", &["keys", "rotate", "--to", &to], &admin_env, None);
+    let other_kid = api_tests::keys::other_key().kid().to_owned();
+    assert!(ok && out.contains(&format!("{other_kid} is published and signs from")), "{out}");
+    assert!(out.contains(&format!("{test_kid} verifies until")), "{out}");
+    let (ok, out) = run("admin", &["keys", "list"], &admin_env, None);
+    assert!(ok && out.contains(&format!("next      {other_kid}")), "{out}");
+    let (ok, out) = run("admin", &["keys", "withdraw", &test_kid], &admin_env, None);
+    assert!(!ok && out.contains("the only key that signs"), "{out}");
+    let (ok, out) =
+        run("admin", &["keys", "rotate", "--to", "pem:-----BEGIN PRIVATE KEY-----"], &admin_env, None);
+    assert!(!ok && out.contains("for `sam local` only") && !out.contains("BEGIN"), "{out}");
+    let (ok, out) = run("admin", &["keys", "rotate", "--to", "a-pasted-secret"], &admin_env, None);
+    assert!(!ok && out.contains("--to must be kms:") && !out.contains("a-pasted-secret"), "{out}");
 }
 
 #[tokio::test]

@@ -1,0 +1,327 @@
+//! The keys of access tokens through the API: what `/.well-known/*` publishes (and that an
+//! outside verifier checks our tokens with it), a rotation moved through with the test clock
+//! (nobody logged out; the old key withdrawn after the last token it signed), how a verifier
+//! learns of a key it does not know (reading the ring again, at most every 30 s, whatever the
+//! number of forged `kid`s), a ring that cannot be read (503, never 401), and the ring's
+//! conditional writes on both stores.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use api_tests::keys::{
+    OTHER_KEY_FILE, deployed_issuing, header_of, offline_clients, other_key, signed_by, test_key,
+};
+use api_tests::{Backend, TestApp, fast_hasher};
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use shared::AppState;
+use shared::auth::ring::{JWKS_MAX_AGE_SECS, KeyRing, PROPAGATION};
+use shared::auth::rotation;
+use shared::auth::signer::KeySource;
+use shared::deps::Clock;
+use shared::repo::{KeyRingRepo, RepoError, RepoResult};
+
+fn header_of_token(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
+}
+
+fn kid(token: &str) -> String {
+    header_of_token(token)["kid"].as_str().unwrap().to_owned()
+}
+
+fn claims_of(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
+}
+
+async fn published_kids(app: &TestApp) -> Vec<String> {
+    let jwks = app.call(Method::GET, "/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::OK);
+    jwks.json()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn the_discovery_document_names_the_configured_issuer_whatever_the_host() {
+    let mut config = api_tests::config();
+    config.jwt_issuer = "https://api.example.com".into();
+    let app = Backend::Memory.app(config).await;
+    let request = axum::http::Request::get("/.well-known/openid-configuration")
+        .header("host", "attacker.example")
+        .header("x-forwarded-host", "attacker.example")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let response = app.send(request).await;
+    assert_eq!(response.status, StatusCode::OK);
+    let cache = format!("public, max-age={JWKS_MAX_AGE_SECS}");
+    assert_eq!(response.header("cache-control"), Some(cache.as_str()));
+    assert!(JWKS_MAX_AGE_SECS < PROPAGATION.num_seconds(), "a cache has the next key before it signs");
+    let body = response.json();
+    assert_eq!(body["issuer"], "https://api.example.com");
+    assert_eq!(body["jwks_uri"], "https://api.example.com/.well-known/jwks.json");
+    assert_eq!(body["token_endpoint"], "https://api.example.com/v1/auth/token");
+    assert_eq!(body["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    let user = app.user().await;
+    assert_eq!(claims_of(&user.access)["iss"], "https://api.example.com", "exactly every token's iss");
+}
+
+#[tokio::test]
+async fn an_outside_verifier_checks_our_tokens_with_the_published_keys_alone() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let jwks = app.call(Method::GET, "/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.header("cache-control"), Some(format!("public, max-age={JWKS_MAX_AGE_SECS}").as_str()));
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks.body).unwrap();
+    assert_eq!(set.keys.len(), 1);
+    let jwk = set.find(&kid(&user.access)).expect("the token's key is published");
+    assert_eq!(jwks.json()["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks.json()["keys"][0]["use"], "sig");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[app.state.jwt.issuer()]);
+    validation.set_audience(&[app.state.jwt.audience()]);
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let data = jsonwebtoken::decode::<Value>(&user.access, &key, &validation).expect("verifies");
+    assert_eq!(data.claims["sub"], user.id.to_string());
+}
+
+on_both_stores!(
+    a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_token_it_signed,
+    the_key_ring_is_written_only_over_the_version_read,
+    a_cursor_made_up_for_ones_own_listing_moves_only_within_it,
+);
+
+async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_token_it_signed(
+    backend: Backend,
+) {
+    let state = AppState::new(api_tests::config(), backend.repos().await).with_hasher(fast_hasher());
+    let app = TestApp::signing(state, deployed_issuing());
+    let first = app.user().await;
+    let (old, new) = (test_key().kid().to_owned(), other_key().kid().to_owned());
+    assert_eq!(kid(&first.access), old, "the first key of an empty ring is SIGNING_KEY's");
+    // Whole seconds: the ring's schedule is in seconds.
+    let t0 = DateTime::from_timestamp(app.clock.now().timestamp(), 0).unwrap();
+    let to = KeySource::File(OTHER_KEY_FILE.to_owned());
+    let ttl = app.state.config.access_token_ttl_secs;
+    let repo = app.state.repos.key_ring.as_ref();
+    let rotated = rotation::rotate(repo, &offline_clients(), &to, t0, ttl, false).await.unwrap();
+    assert_eq!((rotated.kid.as_str(), rotated.sign_from), (new.as_str(), t0 + PROPAGATION));
+    let withdrawn_at = t0 + PROPAGATION + Duration::seconds(ttl) + Duration::minutes(1);
+    assert_eq!(rotated.retiring, vec![(old.clone(), withdrawn_at)]);
+
+    // Within 5 minutes every process has read the ring again: both keys are published.
+    app.clock.advance(Duration::minutes(5));
+    assert_eq!(published_kids(&app).await, [old.clone(), new.clone()]);
+    // The old key signs until the switch; the last token it signs outlives the switch.
+    app.clock.advance(PROPAGATION - Duration::minutes(5) - Duration::seconds(1));
+    let last_old = app.login(&first.email, api_tests::PASSWORD).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid(&last_old), old);
+    app.clock.advance(Duration::seconds(1));
+    let first_new = app.login(&first.email, api_tests::PASSWORD).await.json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(kid(&first_new), new, "the new key signs from the switch");
+    for token in [&first_new, &last_old] {
+        assert_eq!(app.get("/v1/users/me", token).await.status, StatusCode::OK);
+    }
+    // A session from before the rotation refreshes into the new key.
+    let refreshed = app.refresh(&first.refresh).await;
+    assert_eq!(kid(refreshed.json()["access_token"].as_str().unwrap()), new);
+
+    // The old key's last token lives its whole life.
+    app.clock.advance(Duration::seconds(ttl) - Duration::seconds(2));
+    assert_eq!(app.get("/v1/users/me", &last_old).await.status, StatusCode::OK);
+    // Once withdrawn, the old key verifies nothing, even a token it signed that claims to live on.
+    app.clock.advance(withdrawn_at - app.clock.now());
+    assert_eq!(published_kids(&app).await, [new]);
+    let mut claims = claims_of(&first_new);
+    claims["exp"] = json!((app.clock.now() + Duration::minutes(10)).timestamp());
+    let by_old = signed_by(&test_key(), &header_of(&test_key()), &claims);
+    assert_eq!(app.get("/v1/users/me", &by_old).await.status, StatusCode::UNAUTHORIZED);
+    let by_new = signed_by(&other_key(), &header_of(&other_key()), &claims);
+    assert_eq!(app.get("/v1/users/me", &by_new).await.status, StatusCode::OK, "the same claims, the new key");
+}
+
+async fn the_key_ring_is_written_only_over_the_version_read(backend: Backend) {
+    let repos = backend.repos().await;
+    let repo = repos.key_ring.as_ref();
+    assert_eq!(repo.key_ring().await.unwrap(), None);
+    let (ring, _) = KeyRing::default().rotate(test_key().public(), "file:a", 0, 900, false).unwrap();
+    assert!(repo.save_key_ring(&ring).await.unwrap(), "the first ring");
+    assert!(!repo.save_key_ring(&ring).await.unwrap(), "a second first ring");
+    let read = repo.key_ring().await.unwrap().unwrap();
+    assert_eq!((read.keys.clone(), read.version), (ring.keys.clone(), 1));
+    let (next, _) = read.rotate(other_key().public(), "file:b", 100, 900, false).unwrap();
+    assert!(repo.save_key_ring(&next).await.unwrap());
+    assert!(!repo.save_key_ring(&next).await.unwrap(), "over a version that is gone");
+    let read = repo.key_ring().await.unwrap().unwrap();
+    assert_eq!((read.keys.len(), read.version), (2, 2));
+}
+
+/// The ring of another store, counting reads, or failing them while `failing` is set.
+#[derive(Debug)]
+struct Watched {
+    inner: Arc<dyn KeyRingRepo>,
+    reads: AtomicUsize,
+    failing: AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl KeyRingRepo for Watched {
+    async fn key_ring(&self) -> RepoResult<Option<KeyRing>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(RepoError::Unavailable("the ring is out of reach".into()));
+        }
+        self.inner.key_ring().await
+    }
+
+    async fn save_key_ring(&self, ring: &KeyRing) -> RepoResult<bool> {
+        self.inner.save_key_ring(ring).await
+    }
+}
+
+/// A verifying function's state (no key, as items and users) over `app`'s store, its ring
+/// read through a [`Watched`].
+fn verifier_of(app: &TestApp) -> (AppState, Arc<Watched>) {
+    let mut repos = app.state.repos.clone();
+    let watched = Arc::new(Watched {
+        inner: repos.key_ring.clone(),
+        reads: AtomicUsize::new(0),
+        failing: AtomicBool::new(false),
+    });
+    repos.key_ring = watched.clone();
+    (AppState::new(api_tests::config(), repos), watched)
+}
+
+#[tokio::test]
+async fn a_verifier_reads_the_ring_again_for_an_unknown_kid_at_most_every_30_seconds() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let (verifier, ring) = verifier_of(&app);
+    let t0: DateTime<Utc> = app.clock.now();
+    assert!(verifier.jwt.verify(&user.access, t0).await.is_ok());
+    assert_eq!(ring.reads.load(Ordering::SeqCst), 1);
+    // The other key signs from now on (a rotation at once).
+    let repo = app.state.repos.key_ring.as_ref();
+    let to = KeySource::File(OTHER_KEY_FILE.to_owned());
+    rotation::rotate(repo, &offline_clients(), &to, t0, 900, true).await.unwrap();
+    let claims = claims_of(&user.access);
+    let by_new = signed_by(&other_key(), &header_of(&other_key()), &claims);
+    // Forged kids, however many, cost no read within 30 s of the last; nor does the new key.
+    for n in 0..50 {
+        let mut header = header_of(&other_key());
+        header.kid = Some(format!("forged-{n}"));
+        let forged = signed_by(&other_key(), &header, &claims);
+        assert!(verifier.jwt.verify(&forged, t0).await.is_err());
+    }
+    assert!(verifier.jwt.verify(&by_new, t0 + Duration::seconds(29)).await.is_err());
+    assert_eq!(ring.reads.load(Ordering::SeqCst), 1);
+    // After 30 s the unknown kid is looked up: the new key verifies, the withdrawn one no more.
+    let later = t0 + Duration::seconds(30);
+    assert_eq!(verifier.jwt.verify(&by_new, later).await.unwrap().user_id, user.id);
+    assert_eq!(ring.reads.load(Ordering::SeqCst), 2);
+    assert!(verifier.jwt.verify(&user.access, later).await.is_err(), "withdrawn at once");
+    // And every 5 minutes anyway.
+    assert!(verifier.jwt.verify(&by_new, later + Duration::minutes(5)).await.is_ok());
+    assert_eq!(ring.reads.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_ring_that_cannot_be_read_is_a_503_never_a_401_and_a_held_ring_outlives_a_failed_read() {
+    let app = TestApp::memory();
+    let user = app.user().await;
+    let (verifier, ring) = verifier_of(&app);
+    let now = app.clock.now();
+    ring.failing.store(true, Ordering::SeqCst);
+    let unavailable = verifier.jwt.verify(&user.access, now).await.unwrap_err();
+    assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE, "{unavailable:?}");
+    ring.failing.store(false, Ordering::SeqCst);
+    assert!(verifier.jwt.verify(&user.access, now).await.is_ok());
+    ring.failing.store(true, Ordering::SeqCst);
+    let stale = now + Duration::minutes(6);
+    assert!(verifier.jwt.verify(&user.access, stale).await.is_ok(), "the ring held, after a failed read");
+    // The published keys, from a function that cannot read the ring: 503.
+    let blind = TestApp::from_state(verifier.clone());
+    let jwks = blind.call(Method::GET, "/.well-known/jwks.json", None).await;
+    assert_eq!(jwks.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(jwks.header("retry-after"), Some("2"));
+}
+
+#[tokio::test]
+async fn a_kms_key_or_a_secret_signs_through_the_sdk_and_no_other_key_is_taken_for_it() {
+    use api_tests::key_service::{KEY_ID, KeyService, SECRET_ID};
+    let service = KeyService::start(api_tests::keys::OTHER_KEY_PEM).await;
+    let config = api_tests::config();
+    let sdk = shared::state::sdk_config(&config).await;
+    let clients = shared::auth::signer::KeyClients::new(&sdk, Some(&service.endpoint()));
+    for source in [KeySource::Kms(KEY_ID.into()), KeySource::SecretsManager(SECRET_ID.into())] {
+        let before = service.calls();
+        let state = AppState::new(config.clone(), Backend::Memory.repos().await).with_hasher(fast_hasher());
+        let issuing = shared::auth::jwt::Issuing::remote(source.clone(), clients.clone());
+        let app = TestApp::signing(state, issuing);
+        let user = app.user().await;
+        assert_eq!(kid(&user.access), other_key().kid(), "{source:?}: the service's key signs");
+        assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK, "{source:?}");
+        assert_eq!(published_kids(&app).await, [other_key().kid().to_owned()], "{source:?}");
+        let ring = app.state.repos.key_ring.key_ring().await.unwrap().unwrap();
+        assert_eq!(ring.keys[0].source, source.ring_source(), "the ring names it, never holds it");
+        let second = app.login(&user.email, api_tests::PASSWORD).await;
+        assert_eq!(second.status, StatusCode::OK);
+        let calls = service.calls() - before;
+        match source {
+            // GetPublicKey for the ring's first key, then one Sign per token.
+            KeySource::Kms(_) => assert_eq!(calls, 1 + 2, "{source:?}"),
+            // The PEM for the ring, and again for the signer; then nothing per token.
+            _ => assert_eq!(calls, 2, "{source:?}"),
+        }
+    }
+    // A key id the service does not have: the login is a 503, and nothing is half-written.
+    let state = AppState::new(config.clone(), Backend::Memory.repos().await).with_hasher(fast_hasher());
+    let missing = KeySource::Kms("arn:aws:kms:us-east-1:111122223333:key/not-there".into());
+    let app = TestApp::signing(state, shared::auth::jwt::Issuing::remote(missing, clients.clone()));
+    let signup = app.signup("nokey@example.com", api_tests::PASSWORD).await;
+    assert_eq!(signup.status, StatusCode::CREATED);
+    let login = app.login("nokey@example.com", api_tests::PASSWORD).await;
+    assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE, "{}", login.text());
+    assert_eq!(app.state.repos.key_ring.key_ring().await.unwrap(), None, "no key was put in the ring");
+}
+
+/// Cursors have no key (no function that reads listings holds a secret): anyone can make one
+/// for their own listing. It moves them within it and nowhere else: another user's item as the
+/// position, or a position nobody has, still lists only their own records, never a 500.
+async fn a_cursor_made_up_for_ones_own_listing_moves_only_within_it(backend: Backend) {
+    let app = backend.app(api_tests::config()).await;
+    let (user, other, admin) = (app.user().await, app.user().await, app.superuser().await);
+    let mine: Vec<String> = {
+        let mut ids = Vec::new();
+        for n in 0..3 {
+            ids.push(app.item(&user.access, &format!("mine {n}")).await["id"].as_str().unwrap().to_owned());
+        }
+        ids
+    };
+    let theirs =
+        app.item(&other.access, "theirs").await["id"].as_str().unwrap().parse::<uuid::Uuid>().unwrap();
+    let codec = shared::cursor::CursorCodec;
+    for position in [theirs, uuid::Uuid::now_v7(), uuid::Uuid::nil(), uuid::Uuid::max()] {
+        let made_up = codec.encode(&format!("items:{}", user.id), position);
+        let page = app.get(&format!("/v1/items?cursor={made_up}"), &user.access).await;
+        assert_eq!(page.status, StatusCode::OK, "{position}: {}", page.text());
+        for item in page.json()["data"].as_array().unwrap() {
+            assert!(mine.contains(&item["id"].as_str().unwrap().to_owned()), "{position}: {item}");
+        }
+        // The same made-up cursor in another user's hands is another listing's: 422.
+        let foreign = app.get(&format!("/v1/items?cursor={made_up}"), &other.access).await;
+        assert_eq!(foreign.status, StatusCode::UNPROCESSABLE_ENTITY, "{position}");
+        let users =
+            app.get(&format!("/v1/users?cursor={}", codec.encode("users", position)), &admin.access).await;
+        assert_eq!(users.status, StatusCode::OK, "{position}: {}", users.text());
+    }
+}
