@@ -37,7 +37,7 @@ pub fn fixture() -> &'static Fixture {
         // The tests' fixed signing key, held as the local server holds its own.
         let pem = include_str!("../../shared/src/auth/testdata/test_signing_key.pem");
         let key = Arc::new(SigningKey::from_pem(pem).expect("the test key"));
-        let issuing = Issuing::held(key, KeySource::Generated, true);
+        let issuing = Issuing::held(key, KeySource::Generated);
         let state = AppState::in_memory(config)
             .with_hasher(Arc::new(Argon2Hasher::with_params(8, 1, 1)))
             .with_issuing(issuing);

@@ -76,11 +76,8 @@ async fn run(args: Args) -> Result<(), String> {
         None => "not set, so one was made for this run (tokens end when it stops)".to_owned(),
         Some(source) => format!("{source:?}"),
     };
-    let clients = shared::auth::signer::KeyClients::new(
-        &shared::state::sdk_config(&config).await,
-        config.keys_endpoint.as_deref(),
-    );
-    let issuing = shared::state::issuing(&config, clients).map_err(|e| e.to_string())?;
+    let memory_store = config.dynamodb_endpoint.is_none();
+    let issuing = shared::state::issuing(&config, None, memory_store).await.map_err(|e| e.to_string())?;
     // Mail is written into a folder unless an SES stand-in is named: nothing leaves the machine.
     server::mail_locally(&mut config);
     let mail = match (&config.mail.mail_dir, &config.mail.ses_endpoint) {

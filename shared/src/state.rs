@@ -87,8 +87,7 @@ impl AppState {
     pub async fn signing_from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = sdk_config(&config).await;
-        let clients = KeyClients::new(&sdk, config.keys_endpoint.as_deref());
-        let issuing = issuing(&config, clients)?;
+        let issuing = issuing(&config, Some(&sdk), false).await?;
         Self::dynamodb_with(config, &sdk).await.signing(issuing).await
     }
 
@@ -102,10 +101,10 @@ impl AppState {
         Ok(state)
     }
 
-    /// This state, signing tokens as `issuing` says (only `auth` and the local server sign).
+    /// This state, signing tokens as `issuing` says (only `auth` and the local server sign);
+    /// the key ring it has read is kept.
     pub fn with_issuing(mut self, issuing: Issuing) -> Self {
-        let keys = JwtKeys::new(&self.config, self.repos.key_ring.clone()).with_issuing(issuing);
-        self.jwt = Arc::new(keys);
+        self.jwt = Arc::new(self.jwt.with_issuing(issuing));
         self
     }
 
@@ -125,27 +124,50 @@ impl AppState {
     }
 }
 
-/// How a process signs, from `config.signing_key`: a key it holds (a PEM file, or under `sam
-/// local` a PEM), one it reaches through `clients` (KMS, Secrets Manager), or, unset, one it makes
-/// now (local runs: a process whose key is not the ring's makes it the ring's at once).
-pub fn issuing(config: &Config, clients: KeyClients) -> Result<Issuing, ConfigError> {
-    Ok(match config.signing_key.clone() {
-        Some(KeySource::File(path)) => {
-            let key =
-                crate::auth::signer::read_pem_file(&path).map_err(|e| ConfigError::Key(e.to_string()))?;
-            Issuing::held(Arc::new(key), KeySource::File(path), true).with_clients(clients)
+/// How a process signs, from `config.signing_key`:
+/// - a KMS key or a secret (deployed `auth`): the keys the ring names, read-only;
+/// - a PEM file, a PEM under `sam local`, or unset (a key made now): a key held in-process,
+///   which takes the ring over. Only where no deployment reads the table: the memory store
+///   (`memory_store`), DynamoDB Local on this machine, or `sam local`.
+///
+/// Only a key in KMS or Secrets Manager needs the AWS SDK: `sdk` if the process has loaded it,
+/// otherwise it is loaded here.
+pub async fn issuing(
+    config: &Config,
+    sdk: Option<&aws_config::SdkConfig>,
+    memory_store: bool,
+) -> Result<Issuing, ConfigError> {
+    let held = |key: Result<SigningKey, crate::auth::keys::KeyError>, source: KeySource| {
+        let local_table = memory_store
+            || config.sam_local
+            || config.dynamodb_endpoint.as_deref().is_some_and(crate::config::is_loopback);
+        let key = key.map_err(|e| ConfigError::Key(e.to_string()))?;
+        if !local_table {
+            return Err(ConfigError::Key(format!(
+                "{source:?} is a key this process holds, which takes the key ring over: only for a \
+                 local table (the memory store, DYNAMODB_ENDPOINT on this machine, sam local). A \
+                 deployed function names a KMS key (kms:<ARN>, as template.yaml does) or a secret"
+            )));
         }
-        Some(KeySource::Pem(pem)) => {
-            let key = SigningKey::from_pem(&pem).map_err(|e| ConfigError::Key(e.to_string()))?;
-            Issuing::held(Arc::new(key), KeySource::Pem(pem), true).with_clients(clients)
+        Ok(Issuing::held(Arc::new(key), source))
+    };
+    match config.signing_key.clone() {
+        Some(KeySource::File(path)) => held(crate::auth::signer::read_pem_file(&path), KeySource::File(path)),
+        Some(KeySource::Pem(pem)) => held(SigningKey::from_pem(&pem), KeySource::Pem(pem)),
+        Some(source) => {
+            let clients = match sdk {
+                Some(sdk) => KeyClients::new(sdk, config.keys_endpoint.as_deref()),
+                None => KeyClients::new(&sdk_config(config).await, config.keys_endpoint.as_deref()),
+            };
+            Ok(Issuing::remote(source, clients))
         }
-        Some(source) => Issuing::remote(source, clients),
         None => {
+            let key = SigningKey::generate();
+            let issuing = held(key, KeySource::Generated)?;
             tracing::warn!("SIGNING_KEY is not set: a key was made for this process; its tokens end with it");
-            let key = SigningKey::generate().map_err(|e| ConfigError::Key(e.to_string()))?;
-            Issuing::held(Arc::new(key), KeySource::Generated, true).with_clients(clients)
+            Ok(issuing)
         }
-    })
+    }
 }
 
 /// Attempts of one DynamoDB call, the first included.

@@ -24,6 +24,8 @@ use api_tests::stats::{arg, median, ms, percentile};
 use api_tests::{PASSWORD, TestApp};
 use shared::AppState;
 use shared::auth::jwt::{Issuing, Subject};
+use shared::auth::ring::Schedule;
+use shared::auth::rotation;
 use shared::auth::signer::{KeyClients, KeySource};
 use shared::repo::Repos;
 use shared::repo::memory::MemoryStore;
@@ -62,6 +64,9 @@ fn main() {
                 AppState::new(config.clone(), repos.clone()).with_hasher(api_tests::fast_hasher()),
                 issuing(clients().await),
             );
+            let to = &source;
+            let now = chrono::Utc::now();
+            rotation::rotate(repos.key_ring.as_ref(), &clients().await, to, now, Schedule::at_once()).await.unwrap();
             let user = app.user().await;
             let mut samples = Samples { name, cold: Vec::new(), warm: Vec::new(), login: Vec::new() };
             for _ in 0..rounds {

@@ -7,7 +7,10 @@ use jsonwebtoken::{Algorithm, Header};
 use serde_json::Value;
 use shared::auth::jwt::Issuing;
 use shared::auth::keys::SigningKey;
+use shared::auth::ring::Schedule;
+use shared::auth::rotation;
 use shared::auth::signer::{KeyClients, KeySource};
+use shared::repo::Repos;
 
 /// The test key's PEM file, for processes given `SIGNING_KEY=file:<it>`.
 pub const TEST_KEY_FILE: &str =
@@ -39,15 +42,24 @@ pub fn offline_clients() -> KeyClients {
     KeyClients::new(&aws_config::SdkConfig::builder().build(), None)
 }
 
-/// Signing as a deployed `auth` does, whose SIGNING_KEY names the test key's file: the first
-/// key of an empty ring, then whichever key the ring says signs.
+/// Signing as a deployed `auth` does: with whichever key the ring says signs (reached here
+/// through files), never writing the ring. See [`put_first_key`].
 pub fn deployed_issuing() -> Issuing {
     Issuing::remote(KeySource::File(TEST_KEY_FILE.to_owned()), offline_clients())
 }
 
+/// The test key into an empty ring, as the operator's first `admin keys rotate` does after the
+/// first deploy.
+pub async fn put_first_key(repos: &Repos, now: chrono::DateTime<chrono::Utc>) {
+    let to = KeySource::File(TEST_KEY_FILE.to_owned());
+    rotation::rotate(repos.key_ring.as_ref(), &offline_clients(), &to, now, Schedule::at_once())
+        .await
+        .expect("the first key");
+}
+
 /// Signing as the local server does, with the test key: it becomes the ring's key at once.
 pub fn test_issuing() -> Issuing {
-    Issuing::held(test_key(), KeySource::File(TEST_KEY_FILE.to_owned()), true)
+    Issuing::held(test_key(), KeySource::File(TEST_KEY_FILE.to_owned()))
 }
 
 /// A token of `claims` signed by `key`, under exactly `header` (nothing is added to it).

@@ -36,7 +36,9 @@ pub struct Jwks {
     pub keys: Vec<Jwk>,
 }
 
-/// OpenID Connect Discovery 1.0 §3, for the parts this API has.
+/// OpenID Connect Discovery 1.0 §3 (RFC 8414's metadata), for the parts this API has: it is an
+/// OAuth2 token endpoint with published keys, not an OpenID provider (no authorization
+/// endpoint, no ID tokens), so it claims no response or subject types.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OpenIdConfiguration {
     /// Exactly the `iss` of every access token: the API's public base URL.
@@ -46,8 +48,6 @@ pub struct OpenIdConfiguration {
     pub revocation_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
-    pub response_types_supported: Vec<&'static str>,
-    pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
 }
 
@@ -95,8 +95,6 @@ pub(crate) async fn openid_configuration(State(state): State<AppState>) -> Respo
         issuer,
         grant_types_supported: vec!["password", "refresh_token"],
         token_endpoint_auth_methods_supported: vec!["none"],
-        response_types_supported: vec!["token"],
-        subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec!["RS256"],
     })
 }

@@ -146,8 +146,8 @@ async fn run(args: Args) -> Result<(), String> {
         println!("SES stand-in on http://{address}, writing each message into {dir}");
         return axum::serve(listener, server::mail_sink::router(dir.into())).await.map_err(|e| e.to_string());
     }
-    if let Command::Keys { command: server::keys_admin::KeysCommand::Generate } = args.command {
-        print!("{}", server::keys_admin::generate()?);
+    if let Command::Keys { command: server::keys_admin::KeysCommand::Generate { out } } = &args.command {
+        println!("{}", server::keys_admin::generate(out.as_deref())?.trim_end());
         return Ok(());
     }
     let (state, store) = state(args.create_table).await?;

@@ -10,7 +10,6 @@
 //! token naming a key it does not know). Only a process given an [`Issuing`] (`auth`, the local
 //! server) signs.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use base64::Engine;
@@ -20,9 +19,10 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::keys::{PublicKey, SigningKey, Verifier};
-use super::ring::{KeyEntry, KeyRing, REFRESH};
-use super::signer::{KeyClients, KeySource, TokenSigner};
+pub use super::issuing::{Issuing, RingRights};
+use super::issuing::{lock, unavailable};
+use super::keys::{PublicKey, Verifier};
+use super::ring::{CLOCK_SKEW, KeyEntry, KeyRing, REFRESH};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::repo::KeyRingRepo;
@@ -63,77 +63,6 @@ struct Loaded {
     ring: KeyRing,
     verifier: Verifier,
     read_at: i64,
-}
-
-/// What a signing process holds: its own key (the one `SIGNING_KEY` names, or one it made),
-/// the clients that reach the others the ring may name, and the signers already resolved.
-#[derive(Debug)]
-pub struct Issuing {
-    own: KeySource,
-    /// The private key itself, for a PEM or a key made here.
-    held: Option<Arc<SigningKey>>,
-    clients: Option<KeyClients>,
-    /// A local process whose key is not the ring's makes it the ring's at once (a restart with
-    /// a new key ends the old tokens, as a new random secret did).
-    takeover: bool,
-    signers: Mutex<HashMap<String, Arc<dyn TokenSigner>>>,
-}
-
-impl Issuing {
-    /// Signing with a key held in memory (tests, local runs). `takeover`: see the field.
-    pub fn held(key: Arc<SigningKey>, source: KeySource, takeover: bool) -> Self {
-        Self { own: source, held: Some(key), clients: None, takeover, signers: Mutex::default() }
-    }
-
-    /// Signing with the key `source` names, reached through `clients` (deployed `auth`).
-    pub fn remote(source: KeySource, clients: KeyClients) -> Self {
-        Self { own: source, held: None, clients: Some(clients), takeover: false, signers: Mutex::default() }
-    }
-
-    pub fn with_clients(mut self, clients: KeyClients) -> Self {
-        self.clients = Some(clients);
-        self
-    }
-
-    /// This process's own key, as the ring would record it.
-    async fn own_public(&self) -> Result<PublicKey, ApiError> {
-        if let Some(key) = &self.held {
-            return Ok(key.public().clone());
-        }
-        let clients = self.clients.as_ref().ok_or_else(|| ApiError::Internal("no key clients".into()))?;
-        clients.public_key(&self.own).await.map_err(unavailable)
-    }
-
-    async fn signer(&self, entry: &KeyEntry) -> Result<Arc<dyn TokenSigner>, ApiError> {
-        if let Some(signer) = lock(&self.signers).get(&entry.kid) {
-            return Ok(signer.clone());
-        }
-        let signer: Arc<dyn TokenSigner> = match (&self.held, KeySource::from_ring(&entry.source)) {
-            (Some(key), _) if key.kid() == entry.kid => key.clone(),
-            (_, Some(source)) => {
-                let clients = self.clients.as_ref().ok_or_else(|| {
-                    ApiError::Unavailable(format!("the signing key {} is not reachable from here", entry.kid))
-                })?;
-                clients.signer(&source, &entry.kid).await.map_err(unavailable)?
-            }
-            (_, None) => {
-                return Err(ApiError::Unavailable(format!(
-                    "the signing key {} ({}) is held by another process",
-                    entry.kid, entry.source
-                )));
-            }
-        };
-        lock(&self.signers).insert(entry.kid.clone(), signer.clone());
-        Ok(signer)
-    }
-}
-
-fn unavailable(e: super::keys::KeyError) -> ApiError {
-    ApiError::Unavailable(format!("signing key: {e}"))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 pub struct JwtKeys {
@@ -183,9 +112,19 @@ impl JwtKeys {
         }
     }
 
-    pub fn with_issuing(mut self, issuing: Issuing) -> Self {
-        self.issuing = Some(issuing);
-        self
+    /// These keys, signing as `issuing` says; the ring already read (the warm-up's) is kept.
+    pub fn with_issuing(&self, issuing: Issuing) -> Self {
+        Self {
+            repo: self.repo.clone(),
+            issuing: Some(issuing),
+            validation: self.validation.clone(),
+            issuer: self.issuer.clone(),
+            audience: self.audience.clone(),
+            access_ttl_secs: self.access_ttl_secs,
+            loaded: RwLock::new(self.current()),
+            last_read_attempt: Mutex::new(*lock(&self.last_read_attempt)),
+            reading: tokio::sync::Mutex::const_new(()),
+        }
     }
 
     pub fn issuer(&self) -> &str {
@@ -200,13 +139,23 @@ impl JwtKeys {
         self.access_ttl_secs
     }
 
-    /// Takes a ring read elsewhere (the cold start's warm-up read), as read at `now`.
+    /// Takes a ring read at `now` (here, or by the cold start's warm-up read). A key of it that
+    /// is not an RSA key of at least 2048 bits whose `kid` is its thumbprint verifies nothing
+    /// (and is logged): the ring is trusted, but not that far.
     pub fn install(&self, ring: KeyRing, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let verifier =
-            Verifier::until(ring.keys.iter().map(|k| (k.public(), k.retire_at)), self.validation.clone())
-                .map_err(|e| ApiError::Internal(format!("key ring: {e}")))?;
+        let usable = ring.keys.iter().filter_map(|k| match PublicKey::from_jwk(&k.public().jwk()) {
+            Ok(public) => Some((public, k.retire_at)),
+            Err(e) => {
+                tracing::error!(kid = %k.kid, error = %e, "a key of the key ring is unusable: it verifies nothing");
+                None
+            }
+        });
+        let verifier = Verifier::until(usable.collect::<Vec<_>>(), self.validation.clone())
+            .map_err(|e| ApiError::Unavailable(format!("key ring: {e}")))?;
         *self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Arc::new(Loaded { ring, verifier, read_at: now.timestamp() }));
+        // A read, for the pace of reads for unknown kids too.
+        *lock(&self.last_read_attempt) = now.timestamp();
         Ok(())
     }
 
@@ -214,45 +163,55 @@ impl JwtKeys {
         self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The ring, read again if it is older than [`REFRESH`] or does not know `kid` (at most
-    /// every [`UNKNOWN_KID_RETRY`]). A failed read keeps the ring held, if there is one.
-    async fn ring(&self, now: i64, kid: Option<&str>) -> Result<Arc<Loaded>, ApiError> {
+    /// The ring, read again if it is older than [`REFRESH`], does not know `kid`, or (`signing`)
+    /// has no key that signs now, but never within [`UNKNOWN_KID_RETRY`] of the last read or
+    /// failed read. A failed read keeps the
+    /// ring held, but for a `kid` it does not know (that could be a key it should know): the
+    /// ring unreadable is a 503, never a 401 nor a 500.
+    async fn ring(&self, now: i64, kid: Option<&str>, signing: bool) -> Result<Arc<Loaded>, ApiError> {
         let stale = |held: &Option<Arc<Loaded>>| match held {
             None => true,
-            Some(l) if now - l.read_at >= REFRESH.num_seconds() => true,
-            Some(l) => kid.is_some_and(|kid| {
-                !l.verifier.knows(kid, now)
-                    && now - *lock(&self.last_read_attempt) >= UNKNOWN_KID_RETRY.num_seconds()
-            }),
+            Some(l) => {
+                let read_lately =
+                    now.saturating_sub(*lock(&self.last_read_attempt)) < UNKNOWN_KID_RETRY.num_seconds();
+                let old = now.saturating_sub(l.read_at) >= REFRESH.num_seconds();
+                let unknown = kid.is_some_and(|kid| !l.verifier.knows(kid, now));
+                let unsigned = signing && l.ring.signing(now).is_none();
+                (old || unknown || unsigned) && !read_lately
+            }
         };
         let held = self.current();
-        if !stale(&held) {
-            return held.ok_or_else(|| ApiError::Internal("no key ring".into()));
+        if !stale(&held)
+            && let Some(held) = held
+        {
+            return Ok(held);
         }
         let _one_reader = self.reading.lock().await;
         let held = self.current();
-        if !stale(&held) {
-            return held.ok_or_else(|| ApiError::Internal("no key ring".into()));
+        if !stale(&held)
+            && let Some(held) = held
+        {
+            return Ok(held);
         }
         *lock(&self.last_read_attempt) = now;
         match self.repo.key_ring().await {
             Ok(ring) => {
-                let at = DateTime::from_timestamp(now, 0).unwrap_or_default();
-                self.install(ring.unwrap_or_default(), at)?;
+                self.install(ring.unwrap_or_default(), DateTime::from_timestamp(now, 0).unwrap_or_default())?;
                 self.current().ok_or_else(|| ApiError::Internal("no key ring".into()))
             }
             Err(e) => match held {
-                Some(held) => {
+                Some(held) if kid.is_none_or(|kid| held.verifier.knows(kid, now)) => {
                     tracing::warn!(error = %e, "the key ring could not be read again; keeping the one held");
                     Ok(held)
                 }
-                None => Err(e.into()),
+                _ => Err(ApiError::Unavailable(format!("key ring: {e}"))),
             },
         }
     }
 
     /// Issues an access token for `subject`, valid from `now` for the configured lifetime,
-    /// signed by the ring's signing key.
+    /// signed by the ring's signing key. A token this process would not accept (a signer that
+    /// is not the ring's key: a KMS key id pointing elsewhere) is never handed out: 503.
     pub async fn issue(&self, subject: Subject, now: DateTime<Utc>) -> Result<String, ApiError> {
         let issuing =
             self.issuing.as_ref().ok_or_else(|| ApiError::Internal("this function signs nothing".into()))?;
@@ -273,54 +232,68 @@ impl JwtKeys {
         };
         let input = format!("{}.{}", json(serde_json::to_vec(&header))?, json(serde_json::to_vec(&claims))?);
         let signature = issuing.signer(&entry).await?.sign(input.as_bytes()).await.map_err(unavailable)?;
-        Ok(format!("{input}.{signature}"))
+        let token = format!("{input}.{signature}");
+        let checked = self.current().and_then(|l| l.verifier.decode::<AccessClaims>(&token, now.timestamp()));
+        if checked.is_none() {
+            issuing.forget(&entry.kid);
+            tracing::error!(kid = %entry.kid, source = %entry.source, "the signing key does not sign as the ring's key");
+            return Err(ApiError::Unavailable(format!(
+                "the signing key {} does not sign as the ring's key",
+                entry.kid
+            )));
+        }
+        Ok(token)
     }
 
-    /// The key that signs at `now`; a signing process whose ring has none (its first start), or
-    /// a local one whose key is not the ring's, puts its own key in first.
+    /// The key that signs at `now`. A deployed `auth` signs with the ring's, or answers 503
+    /// when it has none; a local process makes its own key the ring's first.
     async fn signing_entry(&self, issuing: &Issuing, now: i64) -> Result<KeyEntry, ApiError> {
-        let loaded = self.ring(now, None).await?;
+        let loaded = self.ring(now, None, true).await?;
         let current = loaded.ring.signing(now).cloned();
         let own_kid = issuing.held.as_ref().map(|k| k.kid().to_owned());
-        match current {
-            Some(entry) if !issuing.takeover || own_kid.as_deref() == Some(entry.kid.as_str()) => Ok(entry),
-            // A deployed `auth` puts its key into an empty ring only: never back into one an
-            // operator withdrew it from.
-            None if !issuing.takeover && loaded.ring.verifying(now).next().is_some() => {
-                Err(ApiError::Unavailable("no key of the ring signs now".into()))
+        match (current, issuing.rights) {
+            (Some(entry), RingRights::ReadOnly) => Ok(entry),
+            (Some(entry), RingRights::TakeOver) if own_kid.as_deref() == Some(entry.kid.as_str()) => {
+                Ok(entry)
             }
-            _ => self.put_own_key(issuing, now).await,
+            (None, RingRights::ReadOnly) => Err(ApiError::Unavailable(format!(
+                "no key of the key ring signs now: an operator puts one in with `admin keys rotate --to {}`",
+                issuing.own.ring_source()
+            ))),
+            (_, RingRights::TakeOver) => self.take_over(issuing, now).await,
         }
     }
 
-    /// Makes this process's key the ring's signing key: the first key of an empty ring, or
-    /// (a local process) a rotation at once. (A ring withdrawn to nothing is a ring with no
-    /// keys at all: `withdraw` never leaves a ring without a signing key.)
-    async fn put_own_key(&self, issuing: &Issuing, now: i64) -> Result<KeyEntry, ApiError> {
-        let public = issuing.own_public().await?;
+    /// Makes a local process's own key the ring's signing key, at once.
+    async fn take_over(&self, issuing: &Issuing, now: i64) -> Result<KeyEntry, ApiError> {
+        let public = issuing.own_public()?;
         let _one_writer = self.reading.lock().await;
+        let at = DateTime::from_timestamp(now, 0).unwrap_or_default();
         for _ in 0..3 {
             let ring = self.repo.key_ring().await?.unwrap_or_default();
-            if let Some(entry) = ring.signing(now).filter(|e| e.kid == public.kid) {
-                let entry = entry.clone();
-                self.install(ring, DateTime::from_timestamp(now, 0).unwrap_or_default())?;
+            if let Some(entry) = ring.signing(now).filter(|e| e.kid == public.kid).cloned() {
+                self.install(ring, at)?;
                 return Ok(entry);
             }
-            let at_once = issuing.takeover || ring.signing(now).is_none();
             // Our key may be in the ring already, scheduled for later: it signs now instead.
             let ring = ring.withdraw(&public.kid, now).unwrap_or(ring);
-            let (next, _) = ring
-                .rotate(&public, &issuing.own.ring_source(), now, self.access_ttl_secs, at_once)
+            let schedule = super::ring::Schedule::at_once();
+            let (mut next, _) = ring
+                .rotate(&public, &issuing.own.ring_source(), now, schedule)
                 .map_err(|e| ApiError::Internal(format!("key ring: {e}")))?;
             if self.repo.save_key_ring(&next).await? {
-                tracing::info!(kid = %public.kid, "signing key put in the key ring");
+                tracing::info!(kid = %public.kid, "this process's key made the key ring's");
+                next.version += 1;
+                let entry = next.signing(now).cloned();
+                self.install(next, at)?;
+                return entry.ok_or_else(|| ApiError::Internal("the key just put in does not sign".into()));
             }
         }
         Err(ApiError::Unavailable("the key ring kept changing under this process".into()))
     }
 
-    /// Prepares a signing process at its start: its key in the ring if need be, and the signer
-    /// of the current key resolved (a secret read now rather than in the first login).
+    /// Prepares a signing process at its start: the signer of the ring's key made ready (a
+    /// secret is read now rather than in the first login).
     pub async fn prepare(&self, now: DateTime<Utc>) -> Result<(), ApiError> {
         let issuing =
             self.issuing.as_ref().ok_or_else(|| ApiError::Internal("this function signs nothing".into()))?;
@@ -330,26 +303,33 @@ impl JwtKeys {
 
     /// The public keys to publish at `now` (`GET /.well-known/jwks.json`).
     pub async fn published(&self, now: DateTime<Utc>) -> Result<Vec<PublicKey>, ApiError> {
-        Ok(self.ring(now.timestamp(), None).await?.ring.published(now.timestamp()))
+        Ok(self.ring(now.timestamp(), None, false).await?.ring.published(now.timestamp()))
     }
 
     /// Returns the subject of a valid access token; any failure is one answer, 401 (but the
-    /// ring unreadable, with none held, is a 503).
+    /// ring unreadable is a 503). Beyond the signature and the claims: a token may not live
+    /// longer than this API issues them for, nor come from the future, nor predate its key's
+    /// turn to sign (a key published for later cannot vouch for anything yet).
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Subject, ApiError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ApiError::InvalidToken);
         }
         let kid =
             jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid).ok_or(ApiError::InvalidToken)?;
-        let loaded = self.ring(now.timestamp(), Some(&kid)).await?;
+        let loaded = self.ring(now.timestamp(), Some(&kid), false).await?;
         let data =
             loaded.verifier.decode::<AccessClaims>(token, now.timestamp()).ok_or(ApiError::InvalidToken)?;
         if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
             return Err(ApiError::InvalidToken);
         }
         let claims = data.claims;
-        let now = now.timestamp();
-        if claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now) || claims.jti.is_empty() {
+        let (now, skew) = (now.timestamp(), CLOCK_SKEW.num_seconds());
+        let sign_from = loaded.ring.keys.iter().find(|k| k.kid == kid).map_or(i64::MAX, |k| k.sign_from);
+        let expired = claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now);
+        let impossible = claims.iat > now.saturating_add(skew)
+            || claims.exp.saturating_sub(claims.iat) > self.access_ttl_secs
+            || claims.iat < sign_from.saturating_sub(skew);
+        if expired || impossible || claims.jti.is_empty() {
             return Err(ApiError::InvalidToken);
         }
         let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;

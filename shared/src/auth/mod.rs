@@ -2,6 +2,7 @@
 //! only `auth` can use (`keys`, `ring`, `signer`) and opaque rotating refresh tokens. (The
 //! extractors that use them, `CurrentUser` and `SuperUser`, are in `web::auth`.)
 
+pub mod issuing;
 pub mod jwt;
 pub mod keys;
 pub mod password;

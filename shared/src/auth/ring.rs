@@ -16,14 +16,44 @@ pub use crate::repo::key_ring::{KeyEntry, KeyRing};
 /// How long a process keeps the ring it read before it reads it again (the next request after
 /// that re-reads it; a failed re-read keeps the old one).
 pub const REFRESH: Duration = Duration::minutes(5);
-/// How long after a rotation the new key starts to sign: twice [`REFRESH`], so every process
-/// knows the key before any token names it.
-pub const PROPAGATION: Duration = Duration::minutes(10);
-/// Slack for clocks that disagree, added before a key is withdrawn.
+/// How long after a rotation the new key starts to sign, by default: every process has read the
+/// ring again ([`REFRESH`]), and a JWKS cached just before the rotation ([`JWKS_MAX_AGE_SECS`])
+/// has expired, with room for clocks that disagree ([`CLOCK_SKEW`]). `admin keys rotate
+/// --signs-after` takes longer, for caches that keep a JWKS longer (API Gateway's authorizer).
+pub const PROPAGATION: Duration = Duration::minutes(15);
+/// Slack for clocks that disagree (a token's `iat`, a key's withdrawal).
 pub const CLOCK_SKEW: Duration = Duration::minutes(1);
-/// `Cache-Control: max-age` of the published keys: under [`PROPAGATION`], so a cached JWKS
-/// has the new key before the first token it signs.
+/// `Cache-Control: max-age` of the published keys: with [`REFRESH`] and [`CLOCK_SKEW`], under
+/// [`PROPAGATION`], so a cache has the new key before the first token it signs.
 pub const JWKS_MAX_AGE_SECS: i64 = 300;
+/// The longest `ACCESS_TOKEN_TTL_SECONDS` allows: how long an operator's rotation keeps the old
+/// key by default, since the operator's machine does not know the deployment's lifetime.
+pub const LONGEST_ACCESS_TOKEN: Duration = Duration::days(1);
+
+/// When a rotation's new key signs, and how long a token lives at most (so when the keys it
+/// replaces may go).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Schedule {
+    /// From the rotation to the new key's first token; zero: at once, withdrawing the others.
+    pub signs_after: Duration,
+    pub longest_token: Duration,
+}
+
+impl Schedule {
+    /// Publish now, sign after `signs_after`, keep the old keys until `longest_token` after that.
+    pub fn overlapping(signs_after: Duration, longest_token: Duration) -> Self {
+        Self { signs_after: signs_after.max(PROPAGATION), longest_token }
+    }
+
+    /// Sign now; every other key withdrawn now.
+    pub fn at_once() -> Self {
+        Self { signs_after: Duration::zero(), longest_token: Duration::zero() }
+    }
+
+    fn is_at_once(&self) -> bool {
+        self.signs_after.is_zero()
+    }
+}
 
 impl KeyEntry {
     pub fn new(public: &PublicKey, source: &str, sign_from: i64) -> Self {
@@ -75,26 +105,30 @@ impl KeyRing {
 
     /// The ring after rotating to `next` at `now`, and the time it starts to sign.
     ///
-    /// Normally (`at_once` false) `next` is published now and signs from [`PROPAGATION`] later;
-    /// every key it replaces keeps verifying until the last token it can still sign has expired
-    /// (`access_ttl` after the switch, plus [`CLOCK_SKEW`]): nobody is logged out. With `at_once`
-    /// (a key that leaked), `next` signs now and the others are withdrawn now: every token
-    /// they signed ends. An empty ring takes its first key at once. Keys already withdrawn are
-    /// dropped from the record.
+    /// Normally `next` is published now and signs from `schedule.signs_after` later; every key it
+    /// replaces keeps verifying until the last token it can still sign has expired
+    /// (`schedule.longest_token` after the switch, plus [`CLOCK_SKEW`]): nobody is logged out.
+    /// [`Schedule::at_once`] (a key that leaked): `next` signs now and the others are withdrawn
+    /// now, ending every token they signed. An empty ring takes its first key at once. Keys
+    /// already withdrawn are dropped from the record.
     pub fn rotate(
         &self,
         next: &PublicKey,
         source: &str,
         now: i64,
-        access_ttl_secs: i64,
-        at_once: bool,
+        schedule: Schedule,
     ) -> Result<(Self, i64), RingError> {
         if self.keys.iter().any(|k| k.kid == next.kid && k.verifies_at(now)) {
             return Err(RingError::AlreadyThere(next.kid.clone()));
         }
+        let at_once = schedule.is_at_once();
         let first = self.verifying(now).next().is_none();
-        let sign_from = if at_once || first { now } else { now + PROPAGATION.num_seconds() };
-        let retire_at = if at_once { now } else { sign_from + access_ttl_secs + CLOCK_SKEW.num_seconds() };
+        let sign_from = if at_once || first { now } else { now + schedule.signs_after.num_seconds() };
+        let retire_at = if at_once {
+            now
+        } else {
+            sign_from + schedule.longest_token.num_seconds() + CLOCK_SKEW.num_seconds()
+        };
         let mut keys: Vec<KeyEntry> =
             self.keys.iter().filter(|k| k.verifies_at(now) && k.kid != next.kid).cloned().collect();
         for key in &mut keys {
@@ -105,12 +139,18 @@ impl KeyRing {
     }
 
     /// The ring without `kid`, at once: every token it signed ends. For a key that leaked,
-    /// after a rotation to its successor.
+    /// after a rotation to its successor; or a rotation called off (its next key withdrawn
+    /// before it signs: the key it was to replace is not withdrawn any more).
     pub fn withdraw(&self, kid: &str, now: i64) -> Result<Self, RingError> {
         if !self.verifying(now).any(|k| k.kid == kid) {
             return Err(RingError::Unknown(kid.to_owned()));
         }
-        let keys = self.keys.iter().filter(|k| k.kid != kid && k.verifies_at(now)).cloned().collect();
+        let mut keys: Vec<KeyEntry> =
+            self.keys.iter().filter(|k| k.kid != kid && k.verifies_at(now)).cloned().collect();
+        // The newest key is never scheduled to go: only a newer one retires it.
+        if let Some(newest) = keys.iter_mut().max_by_key(|k| k.sign_from) {
+            newest.retire_at = None;
+        }
         let next = Self { keys, version: self.version };
         if next.signing(now).is_none() {
             return Err(RingError::LastSigningKey(kid.to_owned()));
@@ -127,37 +167,60 @@ mod tests {
         PublicKey { kid: kid.to_owned(), n: "n".to_owned(), e: "AQAB".to_owned() }
     }
 
+    fn overlapping() -> Schedule {
+        Schedule::overlapping(PROPAGATION, Duration::seconds(900))
+    }
+
+    fn kids(ring: &KeyRing, now: i64) -> Vec<String> {
+        ring.published(now).into_iter().map(|k| k.kid).collect()
+    }
+
     #[test]
     fn a_rotation_publishes_first_switches_later_and_withdraws_after_the_last_token_expires() {
-        let ttl = 900;
-        let (ring, from) = KeyRing::default().rotate(&key("a"), "file:a", 1_000, ttl, false).expect("first");
+        let (ring, from) =
+            KeyRing::default().rotate(&key("a"), "file:a", 1_000, overlapping()).expect("first");
         assert_eq!(from, 1_000, "the first key signs at once");
         assert_eq!(ring.signing(1_000).map(|k| k.kid.as_str()), Some("a"));
 
         let t = 5_000;
-        let (ring, from) = ring.rotate(&key("b"), "kms:b", t, ttl, false).expect("rotate");
+        let (ring, from) = ring.rotate(&key("b"), "kms:b", t, overlapping()).expect("rotate");
         assert_eq!(from, t + PROPAGATION.num_seconds());
-        let kids = |now| ring.published(now).into_iter().map(|k| k.kid).collect::<Vec<_>>();
-        assert_eq!(kids(t), ["a", "b"], "the next key is published at once");
+        assert_eq!(kids(&ring, t), ["a", "b"], "the next key is published at once");
         assert_eq!(ring.signing(from - 1).map(|k| k.kid.as_str()), Some("a"));
         assert_eq!(ring.signing(from).map(|k| k.kid.as_str()), Some("b"));
-        let last_old_token_expires = from + ttl;
-        assert_eq!(kids(last_old_token_expires), ["a", "b"]);
-        assert_eq!(kids(last_old_token_expires + CLOCK_SKEW.num_seconds()), ["b"]);
-        assert!(ring.rotate(&key("b"), "kms:b", t, ttl, false).is_err(), "the same key twice");
+        let last_old_token_expires = from + 900;
+        assert_eq!(kids(&ring, last_old_token_expires), ["a", "b"]);
+        assert_eq!(kids(&ring, last_old_token_expires + CLOCK_SKEW.num_seconds()), ["b"]);
+        assert!(ring.rotate(&key("b"), "kms:b", t, overlapping()).is_err(), "the same key twice");
+        // A shorter wait than the propagation is not taken.
+        let hurried = Schedule::overlapping(Duration::seconds(1), Duration::seconds(900));
+        assert_eq!(ring.rotate(&key("c"), "kms:c", t, hurried).expect("rotate").1, from);
+    }
+
+    #[test]
+    fn the_caches_have_the_next_key_before_it_signs() {
+        let cached = REFRESH + Duration::seconds(JWKS_MAX_AGE_SECS) + CLOCK_SKEW;
+        assert!(cached < PROPAGATION, "{cached} against {PROPAGATION}");
     }
 
     #[test]
     fn a_rotation_at_once_withdraws_the_old_key_now() {
-        let (ring, _) = KeyRing::default().rotate(&key("a"), "file:a", 0, 900, false).expect("first");
-        let (ring, from) = ring.rotate(&key("b"), "file:b", 100, 900, true).expect("rotate");
+        let (ring, _) = KeyRing::default().rotate(&key("a"), "file:a", 0, overlapping()).expect("first");
+        let (ring, from) = ring.rotate(&key("b"), "file:b", 100, Schedule::at_once()).expect("rotate");
         assert_eq!(from, 100);
-        assert_eq!(ring.published(100).into_iter().map(|k| k.kid).collect::<Vec<_>>(), ["b"]);
+        assert_eq!(kids(&ring, 100), ["b"]);
         assert_eq!(ring.withdraw("b", 100), Err(RingError::LastSigningKey("b".into())));
         assert_eq!(ring.withdraw("a", 100), Err(RingError::Unknown("a".into())), "already withdrawn");
-        let (ring, _) = ring.rotate(&key("c"), "file:c", 200, 900, true).expect("rotate");
-        let (ring, _) = ring.rotate(&key("d"), "file:d", 300, 900, false).expect("rotate");
+    }
+
+    #[test]
+    fn a_rotation_called_off_keeps_the_key_it_was_to_replace_for_good() {
+        let (ring, _) = KeyRing::default().rotate(&key("c"), "file:c", 200, overlapping()).expect("first");
+        let (ring, _) = ring.rotate(&key("d"), "file:d", 300, overlapping()).expect("rotate");
+        assert!(ring.keys[0].retire_at.is_some());
         let ring = ring.withdraw("d", 300).expect("the next key, before it signs");
-        assert_eq!(ring.signing(300 + PROPAGATION.num_seconds()).map(|k| k.kid.as_str()), Some("c"));
+        assert_eq!(ring.keys[0].retire_at, None, "c is no longer scheduled to go");
+        let much_later = 300 + 10 * LONGEST_ACCESS_TOKEN.num_seconds();
+        assert_eq!(ring.signing(much_later).map(|k| k.kid.as_str()), Some("c"));
     }
 }

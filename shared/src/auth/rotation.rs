@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::ring::{KeyRing, RingError};
+use super::ring::{KeyRing, RingError, Schedule};
 use super::signer::{KeyClients, KeySource};
 use crate::repo::{KeyRingRepo, RepoError};
 
@@ -33,20 +33,19 @@ fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap_or_default()
 }
 
-/// Rotates to the key `to` names, at `now`: see [`KeyRing::rotate`].
+/// Rotates to the key `to` names, at `now`: see [`KeyRing::rotate`]. A KMS key is recorded by
+/// its ARN, and only if it is an RSA signing key (`kms:GetPublicKey` says).
 pub async fn rotate(
     repo: &dyn KeyRingRepo,
     clients: &KeyClients,
     to: &KeySource,
     now: DateTime<Utc>,
-    access_ttl_secs: i64,
-    at_once: bool,
+    schedule: Schedule,
 ) -> Result<Rotated, RotationError> {
-    let public = clients.public_key(to).await?;
+    let (public, to) = clients.public_key(to).await?;
     for _ in 0..3 {
         let ring = repo.key_ring().await?.unwrap_or_default();
-        let (next, sign_from) =
-            ring.rotate(&public, &to.ring_source(), now.timestamp(), access_ttl_secs, at_once)?;
+        let (next, sign_from) = ring.rotate(&public, &to.ring_source(), now.timestamp(), schedule)?;
         if repo.save_key_ring(&next).await? {
             let retiring = next
                 .keys

@@ -80,14 +80,24 @@ impl TokenSigner for KmsSigner {
     }
 }
 
-/// The public half of a KMS key (`kms:GetPublicKey`, DER SubjectPublicKeyInfo).
-pub async fn kms_public_key(client: &aws_sdk_kms::Client, key_id: &str) -> Result<PublicKey, KeyError> {
+/// The public half of a KMS key (`kms:GetPublicKey`, DER SubjectPublicKeyInfo), and the key's
+/// ARN (what an alias pointed at: the ring records the key, not a name that can be re-pointed).
+/// Only an RSA key for signing that signs RSASSA-PKCS1-v1_5 SHA-256 is taken.
+pub async fn kms_public_key(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+) -> Result<(PublicKey, String), KeyError> {
+    use aws_sdk_kms::types::KeyUsageType;
     let got = client.get_public_key().key_id(key_id).send().await.map_err(|e| {
         KeyError::Unavailable(format!("kms:GetPublicKey: {}", aws_sdk_kms::error::DisplayErrorContext(e)))
     })?;
+    let signs_rs256 = got.signing_algorithms().contains(&SigningAlgorithmSpec::RsassaPkcs1V15Sha256);
+    if got.key_usage() != Some(&KeyUsageType::SignVerify) || !signs_rs256 {
+        return Err(KeyError::NotAnRs256Key);
+    }
     let der = got.public_key.ok_or(KeyError::NotAnRs256Key)?;
     let key = rsa::RsaPublicKey::from_public_key_der(der.as_ref()).map_err(|_| KeyError::NotAnRs256Key)?;
-    PublicKey::of(&key)
+    Ok((PublicKey::of(&key)?, got.key_id.unwrap_or_else(|| key_id.to_owned())))
 }
 
 /// The PEM of a Secrets Manager secret (its `SecretString`).
@@ -155,17 +165,21 @@ impl KeyClients {
         Ok(Arc::new(key))
     }
 
-    /// The public key of `source` (for the ring).
-    pub async fn public_key(&self, source: &KeySource) -> Result<PublicKey, KeyError> {
-        match source {
-            KeySource::Kms(id) => kms_public_key(&self.kms, id).await,
-            KeySource::SecretsManager(id) => Ok(secret_pem(&self.secrets, id).await?.public().clone()),
-            KeySource::File(path) => Ok(read_pem_file(path)?.public().clone()),
-            KeySource::Pem(pem) => Ok(SigningKey::from_pem(pem)?.public().clone()),
-            KeySource::Generated => {
-                Err(KeyError::Unavailable("a generated key has no source to read".into()))
+    /// The public key of `source`, and the source as the ring records it (a KMS key by its ARN).
+    pub async fn public_key(&self, source: &KeySource) -> Result<(PublicKey, KeySource), KeyError> {
+        let public = match source {
+            KeySource::Kms(id) => {
+                let (public, arn) = kms_public_key(&self.kms, id).await?;
+                return Ok((public, KeySource::Kms(arn)));
             }
-        }
+            KeySource::SecretsManager(id) => secret_pem(&self.secrets, id).await?.public().clone(),
+            KeySource::File(path) => read_pem_file(path)?.public().clone(),
+            KeySource::Pem(pem) => SigningKey::from_pem(pem)?.public().clone(),
+            KeySource::Generated => {
+                return Err(KeyError::Unavailable("a generated key has no source to read".into()));
+            }
+        };
+        Ok((public, source.clone()))
     }
 }
 

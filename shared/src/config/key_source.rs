@@ -42,6 +42,8 @@ impl KeySource {
         match scheme {
             "kms" => Ok(Self::Kms(rest.to_owned())),
             "secretsmanager" => Ok(Self::SecretsManager(rest.to_owned())),
+            // A path, not a key pasted in its place (which an error would then repeat).
+            "file" if rest.contains(['\n', '\r']) || rest.contains("-----") => Err(SourceError::Unknown),
             "file" => Ok(Self::File(rest.to_owned())),
             "pem" if sam_local => Ok(Self::Pem(rest.replace("\\n", "\n"))),
             "pem" => Err(SourceError::PemOutsideSamLocal),
@@ -65,4 +67,17 @@ impl KeySource {
     pub fn from_ring(source: &str) -> Option<Self> {
         Self::parse(source, false).ok()
     }
+}
+
+/// Whether an endpoint (DynamoDB's, `KEYS_ENDPOINT`) is this machine's (DynamoDB Local): a table no deployment reads,
+/// which a local process's key may take over, and a `file:` key may sign for.
+pub fn is_loopback(endpoint: &str) -> bool {
+    let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://")).unwrap_or("");
+    let host = if let Some(bracketed) = rest.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        rest.split([':', '/']).next().unwrap_or("")
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }

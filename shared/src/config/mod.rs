@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 mod key_source;
 
-pub use key_source::{KeySource, SourceError};
+pub use key_source::{KeySource, SourceError, is_loopback};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -17,8 +17,11 @@ pub struct Config {
     /// Every access token's `iss`, and the OpenID issuer: the API's public base URL
     /// (`PUBLIC_BASE_URL`, without a trailing `/`). Never taken from a request's `Host`.
     pub jwt_issuer: String,
-    /// For a KMS and Secrets Manager stand-in on loopback (`KEYS_ENDPOINT`); unset in AWS.
+    /// For a KMS and Secrets Manager stand-in on loopback (`KEYS_ENDPOINT`, loopback only);
+    /// unset in AWS.
     pub keys_endpoint: Option<String>,
+    /// Under `sam local` (`AWS_SAM_LOCAL=true`, which SAM CLI sets in its containers).
+    pub sam_local: bool,
     pub jwt_audience: String,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
@@ -101,7 +104,8 @@ impl Config {
                 "PUBLIC_BASE_URL",
                 get("PUBLIC_BASE_URL").unwrap_or(DEFAULT_PUBLIC_BASE_URL),
             )?,
-            keys_endpoint: get("KEYS_ENDPOINT").map(str::to_owned),
+            keys_endpoint: get("KEYS_ENDPOINT").map(loopback_endpoint).transpose()?,
+            sam_local,
             jwt_audience: get("JWT_AUDIENCE").unwrap_or("lambda-api").to_owned(),
             access_token_ttl_secs: number(get, "ACCESS_TOKEN_TTL_SECONDS", 15 * 60, DAY)?,
             refresh_token_ttl_secs: number(get, "REFRESH_TOKEN_TTL_SECONDS", 7 * DAY, 365 * DAY)?,
@@ -135,6 +139,20 @@ impl Config {
     /// A configuration for tests and tools: everything default.
     pub fn for_tests() -> Self {
         Self::from_vars(&HashMap::new()).unwrap_or_else(|e| panic!("test configuration: {e}"))
+    }
+}
+
+/// `KEYS_ENDPOINT`: a stand-in on this machine, never a service elsewhere (it would answer the
+/// public key of whatever key it likes).
+fn loopback_endpoint(v: &str) -> Result<String, ConfigError> {
+    if is_loopback(v) {
+        Ok(v.to_owned())
+    } else {
+        Err(ConfigError::Invalid {
+            name: "KEYS_ENDPOINT",
+            value: v.to_owned(),
+            expected: "expected a stand-in on this machine, such as http://127.0.0.1:4566",
+        })
     }
 }
 
@@ -241,10 +259,12 @@ mod tests {
         assert!(!err.to_string().contains("MIIE"), "the value is never repeated");
         let local = Config::from_vars(&vars(&[("SIGNING_KEY", pem), ("AWS_SAM_LOCAL", "true")]));
         assert!(matches!(local.expect("sam local").signing_key, Some(KeySource::Pem(_))));
-        for bad in ["hs256:secret", "kms:", "just-a-secret-value"] {
+        let pasted = "file:-----BEGIN PRIVATE KEY-----\nMIIEv";
+        for bad in ["hs256:secret", "kms:", "just-a-secret-value", pasted] {
             let err = Config::from_vars(&vars(&[("SIGNING_KEY", bad)])).unwrap_err();
             assert!(err.to_string().contains("SIGNING_KEY"), "{bad}");
             assert!(bad == "kms:" || !err.to_string().contains(bad), "the value is not repeated: {bad}");
+            assert!(!err.to_string().contains("MIIE"), "{err}");
         }
     }
 

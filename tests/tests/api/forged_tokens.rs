@@ -149,14 +149,12 @@ fn corpus(genuine: &str, claims: &Value, now: i64, refresh: &str, deleted: &str)
             signed_by(&other, &h, claims)
         }),
         (
-            "jwk: an oct key inline (a JWKS key of the wrong type)",
-            raw_signed(
-                &json!({"alg": "HS256", "typ": "at+jwt", "kid": kid,
-                        "jwk": {"kty": "oct", "kid": kid, "k": b64("attacker-secret")}}),
-                claims,
-                b"attacker-secret",
-            ),
+            "jwk: an oct key inline (a JWKS key of the wrong type), our signature",
+            also("jwk", json!({"kty": "oct", "kid": kid, "k": b64("attacker-secret")})),
         ),
+        ("crit: an extension we do not do, our signature", also("crit", json!(["exp"]))),
+        ("x5t: a certificate's thumbprint, our signature", also("x5t", json!(b64("not our certificate")))),
+        ("x5t#S256, our signature", also("x5t#S256", json!(b64("not our certificate either")))),
         // The signature.
         ("another secret", signed(Algorithm::HS256, at, claims, b"another-secret-another-secret-32")),
         ("an empty secret", signed(Algorithm::HS256, at, claims, b"")),

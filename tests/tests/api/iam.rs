@@ -249,6 +249,8 @@ struct Rig {
 async fn rig() -> Rig {
     let config = api_tests::dynamo::config();
     let plain = api_tests::dynamo::store_with(&config).await;
+    // The operator's first key, as after the first deploy: no function writes the ring.
+    api_tests::keys::put_first_key(&Repos::from_store(plain.clone()), chrono::Utc::now()).await;
     let recorder = Recorder::default();
     let client =
         Client::from_conf(plain.client().config().to_builder().interceptor(recorder.clone()).build());

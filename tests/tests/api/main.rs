@@ -38,6 +38,7 @@ mod forged_tokens;
 mod idempotency;
 mod idempotency_repo;
 mod items;
+mod key_ring;
 mod lambda;
 mod migrate;
 mod openapi;
@@ -51,6 +52,7 @@ mod signing_keys;
 mod structure;
 mod table_design;
 mod template;
+mod template_keys;
 mod throttle;
 mod users;
 #[cfg(feature = "dynamodb")]

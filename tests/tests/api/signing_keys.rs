@@ -1,41 +1,37 @@
 //! The keys of access tokens through the API: what `/.well-known/*` publishes (and that an
 //! outside verifier checks our tokens with it), a rotation moved through with the test clock
-//! (nobody logged out; the old key withdrawn after the last token it signed), how a verifier
-//! learns of a key it does not know (reading the ring again, at most every 30 s, whatever the
-//! number of forged `kid`s), a ring that cannot be read (503, never 401), and the ring's
-//! conditional writes on both stores.
+//! (nobody logged out; the old key withdrawn after the last token it signed), KMS and Secrets
+//! Manager through the SDK (a deployed auth never writes the ring), and keyless cursors.
+//! (The ring as verifiers read it: `key_ring.rs`.)
 
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use api_tests::keys::{
-    OTHER_KEY_FILE, deployed_issuing, header_of, offline_clients, other_key, signed_by, test_key,
+    OTHER_KEY_FILE, deployed_issuing, header_of, offline_clients, other_key, put_first_key, signed_by,
+    test_key,
 };
 use api_tests::{Backend, TestApp, fast_hasher};
 use axum::http::{Method, StatusCode};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration};
 use serde_json::{Value, json};
 use shared::AppState;
-use shared::auth::ring::{JWKS_MAX_AGE_SECS, KeyRing, PROPAGATION};
+use shared::auth::ring::{JWKS_MAX_AGE_SECS, PROPAGATION, Schedule};
 use shared::auth::rotation;
 use shared::auth::signer::KeySource;
 use shared::deps::Clock;
-use shared::repo::{KeyRingRepo, RepoError, RepoResult};
 
 fn header_of_token(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
 }
 
-fn kid(token: &str) -> String {
+pub(crate) fn kid(token: &str) -> String {
     header_of_token(token)["kid"].as_str().unwrap().to_owned()
 }
 
-fn claims_of(token: &str) -> Value {
+pub(crate) fn claims_of(token: &str) -> Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
 }
 
@@ -90,7 +86,6 @@ async fn an_outside_verifier_checks_our_tokens_with_the_published_keys_alone() {
 
 on_both_stores!(
     a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_token_it_signed,
-    the_key_ring_is_written_only_over_the_version_read,
     a_cursor_made_up_for_ones_own_listing_moves_only_within_it,
 );
 
@@ -99,6 +94,7 @@ async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_tok
 ) {
     let state = AppState::new(api_tests::config(), backend.repos().await).with_hasher(fast_hasher());
     let app = TestApp::signing(state, deployed_issuing());
+    put_first_key(&app.state.repos, app.clock.now()).await;
     let first = app.user().await;
     let (old, new) = (test_key().kid().to_owned(), other_key().kid().to_owned());
     assert_eq!(kid(&first.access), old, "the first key of an empty ring is SIGNING_KEY's");
@@ -107,7 +103,8 @@ async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_tok
     let to = KeySource::File(OTHER_KEY_FILE.to_owned());
     let ttl = app.state.config.access_token_ttl_secs;
     let repo = app.state.repos.key_ring.as_ref();
-    let rotated = rotation::rotate(repo, &offline_clients(), &to, t0, ttl, false).await.unwrap();
+    let schedule = Schedule::overlapping(PROPAGATION, Duration::seconds(ttl));
+    let rotated = rotation::rotate(repo, &offline_clients(), &to, t0, schedule).await.unwrap();
     assert_eq!((rotated.kid.as_str(), rotated.sign_from), (new.as_str(), t0 + PROPAGATION));
     let withdrawn_at = t0 + PROPAGATION + Duration::seconds(ttl) + Duration::minutes(1);
     assert_eq!(rotated.retiring, vec![(old.clone(), withdrawn_at)]);
@@ -142,6 +139,7 @@ async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_tok
     app.clock.advance(withdrawn_at - app.clock.now());
     assert_eq!(published_kids(&app).await, [new]);
     let mut claims = claims_of(&first_new);
+    claims["iat"] = json!(app.clock.now().timestamp());
     claims["exp"] = json!((app.clock.now() + Duration::minutes(10)).timestamp());
     let by_old = signed_by(&test_key(), &header_of(&test_key()), &claims);
     assert_eq!(app.get("/v1/users/me", &by_old).await.status, StatusCode::UNAUTHORIZED);
@@ -149,149 +147,61 @@ async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_tok
     assert_eq!(app.get("/v1/users/me", &by_new).await.status, StatusCode::OK, "the same claims, the new key");
 }
 
-async fn the_key_ring_is_written_only_over_the_version_read(backend: Backend) {
-    let repos = backend.repos().await;
-    let repo = repos.key_ring.as_ref();
-    assert_eq!(repo.key_ring().await.unwrap(), None);
-    let (ring, _) = KeyRing::default().rotate(test_key().public(), "file:a", 0, 900, false).unwrap();
-    assert!(repo.save_key_ring(&ring).await.unwrap(), "the first ring");
-    assert!(!repo.save_key_ring(&ring).await.unwrap(), "a second first ring");
-    let read = repo.key_ring().await.unwrap().unwrap();
-    assert_eq!((read.keys.clone(), read.version), (ring.keys.clone(), 1));
-    let (next, _) = read.rotate(other_key().public(), "file:b", 100, 900, false).unwrap();
-    assert!(repo.save_key_ring(&next).await.unwrap());
-    assert!(!repo.save_key_ring(&next).await.unwrap(), "over a version that is gone");
-    let read = repo.key_ring().await.unwrap().unwrap();
-    assert_eq!((read.keys.len(), read.version), (2, 2));
-}
-
-/// The ring of another store, counting reads, or failing them while `failing` is set.
-#[derive(Debug)]
-struct Watched {
-    inner: Arc<dyn KeyRingRepo>,
-    reads: AtomicUsize,
-    failing: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl KeyRingRepo for Watched {
-    async fn key_ring(&self) -> RepoResult<Option<KeyRing>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(RepoError::Unavailable("the ring is out of reach".into()));
-        }
-        self.inner.key_ring().await
-    }
-
-    async fn save_key_ring(&self, ring: &KeyRing) -> RepoResult<bool> {
-        self.inner.save_key_ring(ring).await
-    }
-}
-
-/// A verifying function's state (no key, as items and users) over `app`'s store, its ring
-/// read through a [`Watched`].
-fn verifier_of(app: &TestApp) -> (AppState, Arc<Watched>) {
-    let mut repos = app.state.repos.clone();
-    let watched = Arc::new(Watched {
-        inner: repos.key_ring.clone(),
-        reads: AtomicUsize::new(0),
-        failing: AtomicBool::new(false),
-    });
-    repos.key_ring = watched.clone();
-    (AppState::new(api_tests::config(), repos), watched)
-}
-
 #[tokio::test]
-async fn a_verifier_reads_the_ring_again_for_an_unknown_kid_at_most_every_30_seconds() {
-    let app = TestApp::memory();
-    let user = app.user().await;
-    let (verifier, ring) = verifier_of(&app);
-    let t0: DateTime<Utc> = app.clock.now();
-    assert!(verifier.jwt.verify(&user.access, t0).await.is_ok());
-    assert_eq!(ring.reads.load(Ordering::SeqCst), 1);
-    // The other key signs from now on (a rotation at once).
-    let repo = app.state.repos.key_ring.as_ref();
-    let to = KeySource::File(OTHER_KEY_FILE.to_owned());
-    rotation::rotate(repo, &offline_clients(), &to, t0, 900, true).await.unwrap();
-    let claims = claims_of(&user.access);
-    let by_new = signed_by(&other_key(), &header_of(&other_key()), &claims);
-    // Forged kids, however many, cost no read within 30 s of the last; nor does the new key.
-    for n in 0..50 {
-        let mut header = header_of(&other_key());
-        header.kid = Some(format!("forged-{n}"));
-        let forged = signed_by(&other_key(), &header, &claims);
-        assert!(verifier.jwt.verify(&forged, t0).await.is_err());
-    }
-    assert!(verifier.jwt.verify(&by_new, t0 + Duration::seconds(29)).await.is_err());
-    assert_eq!(ring.reads.load(Ordering::SeqCst), 1);
-    // After 30 s the unknown kid is looked up: the new key verifies, the withdrawn one no more.
-    let later = t0 + Duration::seconds(30);
-    assert_eq!(verifier.jwt.verify(&by_new, later).await.unwrap().user_id, user.id);
-    assert_eq!(ring.reads.load(Ordering::SeqCst), 2);
-    assert!(verifier.jwt.verify(&user.access, later).await.is_err(), "withdrawn at once");
-    // And every 5 minutes anyway.
-    assert!(verifier.jwt.verify(&by_new, later + Duration::minutes(5)).await.is_ok());
-    assert_eq!(ring.reads.load(Ordering::SeqCst), 3);
-}
-
-#[tokio::test]
-async fn a_ring_that_cannot_be_read_is_a_503_never_a_401_and_a_held_ring_outlives_a_failed_read() {
-    let app = TestApp::memory();
-    let user = app.user().await;
-    let (verifier, ring) = verifier_of(&app);
-    let now = app.clock.now();
-    ring.failing.store(true, Ordering::SeqCst);
-    let unavailable = verifier.jwt.verify(&user.access, now).await.unwrap_err();
-    assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE, "{unavailable:?}");
-    ring.failing.store(false, Ordering::SeqCst);
-    assert!(verifier.jwt.verify(&user.access, now).await.is_ok());
-    ring.failing.store(true, Ordering::SeqCst);
-    let stale = now + Duration::minutes(6);
-    assert!(verifier.jwt.verify(&user.access, stale).await.is_ok(), "the ring held, after a failed read");
-    // The published keys, from a function that cannot read the ring: 503.
-    let blind = TestApp::from_state(verifier.clone());
-    let jwks = blind.call(Method::GET, "/.well-known/jwks.json", None).await;
-    assert_eq!(jwks.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(jwks.header("retry-after"), Some("2"));
-}
-
-#[tokio::test]
-async fn a_kms_key_or_a_secret_signs_through_the_sdk_and_no_other_key_is_taken_for_it() {
+async fn a_kms_key_or_a_secret_signs_through_the_sdk_and_a_deployed_auth_never_writes_the_ring() {
     use api_tests::key_service::{KEY_ID, KeyService, SECRET_ID};
+    use shared::auth::jwt::Issuing;
     let service = KeyService::start(api_tests::keys::OTHER_KEY_PEM).await;
     let config = api_tests::config();
     let sdk = shared::state::sdk_config(&config).await;
     let clients = shared::auth::signer::KeyClients::new(&sdk, Some(&service.endpoint()));
+    let fresh =
+        || async { AppState::new(config.clone(), Backend::Memory.repos().await).with_hasher(fast_hasher()) };
     for source in [KeySource::Kms(KEY_ID.into()), KeySource::SecretsManager(SECRET_ID.into())] {
+        let app = TestApp::signing(fresh().await, Issuing::remote(source.clone(), clients.clone()));
+        let signup = app.signup("kms@example.com", api_tests::PASSWORD).await;
+        assert_eq!(signup.status, StatusCode::CREATED);
+        // Before an operator puts a key in, a deployed auth signs nothing and writes nothing.
+        let refused = app.login("kms@example.com", api_tests::PASSWORD).await;
+        assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE, "{source:?}: {}", refused.text());
+        assert_eq!(app.state.repos.key_ring.key_ring().await.unwrap(), None, "{source:?}");
         let before = service.calls();
-        let state = AppState::new(config.clone(), Backend::Memory.repos().await).with_hasher(fast_hasher());
-        let issuing = shared::auth::jwt::Issuing::remote(source.clone(), clients.clone());
-        let app = TestApp::signing(state, issuing);
-        let user = app.user().await;
-        assert_eq!(kid(&user.access), other_key().kid(), "{source:?}: the service's key signs");
-        assert_eq!(app.get("/v1/users/me", &user.access).await.status, StatusCode::OK, "{source:?}");
+        let repo = app.state.repos.key_ring.as_ref();
+        rotation::rotate(repo, &clients, &source, app.clock.now(), Schedule::at_once()).await.unwrap();
+        // (The refused login read the ring a moment ago: the next read is due in 30 s.)
+        app.clock.advance(Duration::seconds(31));
+        let login = app.login("kms@example.com", api_tests::PASSWORD).await;
+        assert_eq!(login.status, StatusCode::OK, "{source:?}: {}", login.text());
+        let access = login.json()["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(kid(&access), other_key().kid(), "{source:?}: the service's key signs");
+        assert_eq!(app.get("/v1/users/me", &access).await.status, StatusCode::OK, "{source:?}");
         assert_eq!(published_kids(&app).await, [other_key().kid().to_owned()], "{source:?}");
         let ring = app.state.repos.key_ring.key_ring().await.unwrap().unwrap();
         assert_eq!(ring.keys[0].source, source.ring_source(), "the ring names it, never holds it");
-        let second = app.login(&user.email, api_tests::PASSWORD).await;
-        assert_eq!(second.status, StatusCode::OK);
+        assert_eq!(app.login("kms@example.com", api_tests::PASSWORD).await.status, StatusCode::OK);
         let calls = service.calls() - before;
         match source {
-            // GetPublicKey for the ring's first key, then one Sign per token.
+            // GetPublicKey for the operator's rotation, then one Sign per token.
             KeySource::Kms(_) => assert_eq!(calls, 1 + 2, "{source:?}"),
-            // The PEM for the ring, and again for the signer; then nothing per token.
+            // The PEM for the rotation, and once for the signer; then nothing per token.
             _ => assert_eq!(calls, 2, "{source:?}"),
         }
     }
-    // A key id the service does not have: the login is a 503, and nothing is half-written.
-    let state = AppState::new(config.clone(), Backend::Memory.repos().await).with_hasher(fast_hasher());
+    // A KMS key the service does not have is not put in the ring.
+    let app =
+        TestApp::signing(fresh().await, Issuing::remote(KeySource::Kms(KEY_ID.into()), clients.clone()));
     let missing = KeySource::Kms("arn:aws:kms:us-east-1:111122223333:key/not-there".into());
-    let app = TestApp::signing(state, shared::auth::jwt::Issuing::remote(missing, clients.clone()));
-    let signup = app.signup("nokey@example.com", api_tests::PASSWORD).await;
-    assert_eq!(signup.status, StatusCode::CREATED);
-    let login = app.login("nokey@example.com", api_tests::PASSWORD).await;
+    let repo = app.state.repos.key_ring.as_ref();
+    assert!(rotation::rotate(repo, &clients, &missing, app.clock.now(), Schedule::at_once()).await.is_err());
+    assert_eq!(app.state.repos.key_ring.key_ring().await.unwrap(), None);
+    // A ring that names the test key where KMS holds another: what KMS signs is not handed out.
+    put_first_key(&app.state.repos, app.clock.now()).await;
+    let mut ring = app.state.repos.key_ring.key_ring().await.unwrap().unwrap();
+    ring.keys[0].source = format!("kms:{KEY_ID}");
+    assert!(app.state.repos.key_ring.save_key_ring(&ring).await.unwrap());
+    app.signup("mislabelled@example.com", api_tests::PASSWORD).await;
+    let login = app.login("mislabelled@example.com", api_tests::PASSWORD).await;
     assert_eq!(login.status, StatusCode::SERVICE_UNAVAILABLE, "{}", login.text());
-    assert_eq!(app.state.repos.key_ring.key_ring().await.unwrap(), None, "no key was put in the ring");
 }
 
 /// Cursors have no key (no function that reads listings holds a secret): anyone can make one

@@ -126,7 +126,7 @@ async fn cargo_lambda_watch_serves_every_function() {
     // which `admin worker` invokes with DynamoDB Local's stream records as Lambda would.
     let user_id = signup.json()["id"].as_str().unwrap().to_owned();
     let deleted = call(&format!("{base}/users/v1/users/me"), Method::DELETE, &headers[1..], "").await;
-    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}", deleted.body);
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT, "{:?}\n{}", deleted.body, watch.output().join("\n"));
     let invoke = format!("http://127.0.0.1:{port}/2015-03-31/functions/worker/invocations");
     let mut poller = Command::new(api_tests::process::build_server().join("admin"));
     for name in HOST_VARIABLES {
