@@ -57,6 +57,19 @@ pub struct Subject {
     pub credential_version: u64,
 }
 
+/// When reads of the ring were last made for a key it did not know, and last failed.
+#[derive(Debug, Clone, Copy)]
+struct Paced {
+    for_unknown: i64,
+    failed: i64,
+}
+
+impl Default for Paced {
+    fn default() -> Self {
+        Self { for_unknown: i64::MIN, failed: i64::MIN }
+    }
+}
+
 /// The ring as this process last read it.
 #[derive(Debug)]
 struct Loaded {
@@ -73,8 +86,9 @@ pub struct JwtKeys {
     audience: String,
     access_ttl_secs: i64,
     loaded: RwLock<Option<Arc<Loaded>>>,
-    /// When the ring was last read, or a read of it failed.
-    last_read_attempt: Mutex<i64>,
+    /// When the ring was last read because a token named a key it did not know (or it had no
+    /// key to sign with), and when a read last failed: each paces the reads after it.
+    paced: Mutex<Paced>,
     reading: tokio::sync::Mutex<()>,
 }
 
@@ -107,7 +121,7 @@ impl JwtKeys {
             audience: config.jwt_audience.clone(),
             access_ttl_secs: config.access_token_ttl_secs,
             loaded: RwLock::default(),
-            last_read_attempt: Mutex::new(i64::MIN),
+            paced: Mutex::default(),
             reading: tokio::sync::Mutex::const_new(()),
         }
     }
@@ -122,7 +136,7 @@ impl JwtKeys {
             audience: self.audience.clone(),
             access_ttl_secs: self.access_ttl_secs,
             loaded: RwLock::new(self.current()),
-            last_read_attempt: Mutex::new(*lock(&self.last_read_attempt)),
+            paced: Mutex::new(*lock(&self.paced)),
             reading: tokio::sync::Mutex::const_new(()),
         }
     }
@@ -154,8 +168,6 @@ impl JwtKeys {
             .map_err(|e| ApiError::Unavailable(format!("key ring: {e}")))?;
         *self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Arc::new(Loaded { ring, verifier, read_at: now.timestamp() }));
-        // A read, for the pace of reads for unknown kids too.
-        *lock(&self.last_read_attempt) = now.timestamp();
         Ok(())
     }
 
@@ -163,49 +175,57 @@ impl JwtKeys {
         self.loaded.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The ring, read again if it is older than [`REFRESH`], does not know `kid`, or (`signing`)
-    /// has no key that signs now, but never within [`UNKNOWN_KID_RETRY`] of the last read or
-    /// failed read. A failed read keeps the
-    /// ring held, but for a `kid` it does not know (that could be a key it should know): the
-    /// ring unreadable is a 503, never a 401 nor a 500.
+    /// The ring, read again when it is older than [`REFRESH`], does not know `kid`, or
+    /// (`signing`) has no key that signs now. Reads for a key it does not know are paced: at
+    /// most one every [`UNKNOWN_KID_RETRY`], however many forged `kid`s arrive (a genuine new
+    /// key is learned by the first of them). After a failed read, none for as long. A failed
+    /// read keeps the ring held, but for a `kid` it does not know (that could be a key it
+    /// should know): the ring unreadable is a 503, never a 401 nor a 500.
     async fn ring(&self, now: i64, kid: Option<&str>, signing: bool) -> Result<Arc<Loaded>, ApiError> {
-        let stale = |held: &Option<Arc<Loaded>>| match held {
-            None => true,
-            Some(l) => {
-                let read_lately =
-                    now.saturating_sub(*lock(&self.last_read_attempt)) < UNKNOWN_KID_RETRY.num_seconds();
-                let old = now.saturating_sub(l.read_at) >= REFRESH.num_seconds();
-                let unknown = kid.is_some_and(|kid| !l.verifier.knows(kid, now));
-                let unsigned = signing && l.ring.signing(now).is_none();
-                (old || unknown || unsigned) && !read_lately
+        let since = |at: i64| now.saturating_sub(at) >= UNKNOWN_KID_RETRY.num_seconds();
+        // (Some(true): read, and it is a read for a key we do not know.)
+        let due = |held: &Option<Arc<Loaded>>| -> Option<bool> {
+            let paced = *lock(&self.paced);
+            let Some(l) = held else { return Some(false) };
+            if !since(paced.failed) {
+                return None;
             }
+            let unknown = kid.is_some_and(|kid| !l.verifier.knows(kid, now));
+            let unsigned = signing && l.ring.signing(now).is_none();
+            if (unknown || unsigned) && since(paced.for_unknown) {
+                return Some(true);
+            }
+            (now.saturating_sub(l.read_at) >= REFRESH.num_seconds()).then_some(false)
         };
         let held = self.current();
-        if !stale(&held)
-            && let Some(held) = held
-        {
-            return Ok(held);
+        if let (None, Some(held)) = (due(&held), &held) {
+            return Ok(held.clone());
         }
         let _one_reader = self.reading.lock().await;
         let held = self.current();
-        if !stale(&held)
-            && let Some(held) = held
-        {
-            return Ok(held);
+        let for_unknown = match (due(&held), &held) {
+            (None, Some(held)) => return Ok(held.clone()),
+            (None, None) => return Err(ApiError::Unavailable("key ring: the last read failed".into())),
+            (Some(for_unknown), _) => for_unknown,
+        };
+        if for_unknown {
+            lock(&self.paced).for_unknown = now;
         }
-        *lock(&self.last_read_attempt) = now;
         match self.repo.key_ring().await {
             Ok(ring) => {
                 self.install(ring.unwrap_or_default(), DateTime::from_timestamp(now, 0).unwrap_or_default())?;
                 self.current().ok_or_else(|| ApiError::Internal("no key ring".into()))
             }
-            Err(e) => match held {
-                Some(held) if kid.is_none_or(|kid| held.verifier.knows(kid, now)) => {
-                    tracing::warn!(error = %e, "the key ring could not be read again; keeping the one held");
-                    Ok(held)
+            Err(e) => {
+                lock(&self.paced).failed = now;
+                match held {
+                    Some(held) if kid.is_none_or(|kid| held.verifier.knows(kid, now)) => {
+                        tracing::warn!(error = %e, "the key ring could not be read again; keeping the one held");
+                        Ok(held)
+                    }
+                    _ => Err(ApiError::Unavailable(format!("key ring: {e}"))),
                 }
-                _ => Err(ApiError::Unavailable(format!("key ring: {e}"))),
-            },
+            }
         }
     }
 
