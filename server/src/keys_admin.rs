@@ -24,15 +24,15 @@ pub enum KeysCommand {
         to: String,
         /// Minutes from now until the new key signs (at least 15): longer when something caches
         /// the JWKS longer than 5 minutes (API Gateway's JWT authorizer: 120).
-        #[arg(long, default_value_t = 15)]
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(i64).range(15..=10_080))]
         signs_after: i64,
         /// The deployment's ACCESS_TOKEN_TTL_SECONDS: the old key verifies this long after the
         /// switch. By default the longest allowed (a day), since this machine cannot know it.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(i64).range(60..=86_400))]
         access_token_ttl: Option<i64>,
         /// For a key that leaked: the new key signs now and every other is withdrawn now, which
         /// ends every token they signed.
-        #[arg(long, conflicts_with = "access_token_ttl")]
+        #[arg(long, conflicts_with_all = ["access_token_ttl", "signs_after"])]
         at_once: bool,
     },
     /// Withdraw one key now: every token it signed ends. Never the only key that signs.
@@ -66,7 +66,7 @@ fn when(secs: i64) -> String {
 /// The ring as `admin keys list` prints it, at `now`.
 pub fn describe(ring: &KeyRing, now: i64) -> String {
     if ring.keys.is_empty() {
-        return "no keys yet: auth puts its SIGNING_KEY in at its first start".to_owned();
+        return "no keys yet: put the first in with `admin keys rotate --to kms:<SigningKeyArn>`".to_owned();
     }
     let signing = ring.signing(now).map(|k| k.kid.clone());
     let mut lines = Vec::new();

@@ -81,9 +81,8 @@ impl AppState {
     }
 
     /// The cold start of a function that signs tokens (`auth`): as [`AppState::from_env`], and
-    /// the key `SIGNING_KEY` names, put in the ring if it has none yet, and its signer made
-    /// ready (a secret is read now, not in the first login). Without `SIGNING_KEY` (a local run
-    /// only: the template always gives one) a key is made here, and the ring takes it at once.
+    /// the signer of the ring's key made ready (a secret is read now, not in the first login).
+    /// See [`issuing`] for what `SIGNING_KEY` may name.
     pub async fn signing_from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let sdk = sdk_config(&config).await;
@@ -128,7 +127,7 @@ impl AppState {
 /// - a KMS key or a secret (deployed `auth`): the keys the ring names, read-only;
 /// - a PEM file, a PEM under `sam local`, or unset (a key made now): a key held in-process,
 ///   which takes the ring over. Only where no deployment reads the table: the memory store
-///   (`memory_store`), DynamoDB Local on this machine, or `sam local`.
+///   (`memory_store`), DynamoDB Local on this machine, or `sam local` given a DynamoDB endpoint.
 ///
 /// Only a key in KMS or Secrets Manager needs the AWS SDK: `sdk` if the process has loaded it,
 /// otherwise it is loaded here.
@@ -139,15 +138,16 @@ pub async fn issuing(
 ) -> Result<Issuing, ConfigError> {
     let held = |key: Result<SigningKey, crate::auth::keys::KeyError>, source: KeySource| {
         let local_table = memory_store
-            || config.sam_local
+            || (config.sam_local && config.dynamodb_endpoint.is_some())
             || config.dynamodb_endpoint.as_deref().is_some_and(crate::config::is_loopback);
         let key = key.map_err(|e| ConfigError::Key(e.to_string()))?;
         if !local_table {
-            return Err(ConfigError::Key(format!(
-                "{source:?} is a key this process holds, which takes the key ring over: only for a \
+            return Err(ConfigError::Key(
+                "SIGNING_KEY names a key this process holds, which takes the key ring over: only for a \
                  local table (the memory store, DYNAMODB_ENDPOINT on this machine, sam local). A \
                  deployed function names a KMS key (kms:<ARN>, as template.yaml does) or a secret"
-            )));
+                    .to_owned(),
+            ));
         }
         Ok(Issuing::held(Arc::new(key), source))
     };

@@ -38,7 +38,7 @@ pub struct Jwks {
 
 /// OpenID Connect Discovery 1.0 §3 (RFC 8414's metadata), for the parts this API has: it is an
 /// OAuth2 token endpoint with published keys, not an OpenID provider (no authorization
-/// endpoint, no ID tokens), so it claims no response or subject types.
+/// endpoint, no ID tokens), so it supports no response type.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OpenIdConfiguration {
     /// Exactly the `iss` of every access token: the API's public base URL.
@@ -48,6 +48,9 @@ pub struct OpenIdConfiguration {
     pub revocation_endpoint: String,
     pub grant_types_supported: Vec<&'static str>,
     pub token_endpoint_auth_methods_supported: Vec<&'static str>,
+    /// Empty: there is no authorization endpoint (RFC 8414 §2 requires the member).
+    pub response_types_supported: Vec<&'static str>,
+    pub subject_types_supported: Vec<&'static str>,
     pub id_token_signing_alg_values_supported: Vec<&'static str>,
 }
 
@@ -63,7 +66,7 @@ fn cacheable(body: impl Serialize) -> Response {
 }
 
 #[utoipa::path(
-    get, path = "/.well-known/jwks.json", tag = "auth", operation_id = "jwks",
+    get, path = "/.well-known/jwks.json", tag = "auth", operation_id = "get_jwks",
     responses(
         (status = 200, description = "The public keys of access tokens (RFC 7517): the signing key, and during a rotation the next or the previous one too", body = Jwks,
             headers(("cache-control" = String, description = "public, max-age=300: shorter than a rotation's overlap"))),
@@ -80,7 +83,7 @@ pub(crate) async fn jwks(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 #[utoipa::path(
-    get, path = "/.well-known/openid-configuration", tag = "auth", operation_id = "openid_configuration",
+    get, path = "/.well-known/openid-configuration", tag = "auth", operation_id = "get_openid_configuration",
     responses(
         (status = 200, description = "Where the keys are and what they sign: `issuer` is every access token's `iss` (PUBLIC_BASE_URL), never a request's Host", body = OpenIdConfiguration,
             headers(("cache-control" = String, description = "public, max-age=300"))),
@@ -95,6 +98,8 @@ pub(crate) async fn openid_configuration(State(state): State<AppState>) -> Respo
         issuer,
         grant_types_supported: vec!["password", "refresh_token"],
         token_endpoint_auth_methods_supported: vec!["none"],
+        response_types_supported: vec![],
+        subject_types_supported: vec!["public"],
         id_token_signing_alg_values_supported: vec!["RS256"],
     })
 }

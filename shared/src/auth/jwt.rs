@@ -22,7 +22,7 @@ use uuid::Uuid;
 pub use super::issuing::{Issuing, RingRights};
 use super::issuing::{lock, unavailable};
 use super::keys::{PublicKey, Verifier};
-use super::ring::{CLOCK_SKEW, KeyEntry, KeyRing, REFRESH};
+use super::ring::{CLOCK_SKEW, KeyEntry, KeyRing, LONGEST_ACCESS_TOKEN, REFRESH};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::repo::KeyRingRepo;
@@ -55,6 +55,13 @@ pub struct AccessClaims {
 pub struct Subject {
     pub user_id: Uuid,
     pub credential_version: u64,
+}
+
+/// What [`JwtKeys::ring`] does next.
+enum Next {
+    Use,
+    Read { for_unknown: bool },
+    Unavailable,
 }
 
 /// When reads of the ring were last made for a key it did not know, and last failed.
@@ -156,15 +163,19 @@ impl JwtKeys {
     /// Takes a ring read at `now` (here, or by the cold start's warm-up read). A key of it that
     /// is not an RSA key of at least 2048 bits whose `kid` is its thumbprint verifies nothing
     /// (and is logged): the ring is trusted, but not that far.
-    pub fn install(&self, ring: KeyRing, now: DateTime<Utc>) -> Result<(), ApiError> {
-        let usable = ring.keys.iter().filter_map(|k| match PublicKey::from_jwk(&k.public().jwk()) {
-            Ok(public) => Some((public, k.retire_at)),
+    pub fn install(&self, mut ring: KeyRing, now: DateTime<Utc>) -> Result<(), ApiError> {
+        let mut usable = Vec::with_capacity(ring.keys.len());
+        ring.keys.retain(|k| match PublicKey::from_jwk(&k.public().jwk()) {
+            Ok(public) => {
+                usable.push((public, k.retire_at));
+                true
+            }
             Err(e) => {
-                tracing::error!(kid = %k.kid, error = %e, "a key of the key ring is unusable: it verifies nothing");
-                None
+                tracing::error!(kid = %k.kid, error = %e, "a key of the key ring is unusable: it verifies and signs nothing, and is not published");
+                false
             }
         });
-        let verifier = Verifier::until(usable.collect::<Vec<_>>(), self.validation.clone())
+        let verifier = Verifier::until(usable, self.validation.clone())
             .map_err(|e| ApiError::Unavailable(format!("key ring: {e}")))?;
         *self.loaded.write().unwrap_or_else(std::sync::PoisonError::into_inner) =
             Some(Arc::new(Loaded { ring, verifier, read_at: now.timestamp() }));
@@ -176,37 +187,53 @@ impl JwtKeys {
     }
 
     /// The ring, read again when it is older than [`REFRESH`], does not know `kid`, or
-    /// (`signing`) has no key that signs now. Reads for a key it does not know are paced: at
-    /// most one every [`UNKNOWN_KID_RETRY`], however many forged `kid`s arrive (a genuine new
-    /// key is learned by the first of them). After a failed read, none for as long. A failed
-    /// read keeps the ring held, but for a `kid` it does not know (that could be a key it
-    /// should know): the ring unreadable is a 503, never a 401 nor a 500.
+    /// (`signing`) has no key that signs now.
+    /// - Reads for a key it does not know are paced: at most one every [`UNKNOWN_KID_RETRY`],
+    ///   however many forged `kid`s arrive (a genuine new key is learned by the first of them;
+    ///   within the pace, a `kid` just looked up and not found is a 401).
+    /// - A failed read keeps the ring held, but for a `kid` it does not know (that could be a
+    ///   key it should know): 503. For [`UNKNOWN_KID_RETRY`] after a failure no read is made,
+    ///   and such a `kid` is a 503 too; with no ring held, a second after a failure, 503.
+    /// - The ring unreadable is a 503, never a 401 nor a 500.
     async fn ring(&self, now: i64, kid: Option<&str>, signing: bool) -> Result<Arc<Loaded>, ApiError> {
-        let since = |at: i64| now.saturating_sub(at) >= UNKNOWN_KID_RETRY.num_seconds();
-        // (Some(true): read, and it is a read for a key we do not know.)
-        let due = |held: &Option<Arc<Loaded>>| -> Option<bool> {
+        let since = |at: i64, secs: i64| now.saturating_sub(at) >= secs;
+        let retry = UNKNOWN_KID_RETRY.num_seconds();
+        let decide = |held: &Option<Arc<Loaded>>| -> Next {
             let paced = *lock(&self.paced);
-            let Some(l) = held else { return Some(false) };
-            if !since(paced.failed) {
-                return None;
-            }
+            let Some(l) = held else {
+                return if since(paced.failed, 1) {
+                    Next::Read { for_unknown: false }
+                } else {
+                    Next::Unavailable
+                };
+            };
             let unknown = kid.is_some_and(|kid| !l.verifier.knows(kid, now));
-            let unsigned = signing && l.ring.signing(now).is_none();
-            if (unknown || unsigned) && since(paced.for_unknown) {
-                return Some(true);
+            if !since(paced.failed, retry) {
+                return if unknown { Next::Unavailable } else { Next::Use };
             }
-            (now.saturating_sub(l.read_at) >= REFRESH.num_seconds()).then_some(false)
+            let unsigned = signing && l.ring.signing(now).is_none();
+            if (unknown || unsigned) && since(paced.for_unknown, retry) {
+                return Next::Read { for_unknown: true };
+            }
+            if since(l.read_at, REFRESH.num_seconds()) {
+                Next::Read { for_unknown: false }
+            } else {
+                Next::Use
+            }
         };
+        let unavailable = || ApiError::Unavailable("key ring: a recent read failed".into());
         let held = self.current();
-        if let (None, Some(held)) = (due(&held), &held) {
-            return Ok(held.clone());
+        match (decide(&held), &held) {
+            (Next::Use, Some(held)) => return Ok(held.clone()),
+            (Next::Unavailable, _) => return Err(unavailable()),
+            _ => {}
         }
         let _one_reader = self.reading.lock().await;
         let held = self.current();
-        let for_unknown = match (due(&held), &held) {
-            (None, Some(held)) => return Ok(held.clone()),
-            (None, None) => return Err(ApiError::Unavailable("key ring: the last read failed".into())),
-            (Some(for_unknown), _) => for_unknown,
+        let for_unknown = match (decide(&held), &held) {
+            (Next::Use, Some(held)) => return Ok(held.clone()),
+            (Next::Read { for_unknown }, _) => for_unknown,
+            _ => return Err(unavailable()),
         };
         if for_unknown {
             lock(&self.paced).for_unknown = now;
@@ -328,8 +355,9 @@ impl JwtKeys {
 
     /// Returns the subject of a valid access token; any failure is one answer, 401 (but the
     /// ring unreadable is a 503). Beyond the signature and the claims: a token may not live
-    /// longer than this API issues them for, nor come from the future, nor predate its key's
-    /// turn to sign (a key published for later cannot vouch for anything yet).
+    /// longer than this API can issue one for (a day: not this function's own lifetime, which a
+    /// deploy may change before auth's), nor come from the future, nor predate its key's turn
+    /// to sign (a key published for later cannot vouch for anything yet).
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Subject, ApiError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ApiError::InvalidToken);
@@ -347,7 +375,7 @@ impl JwtKeys {
         let sign_from = loaded.ring.keys.iter().find(|k| k.kid == kid).map_or(i64::MAX, |k| k.sign_from);
         let expired = claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now);
         let impossible = claims.iat > now.saturating_add(skew)
-            || claims.exp.saturating_sub(claims.iat) > self.access_ttl_secs
+            || claims.exp.saturating_sub(claims.iat) > LONGEST_ACCESS_TOKEN.num_seconds()
             || claims.iat < sign_from.saturating_sub(skew);
         if expired || impossible || claims.jti.is_empty() {
             return Err(ApiError::InvalidToken);

@@ -1,6 +1,7 @@
 //! The key ring: which public keys verify access tokens, which one signs them, and when each
-//! starts and stops. One record in the table (`KEYS`), written by `auth` (its first key) and by
-//! the admin command (`admin keys rotate`), read by every function at cold start.
+//! starts and stops. One record in the table (`KEYS`), written by an operator (`admin keys`) and,
+//! on a local table only, by a local process taking it over; read by every function at cold
+//! start. No deployed function writes it.
 //!
 //! A rotation is a schedule, not an event, so that no process has to hear of it at once:
 //! the new key is published at once, signs from [`PROPAGATION`] later (by then every process
@@ -83,8 +84,10 @@ pub enum RingError {
     AlreadyThere(String),
     #[error("the ring has no key {0}")]
     Unknown(String),
-    #[error("{0} is the only key that signs: rotate to another with --at-once first")]
-    LastSigningKey(String),
+    #[error("{0} is the key that signs: rotate to another with --at-once first (which withdraws it)")]
+    Signing(String),
+    #[error("a rotation to {0} is under way: let it finish (admin keys list), or withdraw {0} first")]
+    Pending(String),
 }
 
 impl KeyRing {
@@ -122,6 +125,11 @@ impl KeyRing {
             return Err(RingError::AlreadyThere(next.kid.clone()));
         }
         let at_once = schedule.is_at_once();
+        if let Some(pending) = self.verifying(now).find(|k| k.sign_from > now)
+            && !at_once
+        {
+            return Err(RingError::Pending(pending.kid.clone()));
+        }
         let first = self.verifying(now).next().is_none();
         let sign_from = if at_once || first { now } else { now + schedule.signs_after.num_seconds() };
         let retire_at = if at_once {
@@ -138,24 +146,24 @@ impl KeyRing {
         Ok((Self { keys, version: self.version }, sign_from))
     }
 
-    /// The ring without `kid`, at once: every token it signed ends. For a key that leaked,
-    /// after a rotation to its successor; or a rotation called off (its next key withdrawn
-    /// before it signs: the key it was to replace is not withdrawn any more).
+    /// The ring without `kid`, at once: every token it signed ends. A key that is retiring
+    /// (one that leaked, after a rotation to its successor), or the next key before it signs
+    /// (a rotation called off: the key it was to replace is then no longer scheduled to go).
+    /// Never the key that signs: a rotation at once replaces it.
     pub fn withdraw(&self, kid: &str, now: i64) -> Result<Self, RingError> {
-        if !self.verifying(now).any(|k| k.kid == kid) {
+        let Some(withdrawn) = self.verifying(now).find(|k| k.kid == kid) else {
             return Err(RingError::Unknown(kid.to_owned()));
+        };
+        if self.signing(now).is_some_and(|k| k.kid == kid) {
+            return Err(RingError::Signing(kid.to_owned()));
         }
+        let called_off = withdrawn.sign_from > now;
         let mut keys: Vec<KeyEntry> =
             self.keys.iter().filter(|k| k.kid != kid && k.verifies_at(now)).cloned().collect();
-        // The newest key is never scheduled to go: only a newer one retires it.
-        if let Some(newest) = keys.iter_mut().max_by_key(|k| k.sign_from) {
-            newest.retire_at = None;
+        if called_off && let Some(signing) = keys.iter_mut().max_by_key(|k| k.sign_from) {
+            signing.retire_at = None;
         }
-        let next = Self { keys, version: self.version };
-        if next.signing(now).is_none() {
-            return Err(RingError::LastSigningKey(kid.to_owned()));
-        }
-        Ok(next)
+        Ok(Self { keys, version: self.version })
     }
 }
 
@@ -177,9 +185,10 @@ mod tests {
 
     #[test]
     fn a_rotation_publishes_first_switches_later_and_withdraws_after_the_last_token_expires() {
-        let (ring, from) =
+        let (first, from) =
             KeyRing::default().rotate(&key("a"), "file:a", 1_000, overlapping()).expect("first");
         assert_eq!(from, 1_000, "the first key signs at once");
+        let ring = first.clone();
         assert_eq!(ring.signing(1_000).map(|k| k.kid.as_str()), Some("a"));
 
         let t = 5_000;
@@ -194,7 +203,7 @@ mod tests {
         assert!(ring.rotate(&key("b"), "kms:b", t, overlapping()).is_err(), "the same key twice");
         // A shorter wait than the propagation is not taken.
         let hurried = Schedule::overlapping(Duration::seconds(1), Duration::seconds(900));
-        assert_eq!(ring.rotate(&key("c"), "kms:c", t, hurried).expect("rotate").1, from);
+        assert_eq!(first.rotate(&key("c"), "kms:c", t, hurried).expect("rotate").1, from);
     }
 
     #[test]
@@ -209,7 +218,7 @@ mod tests {
         let (ring, from) = ring.rotate(&key("b"), "file:b", 100, Schedule::at_once()).expect("rotate");
         assert_eq!(from, 100);
         assert_eq!(kids(&ring, 100), ["b"]);
-        assert_eq!(ring.withdraw("b", 100), Err(RingError::LastSigningKey("b".into())));
+        assert_eq!(ring.withdraw("b", 100), Err(RingError::Signing("b".into())));
         assert_eq!(ring.withdraw("a", 100), Err(RingError::Unknown("a".into())), "already withdrawn");
     }
 
@@ -218,9 +227,21 @@ mod tests {
         let (ring, _) = KeyRing::default().rotate(&key("c"), "file:c", 200, overlapping()).expect("first");
         let (ring, _) = ring.rotate(&key("d"), "file:d", 300, overlapping()).expect("rotate");
         assert!(ring.keys[0].retire_at.is_some());
+        assert_eq!(ring.rotate(&key("e"), "file:e", 301, overlapping()), Err(RingError::Pending("d".into())));
         let ring = ring.withdraw("d", 300).expect("the next key, before it signs");
         assert_eq!(ring.keys[0].retire_at, None, "c is no longer scheduled to go");
         let much_later = 300 + 10 * LONGEST_ACCESS_TOKEN.num_seconds();
         assert_eq!(ring.signing(much_later).map(|k| k.kid.as_str()), Some("c"));
+    }
+
+    #[test]
+    fn withdrawing_a_retiring_key_brings_nothing_back() {
+        let (ring, _) = KeyRing::default().rotate(&key("a"), "file:a", 0, overlapping()).expect("first");
+        let (ring, from) = ring.rotate(&key("b"), "file:b", 100, overlapping()).expect("rotate");
+        let now = from + 10;
+        assert_eq!(ring.withdraw("b", now), Err(RingError::Signing("b".into())), "b signs");
+        let ring = ring.withdraw("a", now).expect("a is retiring");
+        assert_eq!(kids(&ring, now), ["b"]);
+        assert_eq!(ring.signing(now + LONGEST_ACCESS_TOKEN.num_seconds()).map(|k| k.kid.as_str()), Some("b"));
     }
 }

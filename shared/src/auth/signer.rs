@@ -97,7 +97,8 @@ pub async fn kms_public_key(
     }
     let der = got.public_key.ok_or(KeyError::NotAnRs256Key)?;
     let key = rsa::RsaPublicKey::from_public_key_der(der.as_ref()).map_err(|_| KeyError::NotAnRs256Key)?;
-    Ok((PublicKey::of(&key)?, got.key_id.unwrap_or_else(|| key_id.to_owned())))
+    let arn = got.key_id.ok_or_else(|| KeyError::Unavailable("kms:GetPublicKey named no key".into()))?;
+    Ok((PublicKey::of(&key)?, arn))
 }
 
 /// The PEM of a Secrets Manager secret (its `SecretString`).
@@ -185,6 +186,7 @@ impl KeyClients {
 
 /// A PEM file's key.
 pub fn read_pem_file(path: &str) -> Result<SigningKey, KeyError> {
+    // The path is named (`KeySource::parse` takes no key pasted in its place).
     let pem = std::fs::read_to_string(path).map_err(|e| KeyError::Unavailable(format!("{path}: {e}")))?;
     SigningKey::from_pem(&pem)
 }

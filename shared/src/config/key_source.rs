@@ -43,7 +43,9 @@ impl KeySource {
             "kms" => Ok(Self::Kms(rest.to_owned())),
             "secretsmanager" => Ok(Self::SecretsManager(rest.to_owned())),
             // A path, not a key pasted in its place (which an error would then repeat).
-            "file" if rest.contains(['\n', '\r']) || rest.contains("-----") => Err(SourceError::Unknown),
+            "file" if rest.len() > 512 || rest.contains(char::is_whitespace) || rest.contains("-----") => {
+                Err(SourceError::Unknown)
+            }
             "file" => Ok(Self::File(rest.to_owned())),
             "pem" if sam_local => Ok(Self::Pem(rest.replace("\\n", "\n"))),
             "pem" => Err(SourceError::PemOutsideSamLocal),
@@ -73,6 +75,12 @@ impl KeySource {
 /// which a local process's key may take over, and a `file:` key may sign for.
 pub fn is_loopback(endpoint: &str) -> bool {
     let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://")).unwrap_or("");
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        // `http://localhost:x@elsewhere`: the host is what follows the `@`.
+        return false;
+    }
+    let rest = authority;
     let host = if let Some(bracketed) = rest.strip_prefix('[') {
         bracketed.split(']').next().unwrap_or("")
     } else {
@@ -80,4 +88,42 @@ pub fn is_loopback(endpoint: &str) -> bool {
     };
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machine_is_loopback() {
+        for local in
+            ["http://127.0.0.1:8000", "http://localhost:9000/x", "http://[::1]:1", "https://127.0.0.2"]
+        {
+            assert!(is_loopback(local), "{local}");
+        }
+        for remote in [
+            "http://localhost.attacker.example",
+            "http://127.0.0.1.nip.io",
+            "http://localhost:x@dynamodb.us-east-1.amazonaws.com",
+            "https://[::1]@evil.example",
+            "http://user@127.0.0.1",
+            "https://dynamodb.us-east-1.amazonaws.com",
+            "host.docker.internal:8000",
+            "",
+        ] {
+            assert!(!is_loopback(remote), "{remote}");
+        }
+    }
+
+    #[test]
+    fn a_file_source_is_a_path_never_a_pasted_key() {
+        assert_eq!(
+            KeySource::parse("file:/keys/signing.pem", false),
+            Ok(KeySource::File("/keys/signing.pem".into()))
+        );
+        let body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDPDQObEFD9SYyH".repeat(20);
+        for pasted in [format!("file:{body}"), "file:-----BEGIN PRIVATE KEY-----".into(), "file:a b".into()] {
+            assert_eq!(KeySource::parse(&pasted, false), Err(SourceError::Unknown), "{pasted}");
+        }
+    }
 }

@@ -1,5 +1,5 @@
-//! The key ring's record (`shared::auth::ring`): read at every cold start, written by `auth`
-//! (its first key) and by `admin keys rotate`, each write conditional on the version it read.
+//! The key ring's record (`shared::auth::ring`): read at every cold start, written by `admin
+//! keys` (and a local process on a local table), each write conditional on the version it read.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

@@ -351,7 +351,17 @@ async fn with_dynamodb_endpoint_it_keeps_its_data_in_dynamodb() {
     let (ok, out) = run("admin", &["keys", "list"], &admin_env, None);
     assert!(ok && out.contains(&format!("next      {other_kid}")), "{out}");
     let (ok, out) = run("admin", &["keys", "withdraw", &test_kid], &admin_env, None);
-    assert!(!ok && out.contains("the only key that signs"), "{out}");
+    assert!(!ok && out.contains("is the key that signs"), "{out}");
+    // One rotation at a time: a third key (written readable by its owner alone) waits.
+    let third = std::env::temp_dir().join(format!("third-{}.pem", Uuid::new_v4()));
+    let (ok, out) = run("admin", &["keys", "generate", "--out", third.to_str().unwrap()], &[], None);
+    assert!(ok && out.contains("wrote a new signing key"), "{out}");
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&third).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+    let to_third = format!("file:{}", third.display());
+    let (ok, out) = run("admin", &["keys", "rotate", "--to", &to_third], &admin_env, None);
+    assert!(!ok && out.contains(&format!("a rotation to {other_kid} is under way")), "{out}");
+    let _ = std::fs::remove_file(&third);
     let (ok, out) =
         run("admin", &["keys", "rotate", "--to", "pem:-----BEGIN PRIVATE KEY-----"], &admin_env, None);
     assert!(!ok && out.contains("for `sam local` only") && !out.contains("BEGIN"), "{out}");

@@ -151,7 +151,12 @@ async fn invoke(banner: &Banner, dir: &Path, function: &str, table: &str, event:
     std::fs::write(&event_file, event).unwrap();
     let env_file = dir.join(format!("{table}.env.json"));
     let parameters = json!({
-        "Parameters": {"DYNAMODB_ENDPOINT": banner.dynamodb_from_containers, "TABLE_NAME": table},
+        // The fixtures' tokens are issued as the tests' configuration says.
+        "Parameters": {
+            "DYNAMODB_ENDPOINT": banner.dynamodb_from_containers,
+            "TABLE_NAME": table,
+            "PUBLIC_BASE_URL": api_tests::config().jwt_issuer,
+        },
         // The tests' key, which signed the fixtures' tokens into this table's ring.
         "AuthFunction": {"SIGNING_KEY": format!("pem:{}", api_tests::keys::TEST_KEY_PEM)},
     });
