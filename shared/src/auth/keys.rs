@@ -205,11 +205,26 @@ impl SigningKey {
     }
 }
 
-/// Verifies tokens against the public keys it holds, RS256 only, each by its `kid`.
+/// One key a [`Verifier`] holds.
+struct Held {
+    /// For the claims' decoding only: the signature is checked with `ring`, below.
+    decoding: DecodingKey,
+    /// Big-endian modulus and exponent, for `ring`.
+    n: Vec<u8>,
+    e: Vec<u8>,
+    /// When it is withdrawn (seconds since the epoch).
+    until: Option<i64>,
+}
+
+/// Verifies tokens against the public keys it holds, RS256 only, each by its `kid`. The
+/// signature is checked with `ring` (already linked, for TLS): constant-time, and some twenty
+/// times faster than the `rsa` crate's big numbers, which made every authenticated request
+/// several hundred microseconds slower. Only then are the claims decoded and checked by
+/// jsonwebtoken, with its own signature check turned off.
 pub struct Verifier {
-    /// By kid: the key, and when it is withdrawn (seconds since the epoch).
-    keys: HashMap<String, (DecodingKey, Option<i64>)>,
-    validation: Validation,
+    keys: HashMap<String, Held>,
+    /// The claims' checks; the signature is ours.
+    claims: Validation,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -233,24 +248,31 @@ impl Verifier {
         mut validation: Validation,
     ) -> Result<Self, KeyError> {
         validation.algorithms = vec![Algorithm::RS256];
+        // The signature is checked with `ring` in `decode`, before jsonwebtoken sees the token;
+        // jsonwebtoken checks the claims.
+        #[allow(deprecated)]
+        validation.insecure_disable_signature_validation();
+        let bytes = |text: &str| URL_SAFE_NO_PAD.decode(text).map_err(|e| KeyError::Unusable(e.to_string()));
         let keys = keys
             .into_iter()
             .map(|(key, until)| {
-                DecodingKey::from_rsa_components(&key.n, &key.e)
-                    .map(|decoding| (key.kid.clone(), (decoding, until)))
-                    .map_err(|e| KeyError::Unusable(e.to_string()))
+                let decoding = DecodingKey::from_rsa_components(&key.n, &key.e)
+                    .map_err(|e| KeyError::Unusable(e.to_string()))?;
+                let held = Held { decoding, n: bytes(&key.n)?, e: bytes(&key.e)?, until };
+                Ok((key.kid.clone(), held))
             })
-            .collect::<Result<_, _>>()?;
-        Ok(Self { keys, validation })
+            .collect::<Result<_, KeyError>>()?;
+        Ok(Self { keys, claims: validation })
     }
 
     /// Whether a token naming `kid` could verify at `now` (false: read the ring again).
     pub fn knows(&self, kid: &str, now: i64) -> bool {
-        self.keys.get(kid).is_some_and(|(_, until)| until.is_none_or(|at| now < at))
+        self.keys.get(kid).is_some_and(|held| held.until.is_none_or(|at| now < at))
     }
 
     /// The token's header and claims, if it is an RS256 token of a known key with no header that
-    /// points elsewhere; `None` for anything else (one answer: the caller's 401).
+    /// points elsewhere, signed by that key; `None` for anything else (one answer: the caller's
+    /// 401).
     pub fn decode<C: DeserializeOwned>(&self, token: &str, now: i64) -> Option<TokenData<C>> {
         let header = jsonwebtoken::decode_header(token).ok()?;
         let elsewhere = header.jku.is_some()
@@ -263,11 +285,19 @@ impl Verifier {
         if elsewhere || header.alg != Algorithm::RS256 {
             return None;
         }
-        let (key, until) = self.keys.get(header.kid.as_deref()?)?;
-        if until.is_some_and(|at| now >= at) {
+        let held = self.keys.get(header.kid.as_deref()?)?;
+        if held.until.is_some_and(|at| now >= at) {
             return None;
         }
-        jsonwebtoken::decode::<C>(token, key, &self.validation).ok()
+        // Exactly three segments; the signature over the first two, by this key.
+        let (message, signature) = token.rsplit_once('.')?;
+        if message.matches('.').count() != 1 {
+            return None;
+        }
+        let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
+        let public = ring::signature::RsaPublicKeyComponents { n: &held.n, e: &held.e };
+        public.verify(&ring::signature::RSA_PKCS1_2048_8192_SHA256, message.as_bytes(), &signature).ok()?;
+        jsonwebtoken::decode::<C>(token, &held.decoding, &self.claims).ok()
     }
 }
 
