@@ -22,7 +22,8 @@ use uuid::Uuid;
 pub use super::issuing::{Issuing, RingRights};
 use super::issuing::{lock, unavailable};
 use super::keys::{PublicKey, Verifier};
-use super::ring::{CLOCK_SKEW, KeyEntry, KeyRing, LONGEST_ACCESS_TOKEN, REFRESH};
+use super::ring::{KeyEntry, KeyRing, REFRESH};
+use super::verified::{Seen, Verified};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::repo::KeyRingRepo;
@@ -97,6 +98,8 @@ pub struct JwtKeys {
     /// key to sign with), and when a read last failed: each paces the reads after it.
     paced: Mutex<Paced>,
     reading: tokio::sync::Mutex<()>,
+    /// Tokens already verified: one RS256 check per token, not per request.
+    verified: Verified,
 }
 
 impl std::fmt::Debug for JwtKeys {
@@ -130,6 +133,7 @@ impl JwtKeys {
             loaded: RwLock::default(),
             paced: Mutex::default(),
             reading: tokio::sync::Mutex::const_new(()),
+            verified: Verified::default(),
         }
     }
 
@@ -145,6 +149,7 @@ impl JwtKeys {
             loaded: RwLock::new(self.current()),
             paced: Mutex::new(*lock(&self.paced)),
             reading: tokio::sync::Mutex::const_new(()),
+            verified: Verified::default(),
         }
     }
 
@@ -357,30 +362,38 @@ impl JwtKeys {
     /// ring unreadable is a 503). Beyond the signature and the claims: a token may not live
     /// longer than this API can issue one for (a day: not this function's own lifetime, which a
     /// deploy may change before auth's), nor come from the future, nor predate its key's turn
-    /// to sign (a key published for later cannot vouch for anything yet).
+    /// to sign (a key published for later cannot vouch for anything yet). A token verified once
+    /// is kept ([`Verified`]): its later uses skip the signature, never the checks of its time.
     pub async fn verify(&self, token: &str, now: DateTime<Utc>) -> Result<Subject, ApiError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(ApiError::InvalidToken);
         }
-        let kid =
-            jsonwebtoken::decode_header(token).ok().and_then(|h| h.kid).ok_or(ApiError::InvalidToken)?;
-        let loaded = self.ring(now.timestamp(), Some(&kid), false).await?;
-        let data =
-            loaded.verifier.decode::<AccessClaims>(token, now.timestamp()).ok_or(ApiError::InvalidToken)?;
-        if data.header.typ.as_deref() != Some(ACCESS_TOKEN_TYP) {
+        let at = now.timestamp();
+        let digest = Verified::digest(token);
+        let cached = self.verified.get(&digest, at);
+        let kid = match &cached {
+            Some(seen) => seen.kid.clone(),
+            None => jsonwebtoken::decode_header(token)
+                .ok()
+                .and_then(|h| h.kid)
+                .ok_or(ApiError::InvalidToken)?
+                .into(),
+        };
+        let loaded = self.ring(at, Some(&kid), false).await?;
+        let fresh = cached.is_none();
+        let seen = match cached {
+            Some(seen) => seen,
+            None => Seen::decode(&loaded.verifier, token, kid, at).ok_or(ApiError::InvalidToken)?,
+        };
+        if !seen.admitted(&loaded.ring, &loaded.verifier, at) {
+            self.verified.forget(&digest);
             return Err(ApiError::InvalidToken);
         }
-        let claims = data.claims;
-        let (now, skew) = (now.timestamp(), CLOCK_SKEW.num_seconds());
-        let sign_from = loaded.ring.keys.iter().find(|k| k.kid == kid).map_or(i64::MAX, |k| k.sign_from);
-        let expired = claims.exp <= now || claims.nbf.is_some_and(|nbf| nbf > now);
-        let impossible = claims.iat > now.saturating_add(skew)
-            || claims.exp.saturating_sub(claims.iat) > LONGEST_ACCESS_TOKEN.num_seconds()
-            || claims.iat < sign_from.saturating_sub(skew);
-        if expired || impossible || claims.jti.is_empty() {
-            return Err(ApiError::InvalidToken);
+        let subject = seen.subject;
+        if fresh {
+            let key_until = loaded.verifier.withdrawn_at(&seen.kid);
+            self.verified.insert(digest, seen, key_until, at);
         }
-        let user_id = claims.sub.parse().map_err(|_| ApiError::InvalidToken)?;
-        Ok(Subject { user_id, credential_version: claims.cv })
+        Ok(subject)
     }
 }

@@ -270,6 +270,11 @@ impl Verifier {
         self.keys.get(kid).is_some_and(|held| held.until.is_none_or(|at| now < at))
     }
 
+    /// When the key `kid` is withdrawn, if it is held and has a time for it.
+    pub fn withdrawn_at(&self, kid: &str) -> Option<i64> {
+        self.keys.get(kid).and_then(|held| held.until)
+    }
+
     /// The token's header and claims, if it is an RS256 token of a known key with no header that
     /// points elsewhere, signed by that key; `None` for anything else (one answer: the caller's
     /// 401).

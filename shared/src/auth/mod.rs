@@ -10,6 +10,7 @@ pub mod refresh;
 pub mod ring;
 pub mod rotation;
 pub mod signer;
+pub mod verified;
 
 pub use jwt::JwtKeys;
 pub use password::{Argon2Hasher, PasswordHasher};
