@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::keys::{KeyError, PublicKey, SigningKey};
 use super::ring::KeyEntry;
-use super::signer::{KeyClients, KeySource, TokenSigner};
+use super::signer::{HeldSigner, KeyClients, KeySource, TokenSigner};
 use crate::error::ApiError;
 
 /// What a signing process may do to the key ring.
@@ -71,7 +71,7 @@ impl Issuing {
             return Ok(signer.clone());
         }
         let signer: Arc<dyn TokenSigner> = match (&self.held, KeySource::from_ring(&entry.source)) {
-            (Some(key), _) if key.kid() == entry.kid => key.clone(),
+            (Some(key), _) if key.kid() == entry.kid => Arc::new(HeldSigner(key.clone())),
             (_, Some(source)) => {
                 let clients = self.clients.as_ref().ok_or_else(|| {
                     ApiError::Unavailable(format!("the signing key {} is not reachable from here", entry.kid))

@@ -30,14 +30,24 @@ pub trait TokenSigner: Send + Sync + std::fmt::Debug {
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError>;
 }
 
+/// A key held in this process (a PEM, or one made at start). It signs on tokio's blocking pool,
+/// as argon2 hashes: an RSA-2048 signature is some 2 ms of CPU, which on the async workers
+/// stalled every request behind it (the local server runs one worker; BENCHMARKS.md had the
+/// p99 of GETs at twelve times its value while logins ran).
+#[derive(Debug, Clone)]
+pub struct HeldSigner(pub Arc<SigningKey>);
+
 #[async_trait]
-impl TokenSigner for SigningKey {
+impl TokenSigner for HeldSigner {
     fn kid(&self) -> &str {
-        SigningKey::kid(self)
+        self.0.kid()
     }
 
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError> {
-        self.sign_input(input)
+        let (key, input) = (self.0.clone(), input.to_vec());
+        tokio::task::spawn_blocking(move || key.sign_input(&input))
+            .await
+            .map_err(|e| KeyError::Unavailable(format!("signing task: {e}")))?
     }
 }
 
@@ -163,7 +173,7 @@ impl KeyClients {
         if key.kid() != kid {
             return Err(KeyError::KidMismatch);
         }
-        Ok(Arc::new(key))
+        Ok(Arc::new(HeldSigner(Arc::new(key))))
     }
 
     /// The public key of `source`, and the source as the ring records it (a KMS key by its ARN).
