@@ -5,7 +5,7 @@
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]
 
-use api_tests::keys::{header_of, other_key, signed_by, test_key};
+use api_tests::keys::{header_of, other_key, parts_of, signed_by, test_key};
 use api_tests::{PASSWORD, TestApp};
 use axum::http::{Method, StatusCode};
 use base64::Engine;
@@ -22,14 +22,6 @@ fn oauth_error(response: &api_tests::TestResponse) -> String {
     body["error"].as_str().expect("error").to_owned()
 }
 
-fn claims_of(token: &str) -> (Value, Value) {
-    let parts: Vec<_> = token.split('.').collect();
-    assert_eq!(parts.len(), 3);
-    let decode =
-        |s: &str| serde_json::from_slice::<Value>(&URL_SAFE_NO_PAD.decode(s).expect("b64")).expect("json");
-    (decode(parts[0]), decode(parts[1]))
-}
-
 #[tokio::test]
 async fn password_login_returns_an_uncacheable_bearer_token_pair() {
     let app = TestApp::memory();
@@ -43,7 +35,7 @@ async fn password_login_returns_an_uncacheable_bearer_token_pair() {
     assert_eq!(body["expires_in"], 900);
     assert!(body["refresh_token"].as_str().is_some_and(|t| t.len() >= 43));
     let access = body["access_token"].as_str().expect("access token");
-    let (header, claims) = claims_of(access);
+    let (header, claims) = parts_of(access);
     assert_eq!((header["alg"].as_str(), header["typ"].as_str()), (Some("RS256"), Some("at+jwt")));
     assert_eq!(header["kid"].as_str(), Some(test_key().kid()), "named by its key's thumbprint");
     assert_eq!(claims["sub"], user.id.to_string());
@@ -317,7 +309,7 @@ fn sign(header: Header, claims: &Value, secret: &[u8]) -> String {
 async fn forged_and_foreign_tokens_are_401() {
     let app = TestApp::memory();
     let user = app.user().await;
-    let (_, claims) = claims_of(&user.access);
+    let (_, claims) = parts_of(&user.access);
     let key = test_key();
     let rs = |c: &Value| signed_by(&key, &header_of(&key), c);
     let hs = |alg, secret: &[u8]| {

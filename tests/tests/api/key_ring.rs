@@ -9,7 +9,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use api_tests::keys::{OTHER_KEY_FILE, header_of, offline_clients, other_key, signed_by, test_key};
+use api_tests::keys::{
+    OTHER_KEY_FILE, claims_of, header_of, offline_clients, other_key, signed_by, test_key,
+};
 use api_tests::{Backend, TestApp};
 use axum::http::{Method, StatusCode};
 use base64::Engine;
@@ -22,8 +24,6 @@ use shared::auth::rotation;
 use shared::auth::signer::KeySource;
 use shared::deps::Clock;
 use shared::repo::{KeyRingRepo, RepoError, RepoResult};
-
-use super::signing_keys::claims_of;
 
 on_both_stores!(the_key_ring_is_written_only_over_the_version_read);
 

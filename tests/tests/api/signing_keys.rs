@@ -8,13 +8,11 @@
 #![allow(clippy::unwrap_used)]
 
 use api_tests::keys::{
-    OTHER_KEY_FILE, deployed_issuing, header_of, offline_clients, other_key, put_first_key, signed_by,
-    test_key,
+    OTHER_KEY_FILE, claims_of, deployed_issuing, header_of, kid_of, offline_clients, other_key,
+    put_first_key, signed_by, test_key,
 };
 use api_tests::{Backend, TestApp, fast_hasher};
 use axum::http::{Method, StatusCode};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Duration};
 use serde_json::{Value, json};
 use shared::AppState;
@@ -22,18 +20,6 @@ use shared::auth::ring::{JWKS_MAX_AGE_SECS, PROPAGATION, Schedule};
 use shared::auth::rotation;
 use shared::auth::signer::KeySource;
 use shared::deps::Clock;
-
-fn header_of_token(token: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
-}
-
-pub(crate) fn kid(token: &str) -> String {
-    header_of_token(token)["kid"].as_str().unwrap().to_owned()
-}
-
-pub(crate) fn claims_of(token: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap()).unwrap()
-}
 
 async fn published_kids(app: &TestApp) -> Vec<String> {
     let jwks = app.call(Method::GET, "/.well-known/jwks.json", None).await;
@@ -73,7 +59,7 @@ async fn an_outside_verifier_checks_our_tokens_with_the_published_keys_alone() {
     assert_eq!(jwks.header("cache-control"), Some(format!("public, max-age={JWKS_MAX_AGE_SECS}").as_str()));
     let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks.body).unwrap();
     assert_eq!(set.keys.len(), 1);
-    let jwk = set.find(&kid(&user.access)).expect("the token's key is published");
+    let jwk = set.find(&kid_of(&user.access)).expect("the token's key is published");
     assert_eq!(jwks.json()["keys"][0]["kty"], "RSA");
     assert_eq!(jwks.json()["keys"][0]["use"], "sig");
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
@@ -97,7 +83,7 @@ async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_tok
     put_first_key(&app.state.repos, app.clock.now()).await;
     let first = app.user().await;
     let (old, new) = (test_key().kid().to_owned(), other_key().kid().to_owned());
-    assert_eq!(kid(&first.access), old, "the first key of an empty ring is SIGNING_KEY's");
+    assert_eq!(kid_of(&first.access), old, "the first key of an empty ring is SIGNING_KEY's");
     // Whole seconds: the ring's schedule is in seconds.
     let t0 = DateTime::from_timestamp(app.clock.now().timestamp(), 0).unwrap();
     let to = KeySource::File(OTHER_KEY_FILE.to_owned());
@@ -118,19 +104,19 @@ async fn a_rotation_logs_nobody_out_and_withdraws_the_old_key_after_the_last_tok
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(kid(&last_old), old);
+    assert_eq!(kid_of(&last_old), old);
     app.clock.advance(Duration::seconds(1));
     let first_new = app.login(&first.email, api_tests::PASSWORD).await.json()["access_token"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert_eq!(kid(&first_new), new, "the new key signs from the switch");
+    assert_eq!(kid_of(&first_new), new, "the new key signs from the switch");
     for token in [&first_new, &last_old] {
         assert_eq!(app.get("/v1/users/me", token).await.status, StatusCode::OK);
     }
     // A session from before the rotation refreshes into the new key.
     let refreshed = app.refresh(&first.refresh).await;
-    assert_eq!(kid(refreshed.json()["access_token"].as_str().unwrap()), new);
+    assert_eq!(kid_of(refreshed.json()["access_token"].as_str().unwrap()), new);
 
     // The old key's last token lives its whole life.
     app.clock.advance(Duration::seconds(ttl) - Duration::seconds(2));
@@ -172,7 +158,7 @@ async fn a_kms_key_or_a_secret_signs_through_the_sdk_and_a_deployed_auth_never_w
         let login = app.login("kms@example.com", api_tests::PASSWORD).await;
         assert_eq!(login.status, StatusCode::OK, "{source:?}: {}", login.text());
         let access = login.json()["access_token"].as_str().unwrap().to_owned();
-        assert_eq!(kid(&access), other_key().kid(), "{source:?}: the service's key signs");
+        assert_eq!(kid_of(&access), other_key().kid(), "{source:?}: the service's key signs");
         assert_eq!(app.get("/v1/users/me", &access).await.status, StatusCode::OK, "{source:?}");
         assert_eq!(published_kids(&app).await, [other_key().kid().to_owned()], "{source:?}");
         let ring = app.state.repos.key_ring.key_ring().await.unwrap().unwrap();
