@@ -16,8 +16,8 @@ use std::collections::HashMap;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, CommonParameters, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse, RSAKeyParameters,
-    RSAKeyType, ThumbprintHash,
+    AlgorithmParameters, CommonParameters, Jwk, KeyAlgorithm, PublicKeyUse, RSAKeyParameters, RSAKeyType,
+    ThumbprintHash,
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, TokenData, Validation};
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -122,11 +122,6 @@ impl PublicKey {
         }
         Ok(public)
     }
-}
-
-/// The JWKS of `keys` (`GET /.well-known/jwks.json`).
-pub fn jwks(keys: &[PublicKey]) -> JwkSet {
-    JwkSet { keys: keys.iter().map(PublicKey::jwk).collect() }
 }
 
 fn new_rsa_key() -> Result<rsa::RsaPrivateKey, KeyError> {

@@ -25,7 +25,6 @@ pub use crate::config::{KeySource, SourceError};
 /// Signs the JWS signing input of a token with one key, RS256.
 #[async_trait]
 pub trait TokenSigner: Send + Sync + std::fmt::Debug {
-    fn kid(&self) -> &str;
     /// The base64url signature of `input`.
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError>;
 }
@@ -39,10 +38,6 @@ pub struct HeldSigner(pub Arc<SigningKey>);
 
 #[async_trait]
 impl TokenSigner for HeldSigner {
-    fn kid(&self) -> &str {
-        self.0.kid()
-    }
-
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError> {
         let (key, input) = (self.0.clone(), input.to_vec());
         tokio::task::spawn_blocking(move || key.sign_input(&input))
@@ -56,21 +51,16 @@ impl TokenSigner for HeldSigner {
 pub struct KmsSigner {
     client: aws_sdk_kms::Client,
     key_id: String,
-    kid: String,
 }
 
 impl KmsSigner {
-    pub fn new(client: aws_sdk_kms::Client, key_id: &str, kid: &str) -> Self {
-        Self { client, key_id: key_id.to_owned(), kid: kid.to_owned() }
+    pub fn new(client: aws_sdk_kms::Client, key_id: &str) -> Self {
+        Self { client, key_id: key_id.to_owned() }
     }
 }
 
 #[async_trait]
 impl TokenSigner for KmsSigner {
-    fn kid(&self) -> &str {
-        &self.kid
-    }
-
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError> {
         let signed = self
             .client
@@ -157,11 +147,12 @@ impl KeyClients {
         }
     }
 
-    /// A signer for `source`, expected to be the key `kid` (a PEM that is another key is
-    /// refused). KMS costs nothing here; a secret is read now.
+    /// A signer for `source`, expected to be the key `kid`: a PEM that is another key is
+    /// refused here; a KMS key that is another, when `JwtKeys::issue` checks the first token it
+    /// signs. KMS costs nothing here; a secret is read now.
     pub async fn signer(&self, source: &KeySource, kid: &str) -> Result<Arc<dyn TokenSigner>, KeyError> {
         let key = match source {
-            KeySource::Kms(id) => return Ok(Arc::new(KmsSigner::new(self.kms.clone(), id, kid))),
+            KeySource::Kms(id) => return Ok(Arc::new(KmsSigner::new(self.kms.clone(), id))),
             KeySource::SecretsManager(id) => secret_pem(&self.secrets, id).await?,
             KeySource::File(path) => read_pem_file(path)?,
             KeySource::Pem(_) | KeySource::Generated => {

@@ -1,7 +1,7 @@
 //! The keys' checks: a round trip, and the forged tokens a key ring must refuse.
 
 use jsonwebtoken::jwk::{
-    AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk,
+    AlgorithmParameters, EllipticCurve, EllipticCurveKeyParameters, EllipticCurveKeyType, Jwk, JwkSet,
     OctetKeyParameters, OctetKeyType,
 };
 use jsonwebtoken::{Algorithm, EncodingKey, Header, Validation};
@@ -147,7 +147,7 @@ fn a_header_that_points_elsewhere_for_a_key_is_refused_even_with_a_good_signatur
 #[test]
 fn a_published_key_of_the_wrong_type_is_not_trusted() {
     let key = SigningKey::from_pem(TEST_KEY).unwrap();
-    let published = jwks(&[key.public().clone()]);
+    let published = JwkSet { keys: vec![key.public().jwk()] };
     assert_eq!(PublicKey::from_jwk(&published.keys[0]), Ok(key.public().clone()));
     let mut octet = published.keys[0].clone();
     octet.algorithm = AlgorithmParameters::OctetKey(OctetKeyParameters {
