@@ -10,7 +10,7 @@
 //!   else, so a deployed function can never be configured with a key in its environment.
 //! - unset: locally, a key made at start (`generated`).
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use aws_sdk_kms::primitives::Blob;
@@ -18,8 +18,10 @@ use aws_sdk_kms::types::{MessageType, SigningAlgorithmSpec};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rsa::pkcs8::DecodePublicKey;
+use tokio::sync::Semaphore;
 
 use super::keys::{KeyError, PublicKey, SigningKey};
+use super::password::hashing_slots;
 pub use crate::config::{KeySource, SourceError};
 
 /// Signs the JWS signing input of a token with one key, RS256.
@@ -29,20 +31,35 @@ pub trait TokenSigner: Send + Sync + std::fmt::Debug {
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError>;
 }
 
-/// A key held in this process (a PEM, or one made at start). It signs on tokio's blocking pool,
-/// as argon2 hashes: an RSA-2048 signature is some 2 ms of CPU, which on the async workers
-/// stalled every request behind it (the local server runs one worker; BENCHMARKS.md had the
-/// p99 of GETs at twelve times its value while logins ran).
+/// A key held in this process (a file, a secret, a PEM, or one made at start). It signs on
+/// tokio's blocking pool, as argon2 hashes, and as many at once as argon2 may
+/// ([`hashing_slots`]: a core is left to the async executor). An RSA-2048 signature is some
+/// 2 ms of CPU; on the async workers it held up every request behind a login (the local server
+/// runs one worker).
 #[derive(Debug, Clone)]
 pub struct HeldSigner(pub Arc<SigningKey>);
+
+/// The signatures a process makes at once, with held keys.
+fn signing_slots() -> &'static Semaphore {
+    static SLOTS: OnceLock<Semaphore> = OnceLock::new();
+    SLOTS.get_or_init(|| Semaphore::new(hashing_slots()))
+}
 
 #[async_trait]
 impl TokenSigner for HeldSigner {
     async fn sign(&self, input: &[u8]) -> Result<String, KeyError> {
-        let (key, input) = (self.0.clone(), input.to_vec());
-        tokio::task::spawn_blocking(move || key.sign_input(&input))
+        let _slot = signing_slots()
+            .acquire()
             .await
-            .map_err(|e| KeyError::Unavailable(format!("signing task: {e}")))?
+            .map_err(|e| KeyError::Unavailable(format!("signing slots: {e}")))?;
+        let (key, input) = (self.0.clone(), input.to_vec());
+        match tokio::task::spawn_blocking(move || key.sign_input(&input)).await {
+            Ok(signed) => signed,
+            // A panic stays a panic (the router's catch-panic layer answers 500, without its
+            // message); only a task the runtime cancelled (it is shutting down) is a 503.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => Err(KeyError::Unavailable(format!("signing task: {e}"))),
+        }
     }
 }
 
@@ -148,8 +165,8 @@ impl KeyClients {
     }
 
     /// A signer for `source`, expected to be the key `kid`: a PEM that is another key is
-    /// refused here; a KMS key that is another, when `JwtKeys::issue` checks the first token it
-    /// signs. KMS costs nothing here; a secret is read now.
+    /// refused here; a KMS key that is another, by `JwtKeys::issue`, which checks every token
+    /// before handing it out. KMS costs nothing here; a secret is read now.
     pub async fn signer(&self, source: &KeySource, kid: &str) -> Result<Arc<dyn TokenSigner>, KeyError> {
         let key = match source {
             KeySource::Kms(id) => return Ok(Arc::new(KmsSigner::new(self.kms.clone(), id))),

@@ -8,8 +8,8 @@
 //!   its key's thumbprint: it cannot name another key later).
 //! - A hit skips the signature and the decoding, nothing else. What the token said ([`Seen`])
 //!   is checked on every use against the clock and the ring as it is then
-//!   ([`Seen::admitted`]): a key withdrawn, retired or no longer in the ring ends its tokens
-//!   at once, cached or not. (The credential version is checked after this, by `CurrentUser`,
+//!   ([`Seen::admitted`]): a key withdrawn, retired or no longer in the ring ends its tokens,
+//!   cached or not, as soon as the process holds that ring (it reads it again every 5 minutes). (The credential version is checked after this, by `CurrentUser`,
 //!   on every request.)
 //! - Bounded ([`CAPACITY`] entries, quick_cache's CLOCK-Pro eviction). An entry is kept no
 //!   longer than the soonest of its token's `exp` and its key's retirement: past that it is
@@ -23,7 +23,8 @@ use super::jwt::{ACCESS_TOKEN_TYP, AccessClaims, Subject};
 use super::keys::Verifier;
 use super::ring::{CLOCK_SKEW, KeyRing, LONGEST_ACCESS_TOKEN};
 
-/// How many verified tokens a process keeps (about 150 bytes each).
+/// How many verified tokens a process keeps (some 250 bytes each with the cache's own: 2 MB
+/// at most).
 pub const CAPACITY: usize = 8192;
 
 /// What a verified token said that is checked against the clock and the ring on every use.
@@ -102,7 +103,8 @@ impl Verified {
         if now < entry.until {
             return Some(entry.seen);
         }
-        self.cache.remove(digest);
+        // Not one that another request has just put back with a later lifetime.
+        self.cache.remove_if(digest, |entry| entry.until <= now);
         None
     }
 
@@ -173,6 +175,39 @@ mod tests {
         verified.insert(Verified::digest("a.b.c"), seen(1_000), None, 100);
         assert!(verified.get(&Verified::digest("a.b.d"), 100).is_none());
         assert!(verified.get(&Verified::digest("a.b.c"), 100).is_some());
+    }
+
+    /// The test key, signing from `sign_from`, withdrawn at `retire_at`: its ring and verifier.
+    fn keys_of(sign_from: i64, retire_at: Option<i64>) -> (KeyRing, Verifier, Arc<str>) {
+        use crate::auth::keys::SigningKey;
+        use crate::auth::ring::KeyEntry;
+        let key = SigningKey::from_pem(include_str!("testdata/test_signing_key.pem")).unwrap();
+        let public = key.public().clone();
+        let mut entry = KeyEntry::new(&public, "file:test", sign_from);
+        entry.retire_at = retire_at;
+        let validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        let verifier = Verifier::until([(public.clone(), retire_at)], validation).unwrap();
+        (KeyRing { keys: vec![entry], version: 1 }, verifier, public.kid.as_str().into())
+    }
+
+    #[test]
+    fn what_a_token_said_is_checked_against_the_clock_and_the_ring() {
+        let (ring, verifier, kid) = keys_of(0, None);
+        let token = Seen { kid: kid.clone(), ..seen(10_900) };
+        let admitted = |seen: &Seen, now: i64| seen.admitted(&ring, &verifier, now);
+        assert!(admitted(&token, 10_000) && admitted(&token, 10_899));
+        assert!(!admitted(&token, 10_900), "expired");
+        assert!(!admitted(&Seen { nbf: Some(10_500), ..token.clone() }, 10_000), "not yet valid");
+        assert!(admitted(&token, 10_000 - 60), "issued within the clocks' slack");
+        assert!(!admitted(&token, 10_000 - 61), "issued in the future");
+        let long = Seen { exp: 10_000 + 86_401, ..token.clone() };
+        assert!(!admitted(&long, 10_000), "living longer than a day");
+        assert!(!admitted(&Seen { kid: "another".into(), ..token.clone() }, 10_000), "a key not in the ring");
+        let (ring, verifier, _) = keys_of(10_061, None);
+        assert!(!token.admitted(&ring, &verifier, 10_100), "issued before its key's turn to sign");
+        let (ring, verifier, _) = keys_of(0, Some(10_500));
+        assert!(token.admitted(&ring, &verifier, 10_499));
+        assert!(!token.admitted(&ring, &verifier, 10_500), "its key withdrawn");
     }
 
     #[test]

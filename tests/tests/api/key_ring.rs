@@ -125,29 +125,35 @@ async fn a_verifier_reads_the_ring_again_for_an_unknown_kid_at_most_every_30_sec
 async fn a_token_verified_before_still_expires_and_ends_with_its_key() {
     let app = TestApp::memory();
     let user = app.user().await;
-    let (verifier, _) = verifier_of(&app);
+    let (verifier, reads) = verifier_of(&app);
     let t0 = DateTime::from_timestamp(app.clock.now().timestamp(), 0).unwrap();
     let ttl = Duration::seconds(app.state.config.access_token_ttl_secs);
-    assert!(verifier.jwt.verify(&user.access, t0).await.is_ok());
-    assert!(verifier.jwt.verify(&user.access, t0 + ttl - Duration::seconds(1)).await.is_ok());
-    assert!(verifier.jwt.verify(&user.access, t0 + ttl).await.is_err(), "expired, though verified before");
     // A token of the first key that lives two hours, used while the ring rotates to the other.
     let mut claims = claims_of(&user.access);
     claims["iat"] = json!(t0.timestamp());
     claims["exp"] = json!((t0 + Duration::hours(2)).timestamp());
     let long = signed_by(&test_key(), &header_of(&test_key()), &claims);
-    assert!(verifier.jwt.verify(&long, t0).await.is_ok());
+    for token in [&user.access, &long] {
+        assert!(verifier.jwt.verify(token, t0).await.is_ok());
+    }
     let repo = app.state.repos.key_ring.as_ref();
     let to = KeySource::File(OTHER_KEY_FILE.to_owned());
     let schedule = Schedule::overlapping(PROPAGATION, Duration::hours(3));
     rotation::rotate(repo, &offline_clients(), &to, t0, schedule).await.unwrap();
-    let switched = t0 + PROPAGATION + Duration::minutes(1);
-    assert!(verifier.jwt.verify(&long, switched).await.is_ok(), "the old key verifies for hours yet");
+    let last = t0 + ttl - Duration::seconds(1);
+    assert!(verifier.jwt.verify(&user.access, last).await.is_ok());
+    assert!(verifier.jwt.verify(&user.access, t0 + ttl).await.is_err(), "expired, though verified before");
+    assert_eq!(reads.reads.load(Ordering::SeqCst), 2, "read at t0 and again at {last}");
+    // The new key signs; the old one verifies for hours yet, in the ring as read now.
+    let switched = last + Duration::minutes(5);
+    assert!(verifier.jwt.verify(&long, switched).await.is_ok());
+    assert_eq!(reads.reads.load(Ordering::SeqCst), 3);
     // The old key leaked: withdrawn now. Once the verifier has read the ring again, its token
     // is refused, though it was verified before and its `exp` is an hour away.
     rotation::withdraw(repo, test_key().kid(), switched).await.unwrap();
     let reread = switched + Duration::minutes(5);
     assert!(verifier.jwt.verify(&long, reread).await.is_err(), "withdrawn, though verified before");
+    assert_eq!(reads.reads.load(Ordering::SeqCst), 4);
 }
 
 #[tokio::test]
