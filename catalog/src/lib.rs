@@ -32,8 +32,8 @@ pub struct Function {
     pub name: &'static str,
     /// Its router: what its Lambda `main` runs, and what the local server mounts.
     pub router: fn(AppState) -> Router,
-    /// Its part of the OpenAPI document (empty for the docs function, whose pages are not
-    /// operations).
+    /// Its part of the OpenAPI document (for the docs function, only its health check: its
+    /// pages are not operations).
     pub openapi: fn() -> OpenApi,
     /// The sample event (`events/<probe>.json`) that stands for it where one request must: the
     /// bench's cold starts.

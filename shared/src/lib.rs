@@ -58,14 +58,13 @@ pub async fn run_signing_lambda(router: fn(AppState) -> axum::Router) -> Result<
     lambda_http::run(router(state)).await
 }
 
-/// As [`run_lambda`], for a function that reads no data and checks no token (the docs): no
-/// DynamoDB client is built at cold start, and no key ring read.
-pub async fn run_lambda_without_store(
-    router: fn(AppState) -> axum::Router,
-) -> Result<(), lambda_http::Error> {
+/// As [`run_lambda`], for a function that checks no token and reads no record but the health
+/// check's (the docs): see [`AppState::health_only`]. Its cold start builds no DynamoDB client
+/// and reads nothing (no key ring, which it may not read).
+pub async fn run_health_only_lambda(router: fn(AppState) -> axum::Router) -> Result<(), lambda_http::Error> {
     telemetry::init();
     let config = or_exit(Config::from_env());
-    lambda_http::run(router(AppState::in_memory(config))).await
+    lambda_http::run(router(AppState::health_only(config))).await
 }
 
 fn or_exit<T>(result: Result<T, config::ConfigError>) -> T {

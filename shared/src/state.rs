@@ -19,9 +19,9 @@ use crate::auth::{Argon2Hasher, JwtKeys, PasswordHasher};
 use crate::config::{Config, ConfigError};
 use crate::cursor::CursorCodec;
 use crate::deps::{Clock, IdGenerator, SystemClock, UuidV7};
-use crate::repo::Repos;
 use crate::repo::dynamo::DynamoStore;
 use crate::repo::memory::MemoryStore;
+use crate::repo::{HealthRepo, RepoResult, Repos};
 
 #[derive(Debug, Clone)]
 pub struct AppState {
@@ -51,6 +51,15 @@ impl AppState {
     /// Everything in memory: for in-process tests and the zero-setup local server.
     pub fn in_memory(config: Config) -> Self {
         Self::new(config, Repos::from_store(Arc::new(MemoryStore::new())))
+    }
+
+    /// A function that checks no token and reads no record but the health check's (the docs):
+    /// its store is made at the first health check, so its cold start builds nothing for
+    /// DynamoDB. The rest of the state is in memory, and none of the docs routes reaches it.
+    pub fn health_only(config: Config) -> Self {
+        let mut state = Self::in_memory(config.clone());
+        state.repos.health = Arc::new(OnFirstCheck { config, store: tokio::sync::OnceCell::new() });
+        state
     }
 
     /// The Lambda cold start: configuration from the environment, DynamoDB as the store.
@@ -182,6 +191,23 @@ pub const DYNAMODB_OPERATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// most 2 s each, 5 s in all, so a stuck DynamoDB becomes a 503 well before Lambda kills us.
 pub async fn dynamodb_client(config: &Config) -> Client {
     Client::new(&sdk_config(config).await)
+}
+
+/// The health check's DynamoDB store, made at the first check ([`AppState::health_only`]).
+#[derive(Debug)]
+struct OnFirstCheck {
+    config: Config,
+    store: tokio::sync::OnceCell<DynamoStore>,
+}
+
+#[async_trait::async_trait]
+impl HealthRepo for OnFirstCheck {
+    async fn reachable(&self) -> RepoResult<()> {
+        let made = self.store.get_or_init(|| async {
+            DynamoStore::new(dynamodb_client(&self.config).await, self.config.table_name.clone())
+        });
+        made.await.reachable().await
+    }
 }
 
 /// The AWS SDK configuration [`dynamodb_client`] is built from: bounded retries and timeouts,

@@ -58,6 +58,13 @@ pub fn api_routes() -> Vec<(String, String, Vec<String>)> {
     routes
 }
 
+/// Whether a route is one of the docs function's pages (the document, Swagger UI), which are
+/// not API operations, as FastAPI leaves `/docs` and `/openapi.json` out of its document; its
+/// health check is one.
+pub fn is_docs_page(function: &str, path: &str) -> bool {
+    function == "docs" && !path.starts_with("/v1/")
+}
+
 /// The status each route and method of the contract answers on success: (method, path) → the
 /// status that opens the "success" column of `docs/contract.md`'s table of routes.
 pub fn contract_statuses() -> std::collections::BTreeMap<(String, String), u16> {

@@ -1,5 +1,6 @@
-//! The docs function needs no key and no table: with nothing configured it gets past its
-//! configuration (and on to the Lambda runtime API, absent here).
+//! The docs function needs no key, and its cold start no table (its health check reads one at
+//! its first call): with nothing configured it gets past its configuration (and on to the
+//! Lambda runtime API, absent here).
 
 // Test helpers as well as #[test]s: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used)]

@@ -10,6 +10,7 @@
 //! stores' one [`ResourceStore`] keeps every kind of them.
 
 pub mod dynamo;
+mod health;
 mod idempotency;
 pub mod key_ring;
 pub mod keys;
@@ -24,6 +25,7 @@ mod users;
 
 use std::sync::Arc;
 
+pub use health::{HEALTH_KEY, HealthRepo};
 pub use idempotency::{
     Begin, Caller, Completion, IdempotencyKey, IdempotencyRecord, IdempotencyRepo, IdempotencyState,
     KeptAnswer, lock_passed,
@@ -95,6 +97,7 @@ pub trait AllRepos:
     + MailRepo
     + IdempotencyRepo
     + KeyRingRepo
+    + HealthRepo
     + 'static
 {
 }
@@ -108,6 +111,7 @@ impl<S> AllRepos for S where
         + MailRepo
         + IdempotencyRepo
         + KeyRingRepo
+        + HealthRepo
         + 'static
 {
 }
@@ -124,6 +128,7 @@ pub struct Repos {
     pub mail: Arc<dyn MailRepo>,
     pub idempotency: Arc<dyn IdempotencyRepo>,
     pub key_ring: Arc<dyn KeyRingRepo>,
+    pub health: Arc<dyn HealthRepo>,
 }
 
 impl Repos {
@@ -137,7 +142,8 @@ impl Repos {
             purges: store.clone(),
             mail: store.clone(),
             idempotency: store.clone(),
-            key_ring: store,
+            key_ring: store.clone(),
+            health: store,
         }
     }
 

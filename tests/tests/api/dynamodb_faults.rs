@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use api_tests::item_store::ItemStore;
 use chrono::Utc;
 use items::{Item, ItemChanges, ItemRecord};
+use serde_json::json;
 use shared::repo::dynamo::DynamoStore;
 use shared::repo::{RepoError, ThrottleRepo, TokenRepo, UserRepo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -273,4 +274,37 @@ async fn a_cancelled_transaction_is_read_by_which_action_failed_not_by_position(
     assert_eq!(orphan.create_item(&item).await, Ok(false), "the owner is gone");
     let taken = cancelling(&["None", "ConditionalCheckFailed", "None"]).await;
     assert!(matches!(taken.create_item(&item).await, Err(RepoError::Internal(_))), "an id collision");
+}
+
+/// The health check's one read failing, whatever the fault (down, throttled, refused): a 503
+/// with Retry-After in the contract's shape, naming nothing of the deployment.
+#[tokio::test]
+async fn the_health_check_is_a_503_that_says_nothing_whatever_the_fault() {
+    for (status, kind) in [
+        (500, "InternalServerError"),
+        (400, "ProvisionedThroughputExceededException"),
+        (400, "AccessDeniedException"),
+        (400, "ResourceNotFoundException"),
+    ] {
+        let (store, requests) = failing_dynamodb(status, kind).await;
+        let state =
+            shared::AppState::new(api_tests::config(), shared::repo::Repos::from_store(Arc::new(store)));
+        let health =
+            api_tests::TestApp::from_state(state).call(axum::http::Method::GET, "/v1/health", None).await;
+        assert_eq!(health.status, axum::http::StatusCode::SERVICE_UNAVAILABLE, "{kind}");
+        assert_eq!(health.json(), json!({"detail": "Service temporarily unavailable"}), "{kind}");
+        assert!(health.header("retry-after").is_some(), "{kind}");
+        let body = String::from_utf8_lossy(&health.body).to_string();
+        assert!(!body.contains("faulty") && !body.contains("injected"), "{kind}: {body}");
+        assert_eq!(health.header("cache-control"), Some("no-store"), "{kind}");
+        // One eventually consistent GetItem of the health key, not retried: a health check
+        // reports a fault, and holds its function no longer than one attempt.
+        let bodies = requests.bodies();
+        assert_eq!(bodies.len(), 1, "{kind}: {bodies:?}");
+        assert_eq!(
+            (&bodies[0]["Key"]["PK"]["S"], &bodies[0]["Key"]["SK"]["S"]),
+            (&json!("HEALTH"), &json!("HEALTH"))
+        );
+        assert!(bodies[0].get("ConsistentRead").is_none(), "{bodies:?}");
+    }
 }

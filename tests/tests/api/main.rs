@@ -35,6 +35,7 @@ mod catalog;
 mod dynamodb_faults;
 mod events;
 mod forged_tokens;
+mod health;
 mod idempotency;
 mod idempotency_repo;
 mod items;

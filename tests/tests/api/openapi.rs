@@ -40,17 +40,19 @@ fn the_document_has_every_route_of_the_template_and_nothing_else() {
     let doc = document();
     assert_eq!(doc["openapi"], "3.1.0");
     let documented: BTreeSet<String> = doc["paths"].as_object().unwrap().keys().cloned().collect();
-    // The docs function's own routes (the document, Swagger UI) and the catch-all are not API
+    // The docs function's pages (the document, Swagger UI) and the catch-all are not API
     // operations, as FastAPI leaves /docs and /openapi.json out of its document.
     let routed: BTreeSet<String> = catalog::routes()
         .unwrap()
         .into_iter()
-        .filter(|r| r.binary != "docs" && r.path != catalog::DEFAULT_ROUTE)
+        .filter(|r| !api_tests::is_docs_page(&r.binary, &r.path) && r.path != catalog::DEFAULT_ROUTE)
         .map(|r| r.path)
         .collect();
     assert_eq!(documented, routed);
     // And per path, exactly the methods the function serves.
-    for (_, path, methods) in api_tests::api_routes().iter().filter(|(f, _, _)| f != "docs") {
+    for (_, path, methods) in
+        api_tests::api_routes().iter().filter(|(f, p, _)| !api_tests::is_docs_page(f, p))
+    {
         let item = doc["paths"][path.as_str()].as_object().unwrap();
         let documented: BTreeSet<String> = item.keys().map(|m| m.to_uppercase()).collect();
         assert_eq!(documented, methods.iter().cloned().collect(), "{path}");
@@ -88,7 +90,7 @@ fn every_operation_has_a_readable_unique_id_and_its_error_statuses() {
     // One per operation of the contract (its routes' methods, the docs pages aside).
     let operations: usize = api_tests::api_routes()
         .iter()
-        .filter(|(f, _, _)| f != "docs")
+        .filter(|(f, p, _)| !api_tests::is_docs_page(f, p))
         .map(|(_, _, methods)| methods.len())
         .sum();
     assert_eq!(ids.len(), operations);
@@ -105,6 +107,22 @@ fn every_operation_has_a_readable_unique_id_and_its_error_statuses() {
     for limited in ["TooManyRequests", "Unavailable"] {
         assert!(doc["components"]["responses"][limited]["headers"].get("Retry-After").is_some(), "{limited}");
     }
+}
+
+/// The health check: for anyone, 200 or 503 and nothing else, neither cached.
+#[test]
+fn the_health_check_is_documented_as_public_with_its_two_answers() {
+    let doc = document();
+    let get = &doc["paths"]["/v1/health"]["get"];
+    assert!(get.get("security").is_none(), "{get}");
+    assert_eq!(get["tags"], serde_json::json!(["health"]));
+    let responses = get["responses"].as_object().unwrap();
+    assert_eq!(responses.keys().map(String::as_str).collect::<BTreeSet<_>>(), BTreeSet::from(["200", "503"]));
+    for answer in responses.values() {
+        assert!(answer["headers"].get("Cache-Control").is_some(), "{answer}");
+    }
+    assert!(responses["503"]["headers"].get("Retry-After").is_some());
+    assert_eq!(doc["components"]["schemas"]["HealthStatus"]["enum"], serde_json::json!(["ok"]));
 }
 
 #[test]

@@ -50,6 +50,7 @@ fn every_other_key_of_the_code_is_in_the_table_design() {
         ("LOGIN#EA#<source address>#<email key>", ATTEMPTS_SK),
         ("LOGIN#E#<email key>", ATTEMPTS_SK),
         (MIGRATIONS_PK, LEASE_SK),
+        (shared::repo::HEALTH_KEY, shared::repo::HEALTH_KEY),
     ] {
         assert!(rows.iter().any(|(_, p, s)| p == pk && s == sk), "no row for {pk} / {sk} in {rows:?}");
     }

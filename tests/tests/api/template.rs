@@ -193,8 +193,14 @@ fn functions_are_traced_logged_with_retention_and_time_out_after_dynamodb_gives_
         .filter(|e| e.as_ref().unwrap().path().join("Cargo.toml").is_file())
         .count();
     assert_eq!(functions, crates);
-    // The docs function touches no data at all.
-    assert!(t["Resources"]["DocsFunction"]["Properties"].get("Policies").is_none());
+    // The docs function reads one key of the table, never written (its health check), and
+    // nothing else (iam.rs proves it is what the function uses).
+    let docs = &t["Resources"]["DocsFunction"]["Properties"]["Policies"];
+    let statements = docs[0]["Statement"].as_sequence().unwrap();
+    assert_eq!((docs.as_sequence().unwrap().len(), statements.len()), (1, 1));
+    assert_eq!(statements[0]["Action"].as_sequence().unwrap(), &["dynamodb:GetItem"]);
+    let keys = &statements[0]["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"];
+    assert_eq!(keys.as_sequence().unwrap(), &[shared::repo::HEALTH_KEY]);
 }
 
 /// Only the worker may send mail, only from `MailFrom` (SES's `ses:FromAddress`), only through

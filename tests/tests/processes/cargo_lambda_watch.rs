@@ -117,10 +117,17 @@ async fn cargo_lambda_watch_serves_every_function() {
     assert_eq!((read.status, read.json()["title"].clone()), (StatusCode::OK, json!("watched")));
     assert_eq!(read.header("etag"), Some("\"1\""));
 
-    // docs: the document.
+    // docs: the document, and the health check, which reads DynamoDB Local.
     let document = call(&format!("{base}/docs/openapi.json"), Method::GET, &[], "").await;
     assert_eq!(document.status, StatusCode::OK);
     assert_eq!(document.json()["openapi"], "3.1.0");
+    let health = call(&format!("{base}/docs/v1/health"), Method::GET, &[], "").await;
+    assert_eq!(
+        (health.status, health.json()),
+        (StatusCode::OK, json!({"status": "ok"})),
+        "{:?}",
+        health.body
+    );
 
     // worker: the account deleted through users, its records purged by the worker function,
     // which `admin worker` invokes with DynamoDB Local's stream records as Lambda would.

@@ -304,6 +304,14 @@ async fn under_sam_local_the_whole_api_keeps_its_contract_and_every_event_answer
     let read = http(Method::GET, &format!("{url}{location}"), &[("authorization", &bearer)], "").await;
     assert_eq!((read.status, read.json()["title"].clone()), (StatusCode::OK, json!("boxed")));
     assert_eq!(read.header("etag"), Some("\"1\""));
+    // The health check, from the docs function's container, reads DynamoDB Local.
+    let health = http(Method::GET, &format!("{url}/v1/health"), &[], "").await;
+    assert_eq!(
+        (health.status, health.json()),
+        (StatusCode::OK, json!({"status": "ok"})),
+        "{:?}",
+        health.body
+    );
     // The contract's 404 and 405, from the functions' routers (API Gateway routes every method).
     let unknown = http(Method::GET, &format!("{url}/v2/nothing"), &[], "").await;
     assert_eq!((unknown.status, unknown.json()), (StatusCode::NOT_FOUND, json!({"detail": "Not Found"})));

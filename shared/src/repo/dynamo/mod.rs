@@ -8,6 +8,7 @@
 //! runs), then one file per entity, and [`purge`], which deletes what a deleted user owned.
 
 mod attrs;
+mod health;
 mod idempotency;
 mod key_ring;
 mod mail;

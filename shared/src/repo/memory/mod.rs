@@ -8,6 +8,7 @@
 //! Laid out as the DynamoDB store is: this file's map, then one file per entity, and
 //! [`purge`].
 
+mod health;
 mod idempotency;
 mod key_ring;
 mod mail;
