@@ -54,6 +54,7 @@ mod structure;
 mod table_design;
 mod template;
 mod template_keys;
+mod template_ops;
 mod throttle;
 mod users;
 #[cfg(feature = "dynamodb")]

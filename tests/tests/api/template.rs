@@ -129,7 +129,7 @@ fn strings(v: &Value) -> Vec<String> {
     v.as_sequence().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
 }
 
-fn tagged<'a>(v: &'a Value, tag: &str) -> &'a Value {
+pub(crate) fn tagged<'a>(v: &'a Value, tag: &str) -> &'a Value {
     match v {
         Value::Tagged(t) if t.tag == tag => &t.value,
         other => panic!("expected {tag}, found {other:?}"),
