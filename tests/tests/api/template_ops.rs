@@ -11,7 +11,10 @@ use std::collections::BTreeSet;
 use super::template::{tagged, template};
 
 /// The routes each of whose requests runs argon2id or queues a message: token (a login),
-/// signup, password change, password recovery and reset, a new verification email.
+/// signup, password change, password recovery and reset, a new verification email. Left at
+/// the default on purpose: `PATCH /v1/users/me` (a password check to change an address) shares
+/// its route with the hot `GET`; the superuser's `POST /v1/users` and `PATCH /v1/users/{id}`
+/// share theirs with listings and reads.
 const HASHING_OR_MAIL: [&str; 6] = [
     "/v1/auth/token",
     "/v1/auth/password-recovery",
@@ -63,6 +66,8 @@ fn the_stage_logs_each_request_as_json_with_retention() {
     let group = &t["Resources"]["ApiAccessLogs"];
     assert_eq!(group["Type"], "AWS::Logs::LogGroup");
     assert_eq!(tagged(&group["Properties"]["RetentionInDays"], "!Ref"), "LogRetentionDays");
+    let name = tagged(&group["Properties"]["LogGroupName"], "!Sub").as_str().unwrap();
+    assert!(name.starts_with("/aws/vendedlogs/"), "{name}: log delivery's own prefix");
     // With every variable given a value, the format is one JSON object holding what an
     // operator needs of each request.
     let format = log["Format"].as_str().unwrap();
@@ -77,6 +82,9 @@ fn the_stage_logs_each_request_as_json_with_retention() {
         ("requestId", "$context.requestId"),
         ("sourceIp", "$context.identity.sourceIp"),
         ("routeKey", "$context.routeKey"),
+        ("httpMethod", "$context.httpMethod"),
+        ("path", "$context.path"),
+        ("lambdaRequestId", "$context.integration.requestId"),
         ("status", "$context.status"),
         ("responseLatency", "$context.responseLatency"),
         ("integrationError", "$context.integrationErrorMessage"),
@@ -91,6 +99,8 @@ fn auths_concurrency_is_reserved_only_when_a_number_is_given() {
     let t = template();
     let parameter = &t["Parameters"]["AuthReservedConcurrency"];
     assert_eq!(parameter["Default"], "", "none by default: a new account may have none to reserve");
+    // Zero would stop every login.
+    assert_eq!(parameter["AllowedPattern"], "^([1-9][0-9]*)?$");
     let reserved =
         tagged(&t["Resources"]["AuthFunction"]["Properties"]["ReservedConcurrentExecutions"], "!If");
     assert_eq!(reserved[0], "AuthConcurrencyReserved");
