@@ -2,7 +2,7 @@
 //! `tests/tests/api/structure.rs`, keeps it so):
 //!
 //! 1. [`domain`] values (`Email`, `Password`, `Patch`, ...), [`deps`] (clock, ids), [`config`],
-//!    [`telemetry`]: nothing of this crate.
+//!    [`telemetry`], [`metrics`]: nothing of this crate.
 //! 2. [`repo`]: records, repository traits, the DynamoDB and memory stores, the key schema.
 //! 3. [`error`] (the one `ApiError` and its wire bodies), then [`validate`] (request bodies),
 //!    [`cursor`], [`auth`] (hashing, JWTs, refresh tokens).
@@ -17,6 +17,7 @@ pub mod cursor;
 pub mod deps;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod migrate;
 pub mod openapi;
 pub mod purge;

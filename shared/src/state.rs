@@ -19,6 +19,7 @@ use crate::auth::{Argon2Hasher, JwtKeys, PasswordHasher};
 use crate::config::{Config, ConfigError};
 use crate::cursor::CursorCodec;
 use crate::deps::{Clock, IdGenerator, SystemClock, UuidV7};
+use crate::metrics::Metrics;
 use crate::repo::dynamo::DynamoStore;
 use crate::repo::memory::MemoryStore;
 use crate::repo::{HealthRepo, RepoResult, Repos};
@@ -32,6 +33,8 @@ pub struct AppState {
     pub hasher: Arc<dyn PasswordHasher>,
     pub jwt: Arc<JwtKeys>,
     pub cursors: Arc<CursorCodec>,
+    /// Where each request's metrics go (EMF on stdout on Lambda; none locally).
+    pub metrics: Metrics,
 }
 
 impl AppState {
@@ -45,6 +48,7 @@ impl AppState {
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7::default()),
             hasher: Arc::new(Argon2Hasher::owasp()),
+            metrics: Metrics::from_env(),
         }
     }
 
@@ -128,6 +132,11 @@ impl AppState {
 
     pub fn with_ids(mut self, ids: Arc<dyn IdGenerator>) -> Self {
         self.ids = ids;
+        self
+    }
+
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 }

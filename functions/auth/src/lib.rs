@@ -16,6 +16,7 @@ use shared::auth::jwt::Subject;
 use shared::auth::refresh::{self, MAX_REFRESH_TOKEN_LEN};
 use shared::domain::Email;
 use shared::error::OAuthErrorCode;
+use shared::metrics::{Counted, Event};
 use shared::openapi::{OAuthBadRequest, PayloadTooLarge, TooManyRequests, Unavailable};
 use shared::repo::{NewFamily, RefreshRecord, Rotation};
 use shared::web::{Form, Param, SourceAddress, throttle};
@@ -159,7 +160,21 @@ async fn token(
 ) -> ApiResult<Response> {
     // As FastAPI's OAuth2PasswordRequestForm, grant_type may be omitted for the password grant.
     match form.grant_type.get()? {
-        None | Some("password") => password_grant(&state, &form, &address).await,
+        None | Some("password") => {
+            let login = password_grant(&state, &form, &address).await;
+            // Counted (metrics): a login let in, refused its credentials, or throttled.
+            let event = match &login {
+                Ok(_) => Some(Event::LoginOk),
+                Err(ApiError::OAuth { code: OAuthErrorCode::InvalidGrant, .. }) => Some(Event::LoginFailed),
+                Err(ApiError::TooManyRequests { .. }) => Some(Event::LoginThrottled),
+                Err(_) => None,
+            };
+            let mut response = login.into_response();
+            if let Some(event) = event {
+                Counted::add(&mut response, event);
+            }
+            Ok(response)
+        }
         Some("refresh_token") => refresh_grant(&state, &form).await,
         Some(_) => Err(ApiError::OAuth {
             code: OAuthErrorCode::UnsupportedGrantType,
@@ -240,7 +255,7 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Respo
     let old =
         tokens.get_refresh(user_id, &refresh::hash(presented)).await?.ok_or_else(ApiError::invalid_grant)?;
     if old.used {
-        return Err(reuse_detected(state, &old).await);
+        return Ok(reuse_detected(state, &old).await);
     }
     if old.expires_at <= now || old.family_ends_at <= now {
         return Err(ApiError::invalid_grant());
@@ -260,19 +275,22 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Respo
     match tokens.rotate_refresh(&old, &new, now).await? {
         Rotation::Rotated => Ok(token_response(token)),
         // Another request exchanged the same token first: that is reuse too.
-        Rotation::AlreadyUsed => Err(reuse_detected(state, &old).await),
+        Rotation::AlreadyUsed => Ok(reuse_detected(state, &old).await),
         Rotation::FamilyGone => Err(ApiError::invalid_grant()),
     }
 }
 
 /// RFC 9700 §4.14.2: a rotated refresh token presented again means it may have been stolen;
-/// revoke every token descended from the same login.
-async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> ApiError {
+/// revoke every token descended from the same login. The answer is the refusal (counted as a
+/// reuse, for the metrics' alarm), or the store's fault.
+async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> Response {
     tracing::warn!(user_id = %old.user_id, family_id = %old.family_id, "refresh token reuse: family revoked");
-    match state.repos.tokens.revoke_family(old.user_id, old.family_id).await {
-        Ok(()) => ApiError::invalid_grant(),
-        Err(e) => e.into(),
-    }
+    let mut response = match state.repos.tokens.revoke_family(old.user_id, old.family_id).await {
+        Ok(()) => ApiError::invalid_grant().into_response(),
+        Err(e) => ApiError::from(e).into_response(),
+    };
+    Counted::add(&mut response, Event::RefreshReuse);
+    response
 }
 
 /// RFC 7009: 200 whether or not the token was known; a known token's whole family stops working.

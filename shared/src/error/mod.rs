@@ -147,7 +147,9 @@ impl IntoResponse for ApiError {
             }
             Self::Unavailable(cause) => {
                 tracing::warn!(error.cause = %cause, "store unavailable");
-                detail(status, "Service temporarily unavailable")
+                let mut response = detail(status, "Service temporarily unavailable");
+                crate::metrics::Counted::add(&mut response, crate::metrics::Event::Unavailable);
+                response
             }
             Self::Internal(cause) => {
                 tracing::error!(error.cause = %cause, "internal error");

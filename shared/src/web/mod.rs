@@ -16,13 +16,14 @@ pub mod throttle;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{MatchedPath, Request};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::error::ApiError;
+use crate::metrics::{Counted, Event, RequestRecord};
 use crate::state::AppState;
 
 pub use address::SourceAddress;
@@ -54,6 +55,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The request-level middleware wraps the *whole* router (as its fallback service), not each
 /// route: axum adds `Allow` to a 405 outside per-route layers, and the 405 body must keep it.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
+    let metrics = state.clone();
     let inner = router.fallback(not_found).layer(middleware::from_fn(record_route)).with_state(state);
     // Layers wrap outwards: the panic catcher sits inside the request context, so a panic's 500
     // still gets its `x-request-id` and its access-log line.
@@ -61,7 +63,10 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
         // The panic payload may hold request data: it is not logged.
         ApiError::Internal("handler panicked".into()).into_response()
     });
-    Router::new().fallback_service(inner).layer(catch_panic).layer(middleware::from_fn(request_context))
+    Router::new()
+        .fallback_service(inner)
+        .layer(catch_panic)
+        .layer(middleware::from_fn_with_state(metrics, request_context))
 }
 
 async fn not_found() -> Response {
@@ -81,8 +86,8 @@ async fn record_route(request: Request, next: Next) -> Response {
     response
 }
 
-/// Request id, the JSON 405, and the access-log line.
-async fn request_context(request: Request, next: Next) -> Response {
+/// Request id, the JSON 405, the access-log line and the request's metrics.
+async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
         .extensions()
@@ -102,14 +107,21 @@ async fn request_context(request: Request, next: Next) -> Response {
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
-    tracing::info!(
-        request_id,
-        method = %method,
-        route = route.as_deref().unwrap_or("<unmatched>"),
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let (route, latency_ms) =
+        (route.as_deref().unwrap_or("<unmatched>"), started.elapsed().as_secs_f64() * 1000.0);
+    tracing::info!(request_id, method = %method, route, status = response.status().as_u16(), latency_ms, "request");
+    let mut events = response.extensions().get::<Counted>().map(|c| c.0.clone()).unwrap_or_default();
+    if response.headers().contains_key(&idempotency::IDEMPOTENT_REPLAYED) {
+        events.push(Event::IdempotentReplay);
+    }
+    let record = RequestRecord {
+        route,
+        status: response.status().as_u16(),
+        latency_ms,
+        events: &events,
+        request_id: &request_id,
+    };
+    state.metrics.request(&record, state.clock.now().timestamp_millis());
     response
 }
 

@@ -41,6 +41,7 @@ mod idempotency_repo;
 mod items;
 mod key_ring;
 mod lambda;
+mod metrics;
 mod migrate;
 mod openapi;
 mod purge;

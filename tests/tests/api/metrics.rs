@@ -1,0 +1,189 @@
+//! Metrics (issue 18, item 1): each request writes one CloudWatch Embedded Metric Format line,
+//! checked here against the EMF specification, with what it counts: requests by route and
+//! status class, latency, the cold start, logins (ok, failed, throttled), refresh-token reuse,
+//! idempotent replays and 503s.
+
+// Test helpers as well as #[test]s: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use api_tests::{PASSWORD, TestApp};
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode, header};
+use serde_json::{Value, json};
+use shared::AppState;
+use shared::metrics::{Captured, Metrics};
+
+/// The units EMF allows (CloudWatch's `StandardUnit`).
+const UNITS: [&str; 27] = [
+    "Seconds",
+    "Microseconds",
+    "Milliseconds",
+    "Bytes",
+    "Kilobytes",
+    "Megabytes",
+    "Gigabytes",
+    "Terabytes",
+    "Bits",
+    "Kilobits",
+    "Megabits",
+    "Gigabits",
+    "Terabits",
+    "Percent",
+    "Count",
+    "Bytes/Second",
+    "Kilobytes/Second",
+    "Megabytes/Second",
+    "Gigabytes/Second",
+    "Terabytes/Second",
+    "Bits/Second",
+    "Kilobits/Second",
+    "Megabits/Second",
+    "Gigabits/Second",
+    "Terabits/Second",
+    "Count/Second",
+    "None",
+];
+
+/// One line checked against the EMF specification: a JSON object whose `_aws` holds a
+/// `Timestamp` in epoch milliseconds and one or more metric directives; each directive's
+/// namespace is 1–255 characters, its dimension sets name at most 30 dimensions, each a
+/// top-level string member, and its 1–100 metrics each a top-level number with a standard unit.
+/// Returns the document.
+fn emf(line: &str) -> Value {
+    assert!(!line.contains('\n'), "one line: {line}");
+    let doc: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let aws = doc["_aws"].as_object().unwrap_or_else(|| panic!("no _aws: {line}"));
+    let timestamp = aws["Timestamp"].as_i64().unwrap();
+    assert!(timestamp > 1_500_000_000_000 && timestamp < 10_000_000_000_000, "milliseconds: {timestamp}");
+    let directives = aws["CloudWatchMetrics"].as_array().unwrap();
+    assert!(!directives.is_empty());
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().unwrap();
+        assert!((1..=255).contains(&namespace.len()) && !namespace.trim().is_empty(), "{namespace}");
+        let mut dimension_names = BTreeSet::new();
+        for set in directive["Dimensions"].as_array().unwrap() {
+            let set = set.as_array().unwrap();
+            assert!(set.len() <= 30);
+            for name in set {
+                let name = name.as_str().unwrap();
+                let value = doc[name].as_str().unwrap_or_else(|| panic!("dimension {name}: {line}"));
+                assert!(!value.is_empty() && value.len() <= 1024, "{name}");
+                dimension_names.insert(name.to_owned());
+            }
+        }
+        let metrics = directive["Metrics"].as_array().unwrap();
+        assert!((1..=100).contains(&metrics.len()));
+        for metric in metrics {
+            let name = metric["Name"].as_str().unwrap();
+            assert!((1..=255).contains(&name.len()) && !dimension_names.contains(name), "{name}");
+            assert!(UNITS.contains(&metric["Unit"].as_str().unwrap()), "{metric}");
+            assert!(doc[name].as_f64().is_some_and(f64::is_finite), "metric {name}: {line}");
+        }
+    }
+    doc
+}
+
+fn app() -> (TestApp, Arc<Captured>) {
+    let captured = Arc::new(Captured::default());
+    let app = TestApp::memory();
+    let metrics = Metrics::new("the-stack", "the-stack-function", captured.clone());
+    let app = TestApp::from_state(app.state.clone().with_metrics(metrics));
+    (app, captured)
+}
+
+/// The documents written since `from`.
+fn since(captured: &Captured, from: usize) -> Vec<Value> {
+    captured.lines()[from..].iter().map(|l| emf(l)).collect()
+}
+
+#[tokio::test]
+async fn each_request_writes_one_emf_line_by_function_and_route() {
+    let (app, captured) = app();
+    let user = app.user().await;
+    let item = app.item(&user.access, "measured").await;
+    let path = format!("/v1/items/{}", item["id"].as_str().unwrap());
+    let from = captured.lines().len();
+    assert_eq!(app.get(&path, &user.access).await.status, StatusCode::OK);
+    assert_eq!(app.get("/v2/nothing", &user.access).await.status, StatusCode::NOT_FOUND);
+    let docs = since(&captured, from);
+    assert_eq!(docs.len(), 2, "one line a request");
+    let read = &docs[0];
+    assert_eq!(read["FunctionName"], "the-stack-function");
+    assert_eq!(read["Route"], "/v1/items/{item_id}", "the route, never the concrete path");
+    assert_eq!((read["Requests"].as_f64(), read["Status2xx"].as_f64()), (Some(1.0), Some(1.0)));
+    assert_eq!((read["Status4xx"].as_f64(), read["Status5xx"].as_f64()), (Some(0.0), Some(0.0)));
+    assert!(read["Latency"].as_f64().unwrap() >= 0.0);
+    assert!(read.get("ColdStart").is_none(), "only the process's first request");
+    assert!(read["requestId"].as_str().is_some_and(|id| !id.is_empty()));
+    let directive = &read["_aws"]["CloudWatchMetrics"][0];
+    assert_eq!(directive["Namespace"], "the-stack");
+    assert_eq!(directive["Dimensions"], json!([["FunctionName", "Route"], ["FunctionName"]]));
+    let unmatched = &docs[1];
+    assert_eq!(
+        (unmatched["Route"].as_str(), unmatched["Status4xx"].as_f64()),
+        (Some("<unmatched>"), Some(1.0))
+    );
+    // The very first line of the process said it was a cold start.
+    assert_eq!(emf(&captured.lines()[0])["ColdStart"].as_f64(), Some(1.0));
+    assert_eq!(captured.lines().iter().filter(|l| emf(l).get("ColdStart").is_some()).count(), 1);
+}
+
+/// The count a document gives `metric` (0 when absent).
+fn count(doc: &Value, metric: &str) -> f64 {
+    doc.get(metric).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn logins_are_counted_ok_failed_and_throttled_and_reuse_and_replays_too() {
+    let (app, captured) = app();
+    let user = app.user().await;
+    let from = captured.lines().len();
+    assert_eq!(app.login(&user.email, PASSWORD).await.status, StatusCode::OK);
+    let max = app.state.config.login_max_failures;
+    for _ in 0..max {
+        assert_eq!(app.login(&user.email, "a wrong password").await.status, StatusCode::BAD_REQUEST);
+    }
+    assert_eq!(app.login(&user.email, "a wrong password").await.status, StatusCode::TOO_MANY_REQUESTS);
+    let docs = since(&captured, from);
+    let total = |metric: &str| docs.iter().map(|d| count(d, metric)).sum::<f64>();
+    assert_eq!((total("LoginOk"), total("LoginFailed"), total("LoginThrottled")), (1.0, f64::from(max), 1.0));
+    // A refresh token presented twice: the second is reuse.
+    let from = captured.lines().len();
+    assert_eq!(app.refresh(&user.refresh).await.status, StatusCode::OK);
+    assert_eq!(app.refresh(&user.refresh).await.status, StatusCode::BAD_REQUEST);
+    let docs = since(&captured, from);
+    assert_eq!(docs.iter().map(|d| count(d, "RefreshReuse")).collect::<Vec<_>>(), [0.0, 1.0]);
+    assert_eq!(docs.iter().map(|d| count(d, "LoginOk")).sum::<f64>(), 0.0, "a refresh is no login");
+    // A create retried with its key: the second answer is a replay.
+    let from = captured.lines().len();
+    for _ in 0..2 {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri("/v1/items")
+            .header(header::AUTHORIZATION, format!("Bearer {}", user.access))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", "metrics-1")
+            .body(Body::from(json!({"title": "once"}).to_string()))
+            .unwrap();
+        assert_eq!(app.send(request).await.status, StatusCode::CREATED);
+    }
+    let docs = since(&captured, from);
+    assert_eq!(docs.iter().map(|d| count(d, "IdempotentReplay")).collect::<Vec<_>>(), [0.0, 1.0]);
+}
+
+#[tokio::test]
+async fn a_503_is_counted_as_unavailable() {
+    let captured = Arc::new(Captured::default());
+    let mut config = api_tests::config();
+    // Nothing listens there: the health check's one read fails.
+    config.dynamodb_endpoint = Some("http://127.0.0.1:9".into());
+    let metrics = Metrics::new("the-stack", "the-stack-docs", captured.clone());
+    let docs = TestApp::from_state(AppState::health_only(config).with_metrics(metrics));
+    assert_eq!(docs.call(Method::GET, "/v1/health", None).await.status, StatusCode::SERVICE_UNAVAILABLE);
+    let doc = emf(captured.lines().last().unwrap());
+    assert_eq!((count(&doc, "Unavailable"), count(&doc, "Status5xx")), (1.0, 1.0));
+    assert_eq!(doc["Route"], "/v1/health");
+}
