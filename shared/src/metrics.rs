@@ -11,10 +11,10 @@
 //! What is measured, per request:
 //! - `Requests`, `Latency` and `Status2xx`/`Status4xx`/`Status5xx`, by function and route, and
 //!   by function alone;
-//! - `ColdStart` on the first request of a process;
-//! - the events a request reports in its response ([`Counted`]): logins (ok, failed,
-//!   throttled), refresh-token reuse, idempotent replays, and 503s (DynamoDB, or the key
-//!   service, out of reach or throttling).
+//! - by function alone, `ColdStart` on the first request of a process, and the events a request
+//!   reports in its response ([`Counted`]): logins (ok, failed, throttled), refresh-token
+//!   reuse, idempotent replays, and 503s (DynamoDB, or the key service, out of reach or
+//!   throttling).
 //!
 //! Dimensions are kept to two (`FunctionName`, as Lambda's own metrics name the function, and
 //! `Route`) because each distinct combination is a custom metric, which costs. The route is
@@ -25,7 +25,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde_json::{Map, Value, json};
 
-/// The dimension sets of every request's metrics: by route, and by service.
+/// The dimension sets of every request's traffic metrics: by function and route, and by
+/// function.
 pub const DIMENSION_SETS: [&[&str]; 2] = [&["FunctionName", "Route"], &["FunctionName"]];
 
 /// Something a request did that is counted, put in its response's extensions by the code that
@@ -80,8 +81,7 @@ impl Counted {
     }
 }
 
-/// Where the lines go: stdout on Lambda, nowhere for the local server (unless asked), a buffer
-/// in tests.
+/// Where the lines go: stdout on Lambda, nowhere for the local server, a buffer in tests.
 pub trait MetricsSink: Send + Sync + std::fmt::Debug {
     fn write(&self, line: String);
 }
@@ -91,10 +91,11 @@ pub trait MetricsSink: Send + Sync + std::fmt::Debug {
 pub struct Stdout;
 
 impl MetricsSink for Stdout {
-    fn write(&self, line: String) {
+    fn write(&self, mut line: String) {
         use std::io::Write;
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}");
+        line.push('\n');
+        // One write under stdout's lock, as tracing's lines: lines never interleave.
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
     }
 }
 
@@ -149,7 +150,11 @@ impl Metrics {
             namespace: namespace.to_owned(),
             function: function.to_owned(),
             sink,
-            cold: Arc::new(AtomicBool::new(true)),
+            // A provisioned-concurrency environment is started ahead of traffic: no request
+            // waits for it, so it is no cold start.
+            cold: Arc::new(AtomicBool::new(
+                std::env::var("AWS_LAMBDA_INITIALIZATION_TYPE").as_deref() != Ok("provisioned-concurrency"),
+            )),
         }
     }
 
@@ -176,59 +181,76 @@ impl Metrics {
 
     /// Writes one request's metrics.
     pub fn request(&self, record: &RequestRecord<'_>, timestamp_ms: i64) {
-        let mut values: Vec<(&str, &str, f64)> = vec![
+        let class = |range: std::ops::Range<u16>| f64::from(u8::from(range.contains(&record.status)));
+        let traffic = [
             ("Requests", "Count", 1.0),
-            ("Latency", "Milliseconds", record.latency_ms),
-            ("Status2xx", "Count", f64::from(u8::from((200..300).contains(&record.status)))),
-            ("Status4xx", "Count", f64::from(u8::from((400..500).contains(&record.status)))),
-            ("Status5xx", "Count", f64::from(u8::from(record.status >= 500))),
+            // Microseconds are noise in a metric: three decimals of a millisecond.
+            ("Latency", "Milliseconds", (record.latency_ms * 1000.0).round() / 1000.0),
+            ("Status2xx", "Count", class(200..300)),
+            ("Status4xx", "Count", class(400..500)),
+            ("Status5xx", "Count", class(500..600)),
         ];
+        // Rare events by function alone: a metric per route for each would cost (each
+        // dimension combination is a billed custom metric) and say nothing more.
+        let mut events = Vec::new();
         if self.cold.swap(false, Ordering::Relaxed) {
-            values.push(("ColdStart", "Count", 1.0));
+            events.push(("ColdStart", "Count", 1.0));
         }
         for event in Event::ALL {
             let n = record.events.iter().filter(|e| **e == event).count();
             if n > 0 {
-                values.push((event.name(), "Count", n as f64));
+                events.push((event.name(), "Count", n as f64));
             }
         }
-        let dimensions = [("FunctionName", self.function.as_str()), ("Route", record.route)];
-        let properties = [("requestId", record.request_id), ("status", &record.status.to_string())];
-        self.sink.write(document(&self.namespace, &dimensions, &values, &properties, timestamp_ms));
+        let members = Members {
+            dimensions: &[("FunctionName", self.function.as_str()), ("Route", record.route)],
+            properties: &[("requestId", json!(record.request_id)), ("status", json!(record.status))],
+        };
+        let directives = [(&DIMENSION_SETS[..], &traffic[..]), (&EVENT_DIMENSION_SETS[..], &events[..])];
+        self.sink.write(document(&self.namespace, &members, &directives, timestamp_ms));
     }
 }
 
-/// One EMF document as a line: `_aws` with the timestamp and one metric directive (the
-/// [`DIMENSION_SETS`]), each dimension and metric a top-level member, and the properties.
+/// The dimension sets of the rare events (cold starts, logins, reuse, replays, 503s).
+pub const EVENT_DIMENSION_SETS: [&[&str]; 1] = [&["FunctionName"]];
+
+/// A document's top-level members besides its metrics: its dimensions' values, and properties
+/// (searchable in the log, not metrics).
+#[derive(Debug)]
+pub struct Members<'a> {
+    pub dimensions: &'a [(&'a str, &'a str)],
+    pub properties: &'a [(&'a str, Value)],
+}
+
+/// A metric: its name, unit and value.
+pub type Metric<'a> = (&'a str, &'a str, f64);
+
+/// One EMF document as a line: `_aws` with the timestamp and a metric directive for each of
+/// `directives` that has metrics (its dimension sets and its metrics), each dimension, metric
+/// and property a top-level member.
 pub fn document(
     namespace: &str,
-    dimensions: &[(&str, &str)],
-    metrics: &[(&str, &str, f64)],
-    properties: &[(&str, &str)],
+    members: &Members<'_>,
+    directives: &[(&[&[&str]], &[Metric<'_>])],
     timestamp_ms: i64,
 ) -> String {
     let mut root = Map::new();
-    for (name, value) in properties {
+    for (name, value) in members.properties {
+        root.insert((*name).to_owned(), value.clone());
+    }
+    for (name, value) in members.dimensions {
         root.insert((*name).to_owned(), Value::from(*value));
     }
-    for (name, value) in dimensions {
-        root.insert((*name).to_owned(), Value::from(*value));
+    let mut cloudwatch = Vec::new();
+    for (dimension_sets, metrics) in directives.iter().filter(|(_, metrics)| !metrics.is_empty()) {
+        for (name, _, value) in metrics.iter() {
+            root.insert((*name).to_owned(), json!(value));
+        }
+        let definitions: Vec<Value> =
+            metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect();
+        cloudwatch
+            .push(json!({"Namespace": namespace, "Dimensions": dimension_sets, "Metrics": definitions}));
     }
-    for (name, _, value) in metrics {
-        root.insert((*name).to_owned(), json!(value));
-    }
-    let definitions: Vec<Value> =
-        metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect();
-    root.insert(
-        "_aws".to_owned(),
-        json!({
-            "Timestamp": timestamp_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": namespace,
-                "Dimensions": DIMENSION_SETS,
-                "Metrics": definitions,
-            }],
-        }),
-    );
+    root.insert("_aws".to_owned(), json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": cloudwatch}));
     Value::Object(root).to_string()
 }

@@ -1,5 +1,7 @@
-//! Logging: JSON lines through tracing-subscriber, the level from `AWS_LAMBDA_LOG_LEVEL` (set by
-//! Lambda's advanced logging controls) or `RUST_LOG`, `info` by default.
+//! Logging: JSON lines through tracing-subscriber, the level from `RUST_LOG` (the template's
+//! `LogLevel`) or `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), `info` by default.
+//! The template opens Lambda's own filter wide (`ApplicationLogLevel: TRACE`), since below its
+//! level Lambda drops every JSON line without a level, the metrics' EMF lines among them.
 //!
 //! Whatever the level, the runtime, HTTP and AWS SDK crates are capped at `info`: at `debug` and
 //! `trace` they log whole events and DynamoDB requests and responses, which carry passwords,
@@ -98,11 +100,11 @@ impl LogFormat {
     }
 }
 
-/// The requested level: `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging config), else `RUST_LOG`, else
+/// The requested level: `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL` (Lambda's logging config), else
 /// `info`.
 pub fn requested_level() -> String {
-    std::env::var("AWS_LAMBDA_LOG_LEVEL")
-        .or_else(|_| std::env::var("RUST_LOG"))
+    std::env::var("RUST_LOG")
+        .or_else(|_| std::env::var("AWS_LAMBDA_LOG_LEVEL"))
         .unwrap_or_else(|_| "info".into())
 }
 

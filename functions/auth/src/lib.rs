@@ -165,7 +165,11 @@ async fn token(
             // Counted (metrics): a login let in, refused its credentials, or throttled.
             let event = match &login {
                 Ok(_) => Some(Event::LoginOk),
-                Err(ApiError::OAuth { code: OAuthErrorCode::InvalidGrant, .. }) => Some(Event::LoginFailed),
+                Err(ApiError::OAuth { code: OAuthErrorCode::InvalidGrant, description })
+                    if *description != NOT_VERIFIED =>
+                {
+                    Some(Event::LoginFailed)
+                }
                 Err(ApiError::TooManyRequests { .. }) => Some(Event::LoginThrottled),
                 Err(_) => None,
             };
@@ -182,6 +186,10 @@ async fn token(
         }),
     }
 }
+
+/// A login with the right password to an address not verified yet (when verification is
+/// required): refused, but not a failed login (no metric counts it as one).
+const NOT_VERIFIED: &str = "Email address not verified: follow the link in the verification message, or reset the password (a reset link proves the address too)";
 
 async fn password_grant(
     state: &AppState,
@@ -217,10 +225,7 @@ async fn password_grant(
         if let Err(e) = throttle::succeeded(state, &admitted).await {
             tracing::warn!(user_id = %user.id, error = ?e, "the throttle's bookkeeping failed");
         }
-        return Err(ApiError::OAuth {
-            code: OAuthErrorCode::InvalidGrant,
-            description: "Email address not verified: follow the link in the verification message, or reset the password (a reset link proves the address too)",
-        });
+        return Err(ApiError::OAuth { code: OAuthErrorCode::InvalidGrant, description: NOT_VERIFIED });
     }
     let session = Session {
         subject: Subject { user_id: user.id, credential_version: user.credential_version },

@@ -87,8 +87,12 @@ fn emf(line: &str) -> Value {
 }
 
 fn app() -> (TestApp, Arc<Captured>) {
+    app_with(api_tests::config())
+}
+
+fn app_with(config: shared::Config) -> (TestApp, Arc<Captured>) {
     let captured = Arc::new(Captured::default());
-    let app = TestApp::memory();
+    let app = TestApp::with_config(config);
     let metrics = Metrics::new("the-stack", "the-stack-function", captured.clone());
     let app = TestApp::from_state(app.state.clone().with_metrics(metrics));
     (app, captured)
@@ -118,16 +122,24 @@ async fn each_request_writes_one_emf_line_by_function_and_route() {
     assert!(read["Latency"].as_f64().unwrap() >= 0.0);
     assert!(read.get("ColdStart").is_none(), "only the process's first request");
     assert!(read["requestId"].as_str().is_some_and(|id| !id.is_empty()));
-    let directive = &read["_aws"]["CloudWatchMetrics"][0];
-    assert_eq!(directive["Namespace"], "the-stack");
-    assert_eq!(directive["Dimensions"], json!([["FunctionName", "Route"], ["FunctionName"]]));
+    assert_eq!(read["status"], 200, "a number, as in the access log");
+    let written = read["_aws"]["Timestamp"].as_i64().unwrap();
+    assert!((written - app.state.clock.now().timestamp_millis()).abs() < 60_000, "now, in milliseconds");
+    let directives = read["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+    assert_eq!(directives.len(), 1, "no events, no second directive: {read}");
+    assert_eq!(directives[0]["Namespace"], "the-stack");
+    assert_eq!(directives[0]["Dimensions"], json!([["FunctionName", "Route"], ["FunctionName"]]));
     let unmatched = &docs[1];
     assert_eq!(
         (unmatched["Route"].as_str(), unmatched["Status4xx"].as_f64()),
         (Some("<unmatched>"), Some(1.0))
     );
-    // The very first line of the process said it was a cold start.
-    assert_eq!(emf(&captured.lines()[0])["ColdStart"].as_f64(), Some(1.0));
+    // The very first line of the process said it was a cold start, by function alone.
+    let first = emf(&captured.lines()[0]);
+    assert_eq!(first["ColdStart"].as_f64(), Some(1.0));
+    let events = &first["_aws"]["CloudWatchMetrics"][1];
+    assert_eq!(events["Dimensions"], json!([["FunctionName"]]));
+    assert_eq!(events["Metrics"], json!([{"Name": "ColdStart", "Unit": "Count"}]));
     assert_eq!(captured.lines().iter().filter(|l| emf(l).get("ColdStart").is_some()).count(), 1);
 }
 
@@ -178,12 +190,37 @@ async fn logins_are_counted_ok_failed_and_throttled_and_reuse_and_replays_too() 
 async fn a_503_is_counted_as_unavailable() {
     let captured = Arc::new(Captured::default());
     let mut config = api_tests::config();
-    // Nothing listens there: the health check's one read fails.
-    config.dynamodb_endpoint = Some("http://127.0.0.1:9".into());
+    // Nothing listens there (a port just let go): the health check's one read fails.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config.dynamodb_endpoint = Some(format!("http://127.0.0.1:{port}"));
     let metrics = Metrics::new("the-stack", "the-stack-docs", captured.clone());
     let docs = TestApp::from_state(AppState::health_only(config).with_metrics(metrics));
     assert_eq!(docs.call(Method::GET, "/v1/health", None).await.status, StatusCode::SERVICE_UNAVAILABLE);
     let doc = emf(captured.lines().last().unwrap());
     assert_eq!((count(&doc, "Unavailable"), count(&doc, "Status5xx")), (1.0, 1.0));
     assert_eq!(doc["Route"], "/v1/health");
+}
+
+/// The right password to an address not verified yet (verification required) is refused, but is
+/// no failed login: an alarm on failed logins must not fire on new users.
+#[tokio::test]
+async fn an_unverified_login_is_neither_ok_nor_failed() {
+    let mut config = api_tests::config();
+    config.require_email_verification = true;
+    let (app, captured) = app_with(config);
+    let signup = app
+        .json(
+            Method::POST,
+            "/v1/users/signup",
+            None,
+            json!({"email": "new@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(signup.status, StatusCode::CREATED);
+    let from = captured.lines().len();
+    let login = app.login("new@example.com", PASSWORD).await;
+    assert_eq!(login.status, StatusCode::BAD_REQUEST);
+    assert!(login.json()["error_description"].as_str().unwrap().contains("not verified"));
+    let doc = &since(&captured, from)[0];
+    assert_eq!((count(doc, "LoginOk"), count(doc, "LoginFailed")), (0.0, 0.0), "{doc}");
 }

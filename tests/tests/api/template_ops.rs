@@ -119,3 +119,16 @@ fn auths_concurrency_is_reserved_only_when_a_number_is_given() {
         }
     }
 }
+
+/// Lambda drops, below its application log level, every JSON line without a level: the
+/// metrics' EMF lines. So its filter stays open and the functions filter their own logs.
+#[test]
+fn the_log_level_is_the_functions_own_so_lambda_drops_no_metrics() {
+    let t = template();
+    let globals = &t["Globals"]["Function"];
+    assert_eq!(globals["LoggingConfig"]["ApplicationLogLevel"], "TRACE");
+    assert_eq!(globals["LoggingConfig"]["LogFormat"], "JSON");
+    let variables = &globals["Environment"]["Variables"];
+    assert_eq!(tagged(&variables["RUST_LOG"], "!Ref"), "LogLevel");
+    assert_eq!(tagged(&variables["METRICS_NAMESPACE"], "!Ref"), "AWS::StackName");
+}
