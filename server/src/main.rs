@@ -111,7 +111,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .signing(issuing)
                 .await
                 .map_err(|e| e.to_string())?;
-            let sink = Sink::InProcess(Worker::new(&state, mailer.clone()));
+            let sink = Sink::InProcess(Box::new(Worker::new(&state, mailer.clone())));
             let worker: LocalWorker = Box::pin(stream::run_on_stream(client, streams, table.clone(), sink));
             (state, format!("DynamoDB table {table:?} at {endpoint}"), worker)
         }
@@ -124,7 +124,7 @@ async fn run(args: Args) -> Result<(), String> {
                 .signing(issuing)
                 .await
                 .map_err(|e| e.to_string())?;
-            let sink = Sink::InProcess(Worker::new(&state, mailer.clone()));
+            let sink = Sink::InProcess(Box::new(Worker::new(&state, mailer.clone())));
             let worker: LocalWorker = Box::pin(async move {
                 stream::run_on_memory(store, sink).await;
                 Ok(())

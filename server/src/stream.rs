@@ -32,7 +32,7 @@ const DELIVERIES: u32 = 11;
 #[derive(Debug, Clone)]
 pub enum Sink {
     /// In this process.
-    InProcess(Worker),
+    InProcess(Box<Worker>),
     /// A function behind the Lambda invoke API, e.g. `cargo lambda watch`'s
     /// `http://127.0.0.1:9000/2015-03-31/functions/worker/invocations`.
     Invoke(String),

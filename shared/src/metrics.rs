@@ -16,6 +16,10 @@
 //!   reuse, idempotent replays, and 503s (DynamoDB, or the key service, out of reach or
 //!   throttling).
 //!
+//! The worker writes one line per invocation with its counts ([`Metrics::counts`]): messages
+//! sent, given up and left for later, purges finished and records purged, and work that failed
+//! on the store.
+//!
 //! Dimensions are kept to two (`FunctionName`, as Lambda's own metrics name the function, and
 //! `Route`) because each distinct combination is a custom metric, which costs. The route is
 //! the template's (`/v1/items/{item_id}`), never a concrete path.
@@ -28,6 +32,10 @@ use serde_json::{Map, Value, json};
 /// The dimension sets of every request's traffic metrics: by function and route, and by
 /// function.
 pub const DIMENSION_SETS: [&[&str]; 2] = [&["FunctionName", "Route"], &["FunctionName"]];
+
+/// The metrics every request writes, by function and route and by function: the count, the
+/// latency in milliseconds, and one of the status classes.
+pub const TRAFFIC: [&str; 5] = ["Requests", "Latency", "Status2xx", "Status4xx", "Status5xx"];
 
 /// Something a request did that is counted, put in its response's extensions by the code that
 /// knows (the token endpoint, the idempotency layer, the error body).
@@ -195,13 +203,14 @@ impl Metrics {
             return;
         }
         let class = |range: std::ops::Range<u16>| f64::from(u8::from(range.contains(&record.status)));
+        let [requests, latency, ok, client, server] = TRAFFIC;
         let traffic = [
-            ("Requests", "Count", 1.0),
+            (requests, "Count", 1.0),
             // Microseconds are noise in a metric: three decimals of a millisecond.
-            ("Latency", "Milliseconds", (record.latency_ms * 1000.0).round() / 1000.0),
-            ("Status2xx", "Count", class(200..300)),
-            ("Status4xx", "Count", class(400..500)),
-            ("Status5xx", "Count", class(500..600)),
+            (latency, "Milliseconds", (record.latency_ms * 1000.0).round() / 1000.0),
+            (ok, "Count", class(200..300)),
+            (client, "Count", class(400..500)),
+            (server, "Count", class(500..600)),
         ];
         // Rare events by function alone: a metric per route for each would cost (each
         // dimension combination is a billed custom metric) and say nothing more.
@@ -220,6 +229,24 @@ impl Metrics {
             properties: &[("requestId", json!(record.request_id)), ("status", json!(record.status))],
         };
         let directives = [(&DIMENSION_SETS[..], &traffic[..]), (&EVENT_DIMENSION_SETS[..], &events[..])];
+        self.sink.write(document(&self.namespace, &members, &directives, timestamp_ms));
+    }
+}
+
+impl Metrics {
+    /// Writes one invocation's counts by function alone (the worker's: mail sent and given up,
+    /// purges), with `ColdStart` on a process's first. Zeros are written too: a count that is
+    /// zero is a point on the graph, not a gap.
+    pub fn counts(&self, counts: &[Metric<'_>], timestamp_ms: i64) {
+        if !self.sink.keeps() {
+            return;
+        }
+        let mut metrics = counts.to_vec();
+        if self.cold.swap(false, Ordering::Relaxed) {
+            metrics.push(("ColdStart", "Count", 1.0));
+        }
+        let members = Members { dimensions: &[("FunctionName", self.function.as_str())], properties: &[] };
+        let directives = [(&EVENT_DIMENSION_SETS[..], &metrics[..])];
         self.sink.write(document(&self.namespace, &members, &directives, timestamp_ms));
     }
 }

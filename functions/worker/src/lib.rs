@@ -11,6 +11,7 @@
 
 pub mod mail;
 pub mod outbox;
+pub mod tally;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use uuid::Uuid;
 
 use self::mail::{MailDir, MailSettings, Mailer, SesMailer};
 use self::outbox::Outbox;
+pub use self::tally::Tally;
 
 /// What the stream hands to the worker (the template's filters, one per pair): the partitions'
 /// prefix, and the events that carry work there. A purge recorded, or its progress noted; a
@@ -71,13 +73,15 @@ struct Keys {
     sk: String,
 }
 
-/// The worker's dependencies: the purges, the outbox and the clock. It holds no key that signs
-/// an access token; the tokens it mints are random, and recorded only as their hashes.
+/// The worker's dependencies: the purges, the outbox, the clock and where its metrics go. It
+/// holds no key that signs an access token; the tokens it mints are random, and recorded only
+/// as their hashes.
 #[derive(Debug, Clone)]
 pub struct Worker {
     pub purges: Arc<dyn PurgeRepo>,
     pub outbox: Outbox,
     pub clock: Arc<dyn Clock>,
+    pub metrics: shared::metrics::Metrics,
 }
 
 impl Worker {
@@ -92,19 +96,40 @@ impl Worker {
             config: state.config.clone(),
             clock: state.clock.clone(),
         };
-        Self { purges: state.repos.purges.clone(), outbox, clock: state.clock.clone() }
+        Self {
+            purges: state.repos.purges.clone(),
+            outbox,
+            clock: state.clock.clone(),
+            metrics: state.metrics.clone(),
+        }
     }
 
     /// Handles one invocation, to be done by `deadline`. A stream batch answers with the
     /// record to retry from (if any), as `ReportBatchItemFailures` expects; a sweep with what
-    /// it did. A sweep that fails is an error (the schedule's retry policy retries it).
+    /// it did. A sweep that fails is an error (the schedule's retry policy retries it). Either
+    /// way, one metrics line says what it did.
     pub async fn handle(
         &self,
         event: Event,
         deadline: Instant,
     ) -> Result<serde_json::Value, shared::repo::RepoError> {
+        let mut tally = Tally::default();
+        let result = self.run(event, deadline, &mut tally).await;
+        if result.is_err() {
+            tally.work_failed += 1;
+        }
+        self.metrics.counts(&tally.metrics(), self.clock.now().timestamp_millis());
+        result
+    }
+
+    async fn run(
+        &self,
+        event: Event,
+        deadline: Instant,
+        tally: &mut Tally,
+    ) -> Result<serde_json::Value, shared::repo::RepoError> {
         match event {
-            Event::Stream(batch) => Ok(to_json(&self.stream(&batch.records, deadline).await)),
+            Event::Stream(batch) => Ok(to_json(&self.stream_counted(&batch.records, deadline, tally).await)),
             Event::Sweep(SweepEvent { sweep }) => {
                 let idle = sweep.idle_seconds.map(Duration::from_secs);
                 // Messages first, in at most half the time (someone waits for them, and a slow
@@ -119,6 +144,16 @@ impl Worker {
                     deadline,
                 )
                 .await;
+                // What each half did counts, whether or not the other failed.
+                if let Ok(mail) = &mail {
+                    tally.mail_sent += mail.sent as u64;
+                    tally.mail_given_up += mail.given_up as u64;
+                    tally.mail_deferred += mail.retry_later as u64;
+                }
+                if let Ok(swept) = &purges {
+                    tally.purges_done += swept.done as u64;
+                    tally.purged_records += swept.deleted;
+                }
                 let (mail, swept) = (mail?, purges?);
                 tracing::info!(
                     stale = swept.stale,
@@ -140,6 +175,16 @@ impl Worker {
     /// Runs the work of each record of a stream batch, in order: a purge, or a message to send.
     /// On the first that fails it stops and names it: Lambda retries the batch from it.
     pub async fn stream(&self, records: &[EventRecord], deadline: Instant) -> DynamoDbEventResponse {
+        self.stream_counted(records, deadline, &mut Tally::default()).await
+    }
+
+    /// [`Self::stream`], counting what it does into `tally`.
+    async fn stream_counted(
+        &self,
+        records: &[EventRecord],
+        deadline: Instant,
+        tally: &mut Tally,
+    ) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
         // Each piece of work once, in the batch's order.
         let mut work: Vec<(Work, &EventRecord)> = Vec::new();
@@ -155,10 +200,18 @@ impl Worker {
         for (item, record) in work {
             let failed = match item {
                 Work::Mail(id) => match self.outbox.send(id).await {
-                    Ok(_) => None,
+                    Ok(sent) => {
+                        match sent {
+                            outbox::Sent::Sent => tally.mail_sent += 1,
+                            outbox::Sent::GivenUp => tally.mail_given_up += 1,
+                            _ => {}
+                        }
+                        None
+                    }
                     // Kept in the outbox, its claim given back: the sweep sends it.
                     Err(outbox::Retry::Mail(error)) => {
                         tracing::warn!(mail_id = %id, %error, "left for the sweep");
+                        tally.mail_deferred += 1;
                         None
                     }
                     Err(error @ outbox::Retry::Store(_)) => Some(error.to_string()),
@@ -174,13 +227,23 @@ impl Worker {
                     purges_done += 1;
                     let until = now + deadline.saturating_duration_since(now) / left;
                     match purge::run(self.purges.as_ref(), self.clock.as_ref(), user, until).await {
-                        Ok(Run::Done { .. } | Run::Continues { .. } | Run::UserExists) => None,
+                        Ok(Run::Done { deleted }) => {
+                            tally.purges_done += 1;
+                            tally.purged_records += deleted;
+                            None
+                        }
+                        Ok(Run::Continues { deleted }) => {
+                            tally.purged_records += deleted;
+                            None
+                        }
+                        Ok(Run::UserExists) => None,
                         Err(error) => Some(format!("purge of {user}: {error}")),
                     }
                 }
             };
             if let Some(error) = failed {
                 tracing::warn!(error, "the batch is retried from this record");
+                tally.work_failed += 1;
                 let mut failure = DynamoDbBatchItemFailure::default();
                 failure.item_identifier = record.change.sequence_number.clone();
                 response.batch_item_failures.push(failure);

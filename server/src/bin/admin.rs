@@ -230,7 +230,7 @@ async fn run(args: Args) -> Result<(), String> {
                 Some(url) => Sink::Invoke(url),
                 None => {
                     server::mail_locally(&mut config);
-                    Sink::InProcess(worker::Worker::new(&state, worker::mailer(&config).await))
+                    Sink::InProcess(Box::new(worker::Worker::new(&state, worker::mailer(&config).await)))
                 }
             };
             let streams = aws_sdk_dynamodbstreams::Client::new(&shared::state::sdk_config(&config).await);

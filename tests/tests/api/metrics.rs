@@ -224,3 +224,70 @@ async fn an_unverified_login_is_neither_ok_nor_failed() {
     let doc = &since(&captured, from)[0];
     assert_eq!((count(doc, "LoginOk"), count(doc, "LoginFailed")), (0.0, 0.0), "{doc}");
 }
+
+/// The worker writes one line per invocation, by function alone: messages sent, given up and
+/// left for later, purges finished and records purged, and work that failed on the store; zeros
+/// included, and the process's first line a cold start.
+#[tokio::test]
+async fn the_worker_counts_mail_and_purges_once_per_invocation() {
+    use shared::repo::keys::{outbox_pk, outbox_sk, purge_sk, purges_pk};
+    use worker::mail::SendError;
+    let (app, _) = app();
+    let (user, other, gone) = (app.user().await, app.user().await, app.user().await);
+    assert_eq!(app.delete("/v1/users/me", &gone.access).await.status, StatusCode::NO_CONTENT);
+    let pending = app.state.repos.mail.pending_mail(10, None).await.unwrap().records;
+    let mail_of = |email: &str| pending.iter().find(|m| m.email_key == email).unwrap().id;
+    let (first, second) = (mail_of(&user.email), mail_of(&other.email));
+    let captured = Arc::new(Captured::default());
+    let worker = worker::Worker {
+        metrics: Metrics::new("the-stack", "the-stack-worker", captured.clone()),
+        ..worker::Worker::new(&app.state, app.mailbox.clone())
+    };
+    let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let record = |n: u32, pk: String, sk: String| {
+        json!({"eventID": n.to_string(), "eventName": "INSERT", "awsRegion": "us-east-1",
+            "dynamodb": {"Keys": {"PK": {"S": pk}, "SK": {"S": sk}}, "SequenceNumber": n.to_string(), "SizeBytes": 1}})
+    };
+    let stream =
+        |records: Vec<Value>| serde_json::from_value::<worker::Event>(json!({"Records": records})).unwrap();
+    let names = ["MailSent", "MailGivenUp", "MailDeferred", "PurgesDone", "PurgedRecords", "WorkFailed"];
+    let counts =
+        |doc: &Value| names.map(|name| doc[name].as_f64().unwrap_or_else(|| panic!("{name}: {doc}")));
+
+    // A batch: one message sent, one SES cannot take now (left for the sweep), one purge done.
+    app.mailbox.fail_next([SendError::Transient("TooManyRequestsException".into())]);
+    let batch = stream(vec![
+        record(1, outbox_pk(second), outbox_sk(second)),
+        record(2, outbox_pk(first), outbox_sk(first)),
+        record(3, purges_pk(gone.id), purge_sk(gone.id)),
+    ]);
+    assert_eq!(worker.handle(batch, deadline()).await.unwrap(), json!({"batchItemFailures": []}));
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 1, "one line an invocation");
+    let doc = emf(&lines[0]);
+    let purged = doc["PurgedRecords"].as_f64().unwrap();
+    assert!(purged >= 2.0, "the user's records and its own purge record: {doc}");
+    assert_eq!(counts(&doc), [1.0, 0.0, 1.0, 1.0, purged, 0.0]);
+    assert_eq!((doc["FunctionName"].as_str(), count(&doc, "ColdStart")), (Some("the-stack-worker"), 1.0));
+    assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["FunctionName"]]));
+    assert!(doc.get("Route").is_none(), "no route: the worker serves none");
+
+    // The sweep: the deferred message refused for good now.
+    app.mailbox.fail_next([SendError::Permanent("MessageRejected".into())]);
+    let sweep = || serde_json::from_value::<worker::Event>(json!({"sweep": {"idle_seconds": 0}})).unwrap();
+    worker.handle(sweep(), deadline()).await.unwrap();
+    let doc = emf(&captured.lines()[1]);
+    assert_eq!(counts(&doc), [0.0, 1.0, 0.0, 0.0, 0.0, 0.0]);
+    assert!(doc.get("ColdStart").is_none(), "only the process's first invocation");
+
+    // A store out of reach: the sweep fails, and says so.
+    let mut config = api_tests::config();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config.dynamodb_endpoint = Some(format!("http://127.0.0.1:{port}"));
+    let down = AppState::dynamodb(config).await;
+    let broken =
+        worker::Worker { metrics: worker.metrics.clone(), ..worker::Worker::new(&down, app.mailbox.clone()) };
+    assert!(broken.handle(sweep(), deadline()).await.is_err());
+    let doc = emf(&captured.lines()[2]);
+    assert_eq!(counts(&doc), [0.0, 0.0, 0.0, 0.0, 0.0, 1.0]);
+}
