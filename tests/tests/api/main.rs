@@ -54,8 +54,10 @@ mod signing_keys;
 mod structure;
 mod table_design;
 mod template;
+mod template_alarms;
 mod template_keys;
 mod template_ops;
+mod template_stages;
 mod throttle;
 mod users;
 #[cfg(feature = "dynamodb")]
