@@ -3,10 +3,9 @@
 //!
 //! This is a small writer, not the `metrics` facade with `metrics_cloudwatch_embedded`: one
 //! middleware (`web::finish`) sees every request, and what it writes is one object of fixed
-//! shape, which `serde_json` (already in every function) renders. The crate would add a global
-//! recorder, its registry and a flush per invocation through its own Lambda wrapper. What this
-//! writer adds at cold start is two environment reads; the crate's cost was not measured
-//! against it.
+//! shape, which `serde_json` (already in every function) renders. Measured against the crate
+//! (docs/metrics.md): 0.1 ms less to a first response, 110 KB less zipped (auth's package
+//! would pass 4 MB with it), the same per request, and about half the log bytes.
 //!
 //! What is measured, per request:
 //! - `Requests`, `Latency` and `Status2xx`/`Status4xx`/`Status5xx`, by function and route, and
