@@ -13,15 +13,19 @@
 //!
 //! and writes the results between the markers of `BENCHMARKS.md`. `bench run --quick` is the
 //! short iteration the test command runs. `bench purge` measures deleting an account
-//! (`purge.rs`), and `scripts/bench` runs it after `bench run`.
+//! (`purge.rs`), and `scripts/bench` runs it after `bench run`. `bench sizes` measures each
+//! function's warm latency and cost at Lambda's memory sizes, in containers limited to the CPU
+//! share of each (`sizes.rs`, `cost.rs`).
 
 #![allow(clippy::print_stdout)]
 
+mod cost;
 mod lambda;
 mod load;
 mod purge;
 mod report;
 mod runtime_api;
+mod sizes;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -57,6 +61,10 @@ enum Cmd {
         #[arg(long, default_value = "BENCHMARKS.md")]
         out: PathBuf,
     },
+    /// Each function's warm latency, GB-s and cost at each memory size, in a container limited
+    /// to that size's CPU share (`--cpus=<MB/1769>`); the table goes into --out (its sizes
+    /// markers).
+    Sizes(sizes::SizesArgs),
     /// A function's router on Lambda over an in-memory store with a user and an item (written to
     /// --fixtures): the in-memory rows of the warm latency.
     ServeFunction {
@@ -120,6 +128,7 @@ fn main() {
             Cmd::Run(args) => run(args).await,
             Cmd::ServeFunction { name, fixtures } => serve_function(&name, &fixtures).await,
             Cmd::Purge { quick, out } => purge::run(quick, &out).await,
+            Cmd::Sizes(args) => sizes::run(args).await,
         }
     });
     if let Err(e) = result {

@@ -133,7 +133,16 @@ fn command_output(program: &str, args: &[&str], dir: &Path) -> Option<String> {
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
 }
 
-fn machine() -> String {
+/// The commit measured, and whether the work tree differed from it.
+pub fn commit(workspace: &Path) -> String {
+    let commit = command_output("git", &["rev-parse", "--short=12", "HEAD"], workspace)
+        .unwrap_or_else(|| "unknown".into());
+    let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"], workspace)
+        .is_some_and(|s| !s.is_empty());
+    if dirty { format!("{commit} (with uncommitted changes)") } else { commit }
+}
+
+pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
@@ -161,14 +170,10 @@ fn machine() -> String {
 
 impl Report {
     pub fn new(workspace: &Path, command: &str, quick: bool, counts: Counts) -> Self {
-        let commit = command_output("git", &["rev-parse", "--short=12", "HEAD"], workspace)
-            .unwrap_or_else(|| "unknown".into());
-        let dirty = command_output("git", &["status", "--porcelain", "--untracked-files=no"], workspace)
-            .is_some_and(|s| !s.is_empty());
         Self {
             machine: machine(),
             date: chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string(),
-            commit: if dirty { format!("{commit} (with uncommitted changes)") } else { commit },
+            commit: commit(workspace),
             command: command.to_owned(),
             quick,
             counts,

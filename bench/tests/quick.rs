@@ -88,3 +88,40 @@ fn the_purge_measurement_runs_and_is_reported() {
     assert!(report.starts_with("# Benchmarks\n\nbefore\n") && report.ends_with("\n\nafter\n"), "{report}");
     assert!(!report.contains("old"), "{report}");
 }
+
+/// `bench sizes --quick`: every function in a container of 512 MB's CPU share, two requests of
+/// each of its rows. It needs a Docker engine (the test command installs docker.io; the bench
+/// starts dockerd for its run as root): without one it fails, it is not skipped.
+#[test]
+fn the_memory_sizes_measurement_runs_in_containers_and_is_reported() {
+    let workspace = api_tests::process::workspace();
+    let out = workspace.join("target/bench-sizes-quick.md");
+    std::fs::write(&out, "# Benchmarks\n\nbefore\n\n<!-- sizes:begin (written by `bench sizes`; edits inside are overwritten) -->\nold\n<!-- sizes:end -->\n\nafter\n").expect("write");
+    let ran = Command::new(env!("CARGO_BIN_EXE_bench"))
+        .args(["sizes", "--quick", "--out"])
+        .arg(&out)
+        .current_dir(&workspace)
+        .output()
+        .expect("run the bench");
+    assert!(
+        ran.status.success(),
+        "bench sizes --quick: {}\n{}\n{}",
+        ran.status,
+        String::from_utf8_lossy(&ran.stdout),
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let report = std::fs::read_to_string(&out).expect("the report");
+    for expected in [
+        "quick run",
+        "| `auth` | `POST /v1/auth/token` | 512 MB | 0.289 |",
+        "| `users` | `POST /v1/users/signup` | 512 MB | 0.289 |",
+        "| `users` | `GET /v1/users/me` | 512 MB | 0.289 |",
+        "| `items` | `GET /v1/items` | 512 MB | 0.289 |",
+        "| `docs` | `GET /v1/health` | 512 MB | 0.289 |",
+        "| `docs` | `GET /openapi.json` | 512 MB | 0.289 |",
+    ] {
+        assert!(report.contains(expected), "no {expected:?} in the report:\n{report}");
+    }
+    assert!(report.starts_with("# Benchmarks\n\nbefore\n") && report.ends_with("\n\nafter\n"), "{report}");
+    assert!(!report.contains("\nold\n"), "{report}");
+}
