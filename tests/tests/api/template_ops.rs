@@ -132,3 +132,33 @@ fn the_log_level_is_the_functions_own_so_lambda_drops_no_metrics() {
     assert_eq!(tagged(&variables["RUST_LOG"], "!Ref"), "LogLevel");
     assert_eq!(tagged(&variables["METRICS_NAMESPACE"], "!Ref"), "AWS::StackName");
 }
+
+/// Each function's memory is the size the bench measured and the README's cost table justifies
+/// (BENCHMARKS.md, "Memory size per function"): more for the two that run argon2id, the
+/// smallest that keeps its latency for the others; the measurement has a row for each.
+#[test]
+fn each_functions_memory_is_a_size_the_bench_measured() {
+    let t = template();
+    let globals = t["Globals"]["Function"]["MemorySize"].as_u64().unwrap();
+    let benchmarks = include_str!("../../../BENCHMARKS.md");
+    let readme = include_str!("../../../README.md");
+    let measured = [
+        ("AuthFunction", "auth", "POST /v1/auth/token", 1024),
+        ("UsersFunction", "users", "POST /v1/users/signup", 512),
+        ("ItemsFunction", "items", "GET /v1/items", 256),
+        ("DocsFunction", "docs", "GET /v1/health", 256),
+    ];
+    for (id, name, request, mb) in measured {
+        let size = t["Resources"][id]["Properties"]["MemorySize"].as_u64().unwrap_or(globals);
+        assert_eq!(size, mb, "{id}");
+        let row = format!("| `{name}` | `{request}` | {mb} MB |");
+        assert!(benchmarks.contains(&row), "BENCHMARKS.md measures {row}");
+        assert!(
+            readme.contains(&format!("| `{name}` | {mb} MB |")),
+            "the README's cost table has {name} at {mb} MB"
+        );
+    }
+    // The worker waits on DynamoDB and SES: the default.
+    assert!(t["Resources"]["WorkerFunction"]["Properties"].get("MemorySize").is_none());
+    assert_eq!(globals, 256);
+}
