@@ -286,16 +286,22 @@ async fn refresh_grant(state: &AppState, form: &TokenRequest) -> ApiResult<Respo
 }
 
 /// RFC 9700 §4.14.2: a rotated refresh token presented again means it may have been stolen;
-/// revoke every token descended from the same login. The answer is the refusal (counted as a
-/// reuse, for the metrics' alarm), or the store's fault.
+/// revoke every token descended from the same login. The answer is the refusal, or the store's
+/// fault. A reuse that ended a live session is counted (the metrics' alarm); the same token
+/// presented again, its session already ended, is not: anyone could replay one token of their
+/// own to page whoever is on call.
 async fn reuse_detected(state: &AppState, old: &RefreshRecord) -> Response {
-    tracing::warn!(user_id = %old.user_id, family_id = %old.family_id, "refresh token reuse: family revoked");
-    let mut response = match state.repos.tokens.revoke_family(old.user_id, old.family_id).await {
-        Ok(()) => ApiError::invalid_grant().into_response(),
+    match state.repos.tokens.revoke_family(old.user_id, old.family_id).await {
+        Ok(ended) => {
+            tracing::warn!(user_id = %old.user_id, family_id = %old.family_id, ended, "refresh token reuse: family revoked");
+            let mut response = ApiError::invalid_grant().into_response();
+            if ended {
+                Counted::add(&mut response, Event::RefreshReuse);
+            }
+            response
+        }
         Err(e) => ApiError::from(e).into_response(),
-    };
-    Counted::add(&mut response, Event::RefreshReuse);
-    response
+    }
 }
 
 /// RFC 7009: 200 whether or not the token was known; a known token's whole family stops working.

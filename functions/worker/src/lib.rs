@@ -118,6 +118,11 @@ impl Worker {
         if result.is_err() {
             tally.work_failed += 1;
         }
+        // A stack deployed without a sender gives every message up at once, by design: still
+        // logged, but no failure for the MailGivenUp alarm to page anyone about.
+        if !self.outbox.mailer.sends() {
+            tally.mail_given_up = 0;
+        }
         self.metrics.counts(&tally.metrics(), self.clock.now().timestamp_millis());
         result
     }
@@ -356,6 +361,10 @@ pub struct Unconfigured;
 impl Mailer for Unconfigured {
     async fn send(&self, _mail: &mail::OutgoingMail) -> Result<(), mail::SendError> {
         Err(mail::SendError::Permanent("MAIL_FROM is not set: no message can be sent".into()))
+    }
+
+    fn sends(&self) -> bool {
+        false
     }
 }
 

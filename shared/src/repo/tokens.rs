@@ -58,8 +58,9 @@ pub trait TokenRepo: Send + Sync + std::fmt::Debug {
         new: &RefreshRecord,
         now: DateTime<Utc>,
     ) -> RepoResult<Rotation>;
-    /// Revokes every token of the family.
-    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<()>;
+    /// Revokes every token of the family; true if the family was still there (false: it had
+    /// been revoked, had expired, or never was).
+    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<bool>;
     /// Revokes every token of every family of the user.
     async fn revoke_user_tokens(&self, user_id: Uuid) -> RepoResult<()>;
 }

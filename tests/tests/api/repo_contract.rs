@@ -472,7 +472,9 @@ async fn a_revoked_or_expired_family_cannot_rotate<S: Store>(s: Arc<S>) {
     let u = created_user(s.as_ref()).await;
     let revoked = refresh(u.id, Uuid::new_v4(), Duration::days(7));
     s.create_family(&revoked).await.unwrap();
-    s.revoke_family(u.id, revoked.family_id).await.unwrap();
+    assert!(s.revoke_family(u.id, revoked.family_id).await.unwrap(), "it was there");
+    assert!(!s.revoke_family(u.id, revoked.family_id).await.unwrap(), "gone already");
+    assert!(!s.revoke_family(u.id, Uuid::new_v4()).await.unwrap(), "never was");
     let next = refresh(u.id, revoked.family_id, Duration::days(7));
     assert_eq!(s.rotate_refresh(&revoked, &next, now()).await.unwrap(), Rotation::FamilyGone);
     assert_eq!(s.get_refresh(next.user_id, &next.token_hash).await.unwrap(), None);

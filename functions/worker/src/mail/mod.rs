@@ -125,4 +125,10 @@ impl SendError {
 #[async_trait::async_trait]
 pub trait Mailer: Send + Sync + fmt::Debug {
     async fn send(&self, mail: &OutgoingMail) -> Result<(), SendError>;
+
+    /// False for a mailer that sends nothing by configuration (no sender given): the messages
+    /// it refuses are given up by design, not failures to count.
+    fn sends(&self) -> bool {
+        true
+    }
 }

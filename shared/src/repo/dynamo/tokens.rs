@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, ReturnValue, Update};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -162,18 +162,22 @@ impl TokenRepo for DynamoStore {
         })
     }
 
-    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<()> {
-        self.client
+    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<bool> {
+        // What was deleted says whether the family was still there (a resend after a lost
+        // answer finds it gone: the first attempt revoked it, and this one says false).
+        let deleted = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .key(PK, s(user_pk(user_id)))
             .key(SK, s(FAMILY.sk(family_id)))
+            .return_values(ReturnValue::AllOld)
             .customize()
             .config_override(resend::<DeleteItemError>(Resend::Idempotent))
             .send()
             .await
             .map_err(|e| sdk_error("DeleteItem", e))?;
-        Ok(())
+        Ok(deleted.attributes.is_some_and(|old| !old.is_empty()))
     }
 
     async fn revoke_user_tokens(&self, user_id: Uuid) -> RepoResult<()> {

@@ -60,9 +60,8 @@ impl TokenRepo for MemoryStore {
         Ok(Rotation::Rotated)
     }
 
-    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<()> {
-        self.lock().records.remove(&key(user_pk(user_id), FAMILY.sk(family_id)));
-        Ok(())
+    async fn revoke_family(&self, user_id: Uuid, family_id: Uuid) -> RepoResult<bool> {
+        Ok(self.lock().records.remove(&key(user_pk(user_id), FAMILY.sk(family_id))).is_some())
     }
 
     async fn revoke_user_tokens(&self, user_id: Uuid) -> RepoResult<()> {
