@@ -207,10 +207,15 @@ fn alarms_and_the_dashboard_watch_only_metrics_the_code_writes() {
             watched.insert(name);
         }
     }
-    // Each by the function that writes it.
-    let by = |id: &str| function_ref(&metrics_of(&t["Resources"][id]["Properties"])[0].2[0].1);
-    assert_eq!(by("RefreshReuseAlarm"), "AuthFunction");
-    assert_eq!(by("MailGivenUpAlarm"), "WorkerFunction");
+    // Each by a function that writes it.
+    for (id, alarm) in alarms(&t) {
+        for (namespace, name, dims) in metrics_of(alarm) {
+            if is_stack_namespace(&namespace) {
+                let function = function_ref(&dims[0].1);
+                assert!(writers(&name).contains(&function.as_str()), "{id}: {function} writes no {name}");
+            }
+        }
+    }
 
     let dashboard = dashboard(&t);
     let mut graphed = BTreeSet::new();
@@ -221,6 +226,11 @@ fn alarms_and_the_dashboard_watch_only_metrics_the_code_writes() {
                 let name = metric[1].as_str().unwrap();
                 assert!(written.contains(name), "the dashboard graphs {name}, which no function writes");
                 assert_eq!(metric[2], "FunctionName");
+                let function = metric[3].as_str().unwrap().trim_start_matches("${").trim_end_matches('}');
+                assert!(
+                    writers(name).contains(&function),
+                    "the dashboard graphs {name} of {function}, which writes none"
+                );
                 graphed.insert(name.to_owned());
             }
         }
@@ -232,11 +242,31 @@ fn alarms_and_the_dashboard_watch_only_metrics_the_code_writes() {
     assert_eq!(not_graphed, BTreeSet::from(["Latency", "PurgedRecords", "Status2xx"]));
 }
 
+/// The functions that write `metric`: the worker its own counts; auth the logins and refresh
+/// reuse; users and items (the routes with `Idempotency-Key`) replays; every HTTP function its
+/// traffic, cold starts and 503s (the worker a cold start too).
+fn writers(metric: &str) -> Vec<&'static str> {
+    let worker = worker::Tally::default().metrics().iter().any(|(name, _, _)| *name == metric);
+    match metric {
+        _ if worker => vec!["WorkerFunction"],
+        "LoginOk" | "LoginFailed" | "LoginThrottled" | "RefreshReuse" => vec!["AuthFunction"],
+        "IdempotentReplay" => vec!["UsersFunction", "ItemsFunction"],
+        "ColdStart" => {
+            vec!["AuthFunction", "UsersFunction", "ItemsFunction", "DocsFunction", "WorkerFunction"]
+        }
+        _ => vec!["AuthFunction", "UsersFunction", "ItemsFunction", "DocsFunction"],
+    }
+}
+
 /// The dashboard's body, every `${...}` of its `!Sub` a resource, attribute or pseudo parameter
 /// of the template, and the rest JSON.
 fn dashboard(t: &Value) -> serde_json::Value {
     let board = &t["Resources"]["Dashboard"]["Properties"];
-    assert_eq!(tagged(&board["DashboardName"], "!Sub"), "${AWS::StackName}");
+    assert_eq!(
+        tagged(&board["DashboardName"], "!Sub"),
+        "${AWS::StackName}-${AWS::Region}",
+        "names are the account's"
+    );
     let body = tagged(&board["DashboardBody"], "!Sub").as_str().unwrap();
     let mut rest = body;
     while let Some(at) = rest.find("${") {
@@ -304,8 +334,13 @@ fn the_http_functions_deploy_as_a_canary_in_prod_that_rolls_back_on_their_alarms
             (kind[0].as_str(), kind[1].as_str(), kind[2].as_str()),
             (Some("Production"), Some("Canary10Percent5Minutes"), Some("AllAtOnce"))
         );
-        let watched: Vec<String> =
-            preference["Alarms"].as_sequence().unwrap().iter().map(function_ref).collect();
+        // In prod only: in dev no alarm holds a deploy (a fix) up while it fires.
+        let alarms = tagged(&preference["Alarms"], "!If");
+        assert_eq!(
+            (alarms[0].as_str(), tagged(&alarms[2], "!Ref").as_str()),
+            (Some("Production"), Some("AWS::NoValue"))
+        );
+        let watched: Vec<String> = alarms[1].as_sequence().unwrap().iter().map(function_ref).collect();
         assert_eq!(watched, [format!("{f}ErrorsAlarm"), format!("{f}5xxAlarm")]);
         for alarm in &watched {
             let text = serde_norway::to_string(&t["Resources"][alarm.as_str()]).unwrap();
@@ -343,5 +378,60 @@ fn prod_keeps_its_table_and_every_stack_keeps_its_keys() {
             (Some("Retain"), Some("Retain")),
             "{id}"
         );
+    }
+}
+
+/// A 5xx alarm reads a rate that two transient 503s cannot make (fewer than 3 in a minute count
+/// as none) and that a quiet minute cannot inflate (it counts as at least 10 requests); the four
+/// functions' alarms read the same.
+#[test]
+fn the_5xx_rate_ignores_a_couple_of_503s_and_quiet_minutes() {
+    let t = template();
+    for (f, _) in HTTP {
+        let alarm = &t["Resources"][format!("{f}5xxAlarm").as_str()]["Properties"];
+        let rate = alarm["Metrics"].as_sequence().unwrap().iter().find(|m| m["Id"] == "rate").unwrap();
+        assert_eq!(
+            rate["Expression"], "100 * IF(failed >= 3, failed, 0) / IF(requests >= 10, requests, 10)",
+            "{f}"
+        );
+        assert_eq!(rate["ReturnData"], true);
+        assert_eq!(
+            (alarm["EvaluationPeriods"].as_u64(), alarm["DatapointsToAlarm"].as_u64()),
+            (Some(3), Some(2))
+        );
+    }
+}
+
+/// SAM publishes a new version (the one the alias serves) only when a function's code or its
+/// environment as written changes; in `Globals` a parameter is written as a `Ref`, the same
+/// whatever its value. Each aliased function's `DEPLOYED_PARAMETERS` names every parameter the
+/// environment takes, so a deploy that changes only one still reaches the alias
+/// (scripts/scan-template checks the versions themselves).
+#[test]
+fn every_parameter_the_environment_takes_publishes_a_new_version() {
+    let t = template();
+    let globals = t["Globals"]["Function"]["Environment"]["Variables"].as_mapping().unwrap();
+    let parameters: BTreeSet<String> = globals
+        .values()
+        .filter_map(|v| match v {
+            Value::Tagged(t) if t.tag == "!Ref" => t.value.as_str().map(str::to_owned),
+            _ => None,
+        })
+        .filter(|name| t["Parameters"].get(name.as_str()).is_some())
+        .collect();
+    assert!(parameters.len() > 10, "{parameters:?}");
+    for (f, _) in HTTP {
+        let function = &t["Resources"][format!("{f}Function").as_str()]["Properties"];
+        let deployed =
+            tagged(&function["Environment"]["Variables"]["DEPLOYED_PARAMETERS"], "!Sub").as_str().unwrap();
+        let named: BTreeSet<String> = deployed
+            .split(' ')
+            .map(|pair| {
+                let (name, value) = pair.split_once('=').unwrap();
+                assert_eq!(value, format!("${{{name}}}"), "{f}: {pair}");
+                name.to_owned()
+            })
+            .collect();
+        assert_eq!(named, parameters, "{f}");
     }
 }

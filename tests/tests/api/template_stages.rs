@@ -12,6 +12,9 @@ use serde_norway::Value;
 
 use super::template::{tagged, template};
 
+/// The value samconfig.toml gives what a person must choose before a first deploy.
+const PLACEHOLDER: &str = "REPLACE-ME";
+
 fn samconfig() -> toml::Table {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../samconfig.toml");
     std::fs::read_to_string(path).unwrap().parse().unwrap()
@@ -79,8 +82,20 @@ fn dev_and_prod_deploy_values_the_template_takes_to_stacks_of_their_own() {
         for (parameter, value) in &overrides {
             let declared = &t["Parameters"][parameter.as_str()];
             assert!(!declared.is_null(), "{name}: {parameter} is no parameter of the template");
-            takes(declared, value).unwrap_or_else(|e| panic!("{name}: {parameter}: {e}"));
+            // What a person must choose is a placeholder the template refuses: nothing deploys
+            // with an example's issuer, alarm topic or sender.
+            if value == PLACEHOLDER {
+                assert!(takes(declared, value).is_err(), "{name}: {parameter} would deploy {PLACEHOLDER}");
+            } else {
+                takes(declared, value).unwrap_or_else(|e| panic!("{name}: {parameter}: {e}"));
+                assert!(!value.contains("example."), "{name}: {parameter}={value} is an example's");
+            }
         }
+        let region = config[name]["global"]["parameters"]["region"].as_str();
+        assert!(
+            region.is_some_and(|r| !r.is_empty()),
+            "{name}: `sam deploy --config-env {name}` reads its own region"
+        );
         // Every parameter without a default is given.
         for (parameter, declared) in t["Parameters"].as_mapping().unwrap() {
             if declared.get("Default").is_none() {
@@ -101,6 +116,7 @@ fn dev_and_prod_deploy_values_the_template_takes_to_stacks_of_their_own() {
                 "{name}: verification needs mail"
             );
         }
+        assert_eq!(overrides["PublicBaseUrl"], PLACEHOLDER, "{name}: the issuer is the deployer's to say");
     }
     assert_ne!(stacks[0], stacks[1], "a stack (a table, a key, alarms) each");
 }
@@ -114,7 +130,9 @@ fn prod_is_watched_keeps_its_logs_and_says_who_may_sign_up() {
     for explicit in ["OpenRegistration", "RequireEmailVerification"] {
         assert!(prod.contains_key(explicit), "{explicit}: a decision, not a default");
     }
-    assert!(!prod["AlarmTopicArn"].is_empty());
+    for chosen in ["AlarmTopicArn", "MailFrom"] {
+        assert_eq!(prod[chosen], PLACEHOLDER, "{chosen}: a person's choice, refused until made");
+    }
     let (_, dev) = environment(&config, "dev");
     assert!(
         dev["LogRetentionDays"].parse::<u32>().unwrap() < prod["LogRetentionDays"].parse::<u32>().unwrap()
@@ -146,4 +164,22 @@ fn the_templates_rules_refuse_a_deploy_that_could_not_work() {
         rule("VerificationNeedsMail"),
         ("RequireEmailVerification".into(), "true".into(), "MailFrom".into(), String::new())
     );
+}
+
+/// The README's table of parameters has a row for each parameter of the template.
+#[test]
+fn the_readme_describes_every_parameter() {
+    let t = template();
+    let readme = include_str!("../../../README.md");
+    let table = &readme[readme.find("### Parameters").unwrap()..];
+    let table = &table[..table.find("\n\n**").unwrap_or(table.len())];
+    for (name, _) in t["Parameters"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        assert!(
+            table.contains(&format!("| `{name}` |"))
+                || table.contains(&format!("`{name}` /"))
+                || table.contains(&format!("/ `{name}` |")),
+            "{name} has no row"
+        );
+    }
 }
