@@ -143,8 +143,10 @@ impl MetricsSink for Captured {
 /// A process's metrics: where they go, under which namespace and function name.
 #[derive(Debug, Clone)]
 pub struct Metrics {
-    namespace: String,
-    function: String,
+    // Shared, not owned: every request's `AppState` (which holds this) is a clone, and a
+    // clone must not allocate.
+    namespace: Arc<str>,
+    function: Arc<str>,
     sink: Arc<dyn MetricsSink>,
     cold: Arc<AtomicBool>,
 }
@@ -164,8 +166,8 @@ pub struct RequestRecord<'a> {
 impl Metrics {
     pub fn new(namespace: &str, function: &str, sink: Arc<dyn MetricsSink>) -> Self {
         Self {
-            namespace: namespace.to_owned(),
-            function: function.to_owned(),
+            namespace: Arc::from(namespace),
+            function: Arc::from(function),
             sink,
             // A provisioned-concurrency environment is started ahead of traffic: no request
             // waits for it, so it is no cold start.
@@ -196,6 +198,11 @@ impl Metrics {
         }
     }
 
+    /// Whether a line written here is kept (false for the local server's, which drops them).
+    pub fn keeps(&self) -> bool {
+        self.sink.keeps()
+    }
+
     /// Writes one request's metrics.
     pub fn request(&self, record: &RequestRecord<'_>, timestamp_ms: i64) {
         if !self.sink.keeps() {
@@ -224,7 +231,7 @@ impl Metrics {
             }
         }
         let members = Members {
-            dimensions: &[("FunctionName", self.function.as_str()), ("Route", record.route)],
+            dimensions: &[("FunctionName", &*self.function), ("Route", record.route)],
             properties: &[("requestId", json!(record.request_id)), ("status", json!(record.status))],
         };
         let directives = [(&DIMENSION_SETS[..], &traffic[..]), (&EVENT_DIMENSION_SETS[..], &events[..])];
@@ -244,7 +251,7 @@ impl Metrics {
         if self.cold.swap(false, Ordering::Relaxed) {
             metrics.push(("ColdStart", "Count", 1.0));
         }
-        let members = Members { dimensions: &[("FunctionName", self.function.as_str())], properties: &[] };
+        let members = Members { dimensions: &[("FunctionName", &*self.function)], properties: &[] };
         let directives = [(&EVENT_DIMENSION_SETS[..], &metrics[..])];
         self.sink.write(document(&self.namespace, &members, &directives, timestamp_ms));
     }

@@ -13,6 +13,7 @@ pub mod paging;
 pub mod resources;
 pub mod throttle;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
@@ -22,8 +23,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 
+use crate::deps::Clock;
 use crate::error::ApiError;
-use crate::metrics::{Counted, Event, RequestRecord};
+use crate::metrics::{Counted, Event, Metrics, RequestRecord};
 use crate::state::AppState;
 
 pub use address::SourceAddress;
@@ -55,7 +57,7 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The request-level middleware wraps the *whole* router (as its fallback service), not each
 /// route: axum adds `Allow` to a 405 outside per-route layers, and the 405 body must keep it.
 pub fn finish(router: Router<AppState>, state: AppState) -> Router {
-    let metrics = state.clone();
+    let recorder = Arc::new(Recorder { metrics: state.metrics.clone(), clock: state.clock.clone() });
     let inner = router.fallback(not_found).layer(middleware::from_fn(record_route)).with_state(state);
     // Layers wrap outwards: the panic catcher sits inside the request context, so a panic's 500
     // still gets its `x-request-id` and its access-log line.
@@ -66,7 +68,7 @@ pub fn finish(router: Router<AppState>, state: AppState) -> Router {
     Router::new()
         .fallback_service(inner)
         .layer(catch_panic)
-        .layer(middleware::from_fn_with_state(metrics, request_context))
+        .layer(middleware::from_fn_with_state(recorder, request_context))
 }
 
 async fn not_found() -> Response {
@@ -86,8 +88,16 @@ async fn record_route(request: Request, next: Next) -> Response {
     response
 }
 
+/// What [`request_context`] needs of the state, behind one `Arc`: a middleware's state is cloned
+/// for every request, and a whole `AppState` is dozens of reference counts and two strings (the
+/// local server's throughput fell by about 8% with it).
+struct Recorder {
+    metrics: Metrics,
+    clock: Arc<dyn Clock>,
+}
+
 /// Request id, the JSON 405, the access-log line and the request's metrics.
-async fn request_context(State(state): State<AppState>, request: Request, next: Next) -> Response {
+async fn request_context(State(recorder): State<Arc<Recorder>>, request: Request, next: Next) -> Response {
     let started = Instant::now();
     let request_id = request
         .extensions()
@@ -110,18 +120,20 @@ async fn request_context(State(state): State<AppState>, request: Request, next: 
     let (route, latency_ms) =
         (route.as_deref().unwrap_or("<unmatched>"), started.elapsed().as_secs_f64() * 1000.0);
     tracing::info!(request_id, method = %method, route, status = response.status().as_u16(), latency_ms, "request");
-    let mut events = response.extensions().get::<Counted>().map(|c| c.0.clone()).unwrap_or_default();
-    if response.headers().contains_key(&idempotency::IDEMPOTENT_REPLAYED) {
-        events.push(Event::IdempotentReplay);
+    if recorder.metrics.keeps() {
+        let mut events = response.extensions_mut().remove::<Counted>().map(|c| c.0).unwrap_or_default();
+        if response.headers().contains_key(&idempotency::IDEMPOTENT_REPLAYED) {
+            events.push(Event::IdempotentReplay);
+        }
+        let record = RequestRecord {
+            route,
+            status: response.status().as_u16(),
+            latency_ms,
+            events: &events,
+            request_id: &request_id,
+        };
+        recorder.metrics.request(&record, recorder.clock.now().timestamp_millis());
     }
-    let record = RequestRecord {
-        route,
-        status: response.status().as_u16(),
-        latency_ms,
-        events: &events,
-        request_id: &request_id,
-    };
-    state.metrics.request(&record, state.clock.now().timestamp_millis());
     response
 }
 
