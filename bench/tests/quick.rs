@@ -64,25 +64,34 @@ fn one_short_iteration_of_every_measurement_runs_and_is_reported() {
     assert!(report.starts_with("# Benchmarks"), "{report}");
 }
 
-#[test]
-fn the_purge_measurement_runs_and_is_reported() {
+/// Runs `bench <command> --quick` into a report whose `<command>` section (between its markers)
+/// holds `old`, between the paragraphs `before` and `after`; returns the report it wrote.
+fn quick_into_markers(command: &str) -> String {
     let workspace = api_tests::process::workspace();
-    let out = workspace.join("target/bench-purge-quick.md");
-    std::fs::write(&out, "# Benchmarks\n\nbefore\n\n<!-- purge:begin (written by `bench purge`; edits inside are overwritten) -->\nold\n<!-- purge:end -->\n\nafter\n").expect("write");
+    let out = workspace.join(format!("target/bench-{command}-quick.md"));
+    let section = format!(
+        "<!-- {command}:begin (written by `bench {command}`; edits inside are overwritten) -->\nold\n<!-- {command}:end -->"
+    );
+    std::fs::write(&out, format!("# Benchmarks\n\nbefore\n\n{section}\n\nafter\n")).expect("write");
     let ran = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["purge", "--quick", "--out"])
+        .args([command, "--quick", "--out"])
         .arg(&out)
         .current_dir(&workspace)
         .output()
         .expect("run the bench");
     assert!(
         ran.status.success(),
-        "bench purge --quick: {}\n{}\n{}",
+        "bench {command} --quick: {}\n{}\n{}",
         ran.status,
         String::from_utf8_lossy(&ran.stdout),
         String::from_utf8_lossy(&ran.stderr)
     );
-    let report = std::fs::read_to_string(&out).expect("the report");
+    std::fs::read_to_string(&out).expect("the report")
+}
+
+#[test]
+fn the_purge_measurement_runs_and_is_reported() {
+    let report = quick_into_markers("purge");
     assert!(report.contains("| `DELETE /v1/users/me`, median |"), "{report}");
     assert!(report.contains("| 150 | 1 |"), "{report}");
     assert!(report.starts_with("# Benchmarks\n\nbefore\n") && report.ends_with("\n\nafter\n"), "{report}");
@@ -94,23 +103,7 @@ fn the_purge_measurement_runs_and_is_reported() {
 /// starts dockerd for its run as root): without one it fails, it is not skipped.
 #[test]
 fn the_memory_sizes_measurement_runs_in_containers_and_is_reported() {
-    let workspace = api_tests::process::workspace();
-    let out = workspace.join("target/bench-sizes-quick.md");
-    std::fs::write(&out, "# Benchmarks\n\nbefore\n\n<!-- sizes:begin (written by `bench sizes`; edits inside are overwritten) -->\nold\n<!-- sizes:end -->\n\nafter\n").expect("write");
-    let ran = Command::new(env!("CARGO_BIN_EXE_bench"))
-        .args(["sizes", "--quick", "--out"])
-        .arg(&out)
-        .current_dir(&workspace)
-        .output()
-        .expect("run the bench");
-    assert!(
-        ran.status.success(),
-        "bench sizes --quick: {}\n{}\n{}",
-        ran.status,
-        String::from_utf8_lossy(&ran.stdout),
-        String::from_utf8_lossy(&ran.stderr)
-    );
-    let report = std::fs::read_to_string(&out).expect("the report");
+    let report = quick_into_markers("sizes");
     for expected in [
         "quick run",
         "| `auth` | `POST /v1/auth/token` | 512 MB | 0.289 |",
