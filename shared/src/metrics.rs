@@ -220,10 +220,7 @@ impl Metrics {
         ];
         // Rare events by function alone: a metric per route for each would cost (each
         // dimension combination is a billed custom metric) and say nothing more.
-        let mut events = Vec::new();
-        if self.cold.swap(false, Ordering::Relaxed) {
-            events.push(("ColdStart", "Count", 1.0));
-        }
+        let mut events: Vec<Metric<'_>> = self.cold_start().into_iter().collect();
         for event in Event::ALL {
             let n = record.events.iter().filter(|e| **e == event).count();
             if n > 0 {
@@ -237,9 +234,12 @@ impl Metrics {
         let directives = [(&DIMENSION_SETS[..], &traffic[..]), (&EVENT_DIMENSION_SETS[..], &events[..])];
         self.sink.write(document(&self.namespace, &members, &directives, timestamp_ms));
     }
-}
 
-impl Metrics {
+    /// `ColdStart` for the process's first line, once.
+    fn cold_start(&self) -> Option<Metric<'static>> {
+        self.cold.swap(false, Ordering::Relaxed).then_some(("ColdStart", "Count", 1.0))
+    }
+
     /// Writes one invocation's counts by function alone (the worker's: mail sent and given up,
     /// purges), with `ColdStart` on a process's first. Zeros are written too: a count that is
     /// zero is a point on the graph, not a gap.
@@ -248,9 +248,7 @@ impl Metrics {
             return;
         }
         let mut metrics = counts.to_vec();
-        if self.cold.swap(false, Ordering::Relaxed) {
-            metrics.push(("ColdStart", "Count", 1.0));
-        }
+        metrics.extend(self.cold_start());
         let members = Members { dimensions: &[("FunctionName", &*self.function)], properties: &[] };
         let directives = [(&EVENT_DIMENSION_SETS[..], &metrics[..])];
         self.sink.write(document(&self.namespace, &members, &directives, timestamp_ms));

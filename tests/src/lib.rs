@@ -16,6 +16,7 @@ pub mod process;
 pub mod records;
 pub mod ses;
 pub mod stats;
+pub mod stream;
 
 use std::sync::Arc;
 

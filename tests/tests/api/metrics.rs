@@ -233,6 +233,7 @@ async fn an_unverified_login_is_neither_ok_nor_failed() {
 /// included, and the process's first line a cold start.
 #[tokio::test]
 async fn the_worker_counts_mail_and_purges_once_per_invocation() {
+    use api_tests::stream::{batch, stream_record};
     use shared::repo::keys::{outbox_pk, outbox_sk, purge_sk, purges_pk};
     use worker::mail::SendError;
     let (app, _) = app();
@@ -247,24 +248,19 @@ async fn the_worker_counts_mail_and_purges_once_per_invocation() {
         ..worker::Worker::new(&app.state, app.mailbox.clone())
     };
     let deadline = || tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    let record = |n: u32, pk: String, sk: String| {
-        json!({"eventID": n.to_string(), "eventName": "INSERT", "awsRegion": "us-east-1",
-            "dynamodb": {"Keys": {"PK": {"S": pk}, "SK": {"S": sk}}, "SequenceNumber": n.to_string(), "SizeBytes": 1}})
-    };
-    let stream =
-        |records: Vec<Value>| serde_json::from_value::<worker::Event>(json!({"Records": records})).unwrap();
+    let record = |n: u64, pk: String, sk: String| stream_record("INSERT", &pk, &sk, n);
     let names = ["MailSent", "MailGivenUp", "MailDeferred", "PurgesDone", "PurgedRecords", "WorkFailed"];
     let counts =
         |doc: &Value| names.map(|name| doc[name].as_f64().unwrap_or_else(|| panic!("{name}: {doc}")));
 
     // A batch: one message sent, one SES cannot take now (left for the sweep), one purge done.
     app.mailbox.fail_next([SendError::Transient("TooManyRequestsException".into())]);
-    let batch = stream(vec![
+    let records = batch(vec![
         record(1, outbox_pk(second), outbox_sk(second)),
         record(2, outbox_pk(first), outbox_sk(first)),
         record(3, purges_pk(gone.id), purge_sk(gone.id)),
     ]);
-    assert_eq!(worker.handle(batch, deadline()).await.unwrap(), json!({"batchItemFailures": []}));
+    assert_eq!(worker.handle(records, deadline()).await.unwrap(), json!({"batchItemFailures": []}));
     let lines = captured.lines();
     assert_eq!(lines.len(), 1, "one line an invocation");
     let doc = emf(&lines[0]);

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use api_tests::TestApp;
 use api_tests::records::Keys;
+use api_tests::stream::{batch, stream_record};
 use async_trait::async_trait;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -82,31 +83,8 @@ on_both_stores!(
     a_superuser_deleting_a_user_purges_the_same_way,
 );
 
-/// A stream record as Lambda delivers it from a table whose stream carries keys only.
-fn stream_record(event_name: &str, pk: &str, sk: &str, sequence: u64) -> Value {
-    json!({
-        "eventID": format!("event-{sequence}"),
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": "us-east-1",
-        "dynamodb": {
-            "ApproximateCreationDateTime": 1_764_584_000,
-            "Keys": {"PK": {"S": pk}, "SK": {"S": sk}},
-            "SequenceNumber": sequence.to_string(),
-            "SizeBytes": 64,
-            "StreamViewType": "KEYS_ONLY"
-        },
-        "eventSourceARN": "arn:aws:dynamodb:us-east-1:123456789012:table/t/stream/2026-12-01T00:00:00.000"
-    })
-}
-
 fn purge_inserted(user: Uuid, sequence: u64) -> Value {
     stream_record("INSERT", &purges_pk(user), &format!("USER#{user}"), sequence)
-}
-
-fn batch(records: Vec<Value>) -> Event {
-    serde_json::from_value(json!({"Records": records})).unwrap()
 }
 
 fn soon() -> Instant {
